@@ -1,0 +1,630 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of the RipStream CLI against peer downloaders.
+
+Normally started by ``bash benchmarks/run.sh`` (which installs the tools,
+generates the test files and starts nginx on 127.0.0.1). It can also be run
+by hand against an nginx that run.sh-style config already serves:
+
+    python benchmarks/bench.py --generate-only [--big-size 64M ...]   # files only
+    python benchmarks/bench.py [--scenario all] [--runs 3] [--tools curl,ripstream]
+
+Scenarios (see benchmarks/README.md for the exact command lines):
+
+  big        one large file (--big-size, default 1G), each tool's defaults
+  small      --small-count files (default 2000) of --small-size (default 64K),
+             8 at a time (wget: one at a time, it has no parallel mode)
+  throttled  one --throttled-size file (default 200M) from /throttled/, where
+             nginx caps every connection at 20 MiB/s; 8 connections
+
+Every tool is run --runs times per scenario (round robin, so drift hits every
+tool alike); the table shows the MEDIAN wall time and CPU time (user+sys of
+the whole child process tree, from os.wait4) and the largest ru_maxrss.
+Every output file is compared by sha256 with the generated source: a run that
+exits non-zero, times out or writes wrong/missing bytes makes that tool FAILED
+for the scenario and it gets no timing.
+
+Results go to stdout as Markdown tables and to WORK/results.json (plus a
+timestamped copy). Sizes accept K/M/G suffixes (binary: 64M = 64 MiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+PEERS = HERE / "peers"
+PY = sys.executable
+
+SCENARIOS = ("big", "small", "throttled")
+TOOLS = ("curl", "wget", "aria2c", "requests_tpe", "parfive", "pypdl", "ripstream")
+# Which tools take part in which scenario (wget has no multi-connection mode,
+# so it is left out of "throttled": it would only repeat curl's single stream).
+MATRIX = {
+    "big": TOOLS,
+    "small": TOOLS,
+    "throttled": ("curl", "aria2c", "requests_tpe", "parfive", "pypdl", "ripstream"),
+}
+PARALLEL = 8  # files at a time (small) and connections (throttled)
+MiB = 1 << 20
+
+
+def find_gnu_time() -> str | None:
+    """Path of GNU time (Debian package `time`), used only to read peak RSS."""
+    path = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+    if not path:
+        return None
+    try:
+        proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return path if "GNU" in (proc.stdout + proc.stderr) else None
+
+
+GNU_TIME = find_gnu_time()
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 64K, 200M, 1G)")
+    mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
+    return int(float(m.group(1)) * mult)
+
+
+def human(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return f"{value:g} {unit}" if value.is_integer() else f"{value:.1f} {unit}"
+    return f"{n} B"
+
+
+# --------------------------------------------------------------------------
+# Test data
+# --------------------------------------------------------------------------
+
+
+def write_random(path: Path, size: int) -> str:
+    """Write `size` random bytes to `path`, return their sha256."""
+    digest = hashlib.sha256()
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as fh:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 4 * MiB))
+            digest.update(chunk)
+            fh.write(chunk)
+            left -= len(chunk)
+    tmp.replace(path)
+    return digest.hexdigest()
+
+
+def prepare_files(args: argparse.Namespace, scenarios: list[str]) -> dict:
+    """Create (or reuse) the test files under WORK/www/files; return the manifest.
+
+    The manifest (WORK/manifest.json) records size and sha256 of every file, so
+    a rerun with the same sizes reuses the files without hashing them again.
+    """
+    files_dir = Path(args.work_dir) / "www" / "files"
+    (files_dir / "small").mkdir(parents=True, exist_ok=True)
+    manifest_path = Path(args.work_dir) / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+
+    def single(key: str, name: str, size: int) -> None:
+        path = files_dir / name
+        entry = manifest.get(key)
+        if (entry and entry.get("size") == size and path.is_file()
+                and path.stat().st_size == size):
+            return
+        log(f"generating {path} ({human(size)})")
+        manifest[key] = {"name": name, "size": size, "sha256": write_random(path, size)}
+        manifest_path.write_text(json.dumps(manifest, indent=1))
+
+    if "big" in scenarios:
+        single("big", "big.bin", args.big_size)
+    if "throttled" in scenarios:
+        single("throttled", "throttled.bin", args.throttled_size)
+    if "small" in scenarios:
+        entry = manifest.get("small")
+        names = [f"s{i:05d}.bin" for i in range(args.small_count)]
+        ok = (entry and entry.get("size") == args.small_size
+              and entry.get("count") == args.small_count)
+        if ok:
+            sample = [names[0], names[-1]]
+            ok = all((files_dir / "small" / n).is_file()
+                     and (files_dir / "small" / n).stat().st_size == args.small_size
+                     for n in sample)
+        if not ok:
+            log(f"generating {args.small_count} files of {human(args.small_size)}"
+                f" in {files_dir / 'small'}")
+            for stale in (files_dir / "small").glob("s*.bin"):
+                stale.unlink()
+            hashes = {n: write_random(files_dir / "small" / n, args.small_size) for n in names}
+            manifest["small"] = {"count": args.small_count, "size": args.small_size,
+                                 "sha256": hashes}
+            manifest_path.write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+# --------------------------------------------------------------------------
+# Tools
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """What one scenario asks of a tool."""
+
+    scenario: str
+    out: Path
+    urls: list[str]
+    list_file: Path | None = None  # one URL per line (small)
+    curl_config: Path | None = None  # url = "..." lines for curl -K (small)
+    expected: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    total_bytes: int = 0
+
+
+def tool_command(tool: str, job: Job) -> list[str]:
+    """The exact argv each tool runs for each scenario."""
+    out, sc = str(job.out), job.scenario
+    url = job.urls[0]
+    single_name = next(iter(job.expected)) if len(job.expected) == 1 else ""
+    aria_common = ["aria2c", "-q", "--file-allocation=none", "--allow-overwrite=true",
+                   "--auto-file-renaming=false", "-d", out]
+    if tool == "curl":
+        if sc == "small":
+            return ["curl", "-sS", "-f", "-Z", "--parallel-max", str(PARALLEL),
+                    "--output-dir", out, "--remote-name-all", "-K", str(job.curl_config)]
+        return ["curl", "-sS", "-f", "-o", os.path.join(out, single_name), url]
+    if tool == "wget":
+        if sc == "small":
+            return ["wget", "-q", "-P", out, "-i", str(job.list_file)]
+        return ["wget", "-q", "-O", os.path.join(out, single_name), url]
+    if tool == "aria2c":
+        if sc == "small":
+            return [*aria_common, f"-j{PARALLEL}", "-i", str(job.list_file)]
+        if sc == "throttled":
+            return [*aria_common, f"-x{PARALLEL}", f"-s{PARALLEL}", "-k1M", "-o", single_name, url]
+        return [*aria_common, "-o", single_name, url]
+    if tool == "requests_tpe":
+        base = [PY, str(PEERS / "requests_tpe.py"), "-o", out]
+        if sc == "small":
+            return [*base, "-j", str(PARALLEL), "-i", str(job.list_file)]
+        if sc == "throttled":
+            return [*base, "--segments", str(PARALLEL), url]
+        return [*base, url]
+    if tool == "parfive":
+        base = [PY, str(PEERS / "parfive_dl.py"), "-o", out]
+        if sc == "small":
+            return [*base, "--max-conn", str(PARALLEL), "--max-splits", "1",
+                    "-i", str(job.list_file)]
+        if sc == "throttled":
+            return [*base, "--max-splits", str(PARALLEL), url]
+        return [*base, url]
+    if tool == "pypdl":
+        base = [PY, str(PEERS / "pypdl_dl.py"), "-o", out]
+        if sc == "small":
+            return [*base, "-j", str(PARALLEL), "--segments", "1", "-i", str(job.list_file)]
+        if sc == "throttled":
+            return [*base, "--segments", str(PARALLEL), url]
+        return [*base, url]
+    if tool == "ripstream":
+        base = [PY, "-m", "ripstream", "-q", "--no-progress"]
+        if sc == "small":
+            return [*base, "-j", str(PARALLEL), "-o", out, "-i", str(job.list_file)]
+        if sc == "throttled":
+            return [*base, "--segments", str(PARALLEL), "-o", out, url]
+        return [*base, "-o", out, url]
+    raise ValueError(tool)
+
+
+def tool_env(tool: str, work: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("LC_ALL", "C.UTF-8")
+    env.pop("http_proxy", None)
+    env.pop("HTTP_PROXY", None)
+    env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1,localhost"
+    env["PARFIVE_HIDE_PROGRESS"] = "1"
+    if tool == "ripstream":
+        # Use the repo's code even if `pip install -e .` has not been done, and
+        # keep bytecode out of the source tree another engineer is editing.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+        env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    return env
+
+
+def first_line(cmd: list[str], env: dict[str, str] | None = None) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"? ({exc})"
+    text = (proc.stdout or proc.stderr).strip()
+    return text.splitlines()[0] if text else f"? (exit {proc.returncode})"
+
+
+def probe_tools(work: Path) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Return ({tool: None if usable else why not}, {tool: version})."""
+    why: dict[str, str | None] = {}
+    versions: dict[str, str] = {}
+    for exe in ("curl", "wget", "aria2c"):
+        if shutil.which(exe):
+            why[exe] = None
+            versions[exe] = first_line([exe, "--version"])
+        else:
+            why[exe] = f"skipped: `{exe}` not installed"
+    for tool, modules in (("requests_tpe", ["requests"]), ("parfive", ["parfive", "aiohttp"]),
+                          ("pypdl", ["pypdl", "aiohttp"])):
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            why[tool] = f"skipped: python module {', '.join(missing)} not installed"
+        else:
+            why[tool] = None
+            versions[tool] = ", ".join(
+                f"{m} {importlib.metadata.version(m)}" for m in modules)
+    env = tool_env("ripstream", work)
+    try:
+        proc = subprocess.run([PY, "-m", "ripstream", "--version"], capture_output=True,
+                              text=True, timeout=120, env=env, cwd=str(work), check=False)
+        if proc.returncode == 0:
+            why["ripstream"] = None
+            versions["ripstream"] = (proc.stdout or proc.stderr).strip().splitlines()[0] \
+                if (proc.stdout or proc.stderr).strip() else "?"
+            # Compile the package once so the first timed run does not pay for it.
+            subprocess.run([PY, "-m", "compileall", "-q", str(REPO / "ripstream")], env=env,
+                           capture_output=True, timeout=120, check=False)
+        else:
+            err = [ln for ln in (proc.stderr + proc.stdout).strip().splitlines() if ln.strip()]
+            reason = err[-1].strip() if err else f"exit {proc.returncode}"
+            why["ripstream"] = f"unavailable: `python -m ripstream --version` failed: {reason}"
+    except subprocess.TimeoutExpired:
+        why["ripstream"] = "unavailable: `python -m ripstream --version` timed out"
+    return why, versions
+
+
+# --------------------------------------------------------------------------
+# Running and measuring
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    ok: bool
+    wall: float
+    cpu: float
+    user: float
+    sys: float
+    maxrss_kib: int
+    exit_code: int
+    reason: str = ""
+    stderr_tail: str = ""
+
+
+def run_once(tool: str, job: Job, work: Path, timeout: float, log_stem: Path) -> RunResult:
+    shutil.rmtree(job.out, ignore_errors=True)
+    job.out.mkdir(parents=True)
+    argv = tool_command(tool, job)
+    env = tool_env(tool, work)
+    log_stem.parent.mkdir(parents=True, exist_ok=True)
+    out_log = Path(f"{log_stem}.out")
+    err_log = Path(f"{log_stem}.err")
+    rss_file = Path(f"{log_stem}.maxrss")
+    rss_file.unlink(missing_ok=True)
+    if GNU_TIME:
+        # GNU time forks the tool from a ~1 MiB process and writes the tool's own
+        # ru_maxrss; the wait4 maxrss below would include the ~30 MiB of this
+        # Python process, inherited by the forked child before exec.
+        argv = [GNU_TIME, "-f", "%M", "-o", str(rss_file), "--", *argv]
+    timed_out = threading.Event()
+    with open(out_log, "wb") as fo, open(err_log, "wb") as fe:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=str(job.out), env=env, stdin=subprocess.DEVNULL,
+                                stdout=fo, stderr=fe, start_new_session=True)
+
+        def kill() -> None:
+            timed_out.set()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            _, status, ru = os.wait4(proc.pid, 0)
+        except BaseException:  # e.g. Ctrl-C: do not leave the tool running
+            kill()
+            os.wait4(proc.pid, 0)
+            proc.returncode = -1
+            raise
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4 already
+        try:  # anything the tool left running in its session
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    maxrss_kib = ru.ru_maxrss
+    if GNU_TIME:
+        try:
+            maxrss_kib = int(rss_file.read_text().split()[-1])
+        except (OSError, ValueError, IndexError):
+            pass  # killed before time wrote it: keep the (upper bound) wait4 value
+    stderr_tail = err_log.read_bytes()[-2000:].decode("utf-8", "replace").strip()
+    res = RunResult(ok=False, wall=wall, cpu=ru.ru_utime + ru.ru_stime, user=ru.ru_utime,
+                    sys=ru.ru_stime, maxrss_kib=maxrss_kib, exit_code=proc.returncode,
+                    stderr_tail=stderr_tail)
+    if timed_out.is_set():
+        res.reason = f"timeout after {timeout:g}s"
+    elif proc.returncode != 0:
+        lines = [ln for ln in stderr_tail.splitlines() if ln.strip()]
+        res.reason = f"exit {proc.returncode}" + (f": {lines[-1].strip()}" if lines else "")
+    else:
+        res.reason = verify(job)
+        res.ok = not res.reason
+    shutil.rmtree(job.out, ignore_errors=True)  # free the page cache before the next run
+    return res
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(4 * MiB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(job: Job) -> str:
+    """'' if every expected file is in job.out with the right bytes, else why not."""
+    missing = wrong = 0
+    example = ""
+    for name, want in job.expected.items():
+        path = job.out / name
+        if not path.is_file():
+            missing += 1
+            example = example or f"{name} missing"
+        elif sha256_file(path) != want:
+            wrong += 1
+            example = example or f"{name} sha256 mismatch ({path.stat().st_size} bytes)"
+    if not (missing or wrong):
+        return ""
+    parts = []
+    if wrong:
+        parts.append(f"{wrong} wrong")
+    if missing:
+        parts.append(f"{missing} missing")
+    return f"bad output: {', '.join(parts)} of {len(job.expected)} files (e.g. {example})"
+
+
+# --------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------
+
+
+def make_job(scenario: str, args: argparse.Namespace, manifest: dict) -> Job:
+    work = Path(args.work_dir)
+    base = args.base_url.rstrip("/")
+    lists = work / "lists"
+    lists.mkdir(parents=True, exist_ok=True)
+    if scenario in ("big", "throttled"):
+        entry = manifest[scenario]
+        prefix = "/files/" if scenario == "big" else "/throttled/"
+        return Job(scenario=scenario, out=work / "out" / scenario,
+                   urls=[f"{base}{prefix}{entry['name']}"],
+                   expected={entry["name"]: entry["sha256"]}, total_bytes=entry["size"])
+    entry = manifest["small"]
+    urls = [f"{base}/files/small/{name}" for name in entry["sha256"]]
+    list_file = lists / "small_urls.txt"
+    list_file.write_text("".join(u + "\n" for u in urls))
+    curl_config = lists / "small_curl.cfg"
+    curl_config.write_text("".join(f'url = "{u}"\n' for u in urls))
+    return Job(scenario="small", out=work / "out" / "small", urls=urls, list_file=list_file,
+               curl_config=curl_config, expected=dict(entry["sha256"]),
+               total_bytes=entry["size"] * entry["count"])
+
+
+def check_server(base_url: str, manifest: dict, scenarios: list[str]) -> None:
+    probes = [f"{base_url.rstrip('/')}/healthz"]
+    if "big" in scenarios:
+        probes.append(f"{base_url.rstrip('/')}/files/{manifest['big']['name']}")
+    for url in probes:
+        try:
+            req = urllib.request.Request(url, method="HEAD")
+            with urllib.request.urlopen(req, timeout=5) as resp:  # loopback only
+                resp.read()
+        except OSError as exc:
+            sys.exit(f"bench.py: test server not reachable at {url} ({exc}).\n"
+                     "Start everything with `bash benchmarks/run.sh`, or serve WORK/www with"
+                     " benchmarks/nginx.conf yourself and pass --base-url.")
+
+
+def summarize(scenario: str, tool: str, runs: list[RunResult], job: Job) -> dict:
+    ok_runs = [r for r in runs if r.ok]
+    row: dict = {"tool": tool, "command": tool_command(tool, job), "runs": [r.__dict__ for r in runs]}
+    if runs and len(ok_runs) == len(runs):
+        wall = statistics.median(r.wall for r in ok_runs)
+        row.update(
+            status="ok",
+            wall_median_s=wall,
+            wall_min_s=min(r.wall for r in ok_runs),
+            wall_max_s=max(r.wall for r in ok_runs),
+            mib_per_s=job.total_bytes / MiB / wall,
+            files_per_s=len(job.expected) / wall,
+            cpu_median_s=statistics.median(r.cpu for r in ok_runs),
+            peak_rss_mib=max(r.maxrss_kib for r in ok_runs) / 1024,
+        )
+    else:
+        bad = [r for r in runs if not r.ok]
+        row["status"] = f"FAILED ({len(bad)}/{len(runs)} runs): {bad[0].reason}"
+    return row
+
+
+def fmt_table(scenario: str, rows: list[dict], job: Job) -> str:
+    rip = next((r for r in rows if r["tool"] == "ripstream" and r["status"] == "ok"), None)
+    small = scenario == "small"
+    head = ["tool", "median wall s", "min–max s", "MiB/s"]
+    if small:
+        head.append("files/s")
+    head += ["CPU s", "peak RSS MiB", "status", "ripstream ratio"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        if r["status"] == "ok":
+            cells = [r["tool"], f"{r['wall_median_s']:.3f}",
+                     f"{r['wall_min_s']:.2f}–{r['wall_max_s']:.2f}", f"{r['mib_per_s']:.1f}"]
+            if small:
+                cells.append(f"{r['files_per_s']:.0f}")
+            ratio = f"{rip['wall_median_s'] / r['wall_median_s']:.2f}" if rip else "n/a"
+            cells += [f"{r['cpu_median_s']:.2f}", f"{r['peak_rss_mib']:.1f}", "ok", ratio]
+        else:
+            status = r["status"].replace("|", "\\|").replace("\n", " ")
+            if len(status) > 160:
+                status = status[:157] + "..."
+            cells = [r["tool"], "–", "–", "–"] + (["–"] if small else []) + ["–", "–", status, "n/a"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def scenario_title(scenario: str, job: Job, args: argparse.Namespace) -> str:
+    if scenario == "big":
+        return f"big: one {human(job.total_bytes)} file, each tool's defaults"
+    if scenario == "small":
+        return (f"small: {len(job.expected)} files of {human(args.small_size)}, {PARALLEL} at a time"
+                " (wget: 1 at a time)")
+    return (f"throttled: one {human(job.total_bytes)} file, nginx limit_rate {args.rate} per"
+            f" connection, {PARALLEL} connections (curl: 1)")
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[1:]))
+    parser.add_argument("--scenario", default="all", choices=[*SCENARIOS, "all"])
+    parser.add_argument("--runs", type=int, default=3, help="runs per tool and scenario (3)")
+    parser.add_argument("--tools", default="", help=f"comma list, subset of {','.join(TOOLS)}")
+    parser.add_argument("--work-dir", default=os.environ.get("RIPSTREAM_BENCH_DIR",
+                                                             "/tmp/ripstream-bench"))
+    parser.add_argument("--base-url", default=os.environ.get(
+        "RIPSTREAM_BENCH_URL",
+        f"http://127.0.0.1:{os.environ.get('RIPSTREAM_BENCH_PORT', '18080')}"))
+    parser.add_argument("--big-size", type=parse_size, default=parse_size("1G"))
+    parser.add_argument("--small-count", type=int, default=2000)
+    parser.add_argument("--small-size", type=parse_size, default=parse_size("64K"))
+    parser.add_argument("--throttled-size", type=parse_size, default=parse_size("200M"))
+    parser.add_argument("--rate", default=os.environ.get("RIPSTREAM_BENCH_RATE", "20m"),
+                        help="nginx limit_rate of /throttled/ (label only; set by run.sh)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per run (600)")
+    parser.add_argument("--generate-only", action="store_true",
+                        help="create the test files and exit")
+    args = parser.parse_args()
+
+    if args.runs < 1:
+        parser.error("--runs must be >= 1")
+    if args.small_count < 1:
+        parser.error("--small-count must be >= 1")
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()] or list(TOOLS)
+    unknown = sorted(set(tools) - set(TOOLS))
+    if unknown:
+        parser.error(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(TOOLS)}")
+    scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    work = Path(args.work_dir).resolve()
+    args.work_dir = str(work)
+    work.mkdir(parents=True, exist_ok=True)
+
+    manifest = prepare_files(args, scenarios)
+    if args.generate_only:
+        return 0
+    check_server(args.base_url, manifest, scenarios)
+
+    why, versions = probe_tools(work)
+    for tool in tools:
+        if why.get(tool):
+            log(f"{tool}: {why[tool]}")
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    results: dict = {
+        "started": stamp,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": sys.version.split()[0]},
+        "settings": {"runs": args.runs, "big_size": args.big_size,
+                     "small_count": args.small_count, "small_size": args.small_size,
+                     "throttled_size": args.throttled_size, "rate": args.rate,
+                     "parallel": PARALLEL, "base_url": args.base_url,
+                     "timeout_s": args.timeout,
+                     "peak_rss_from": "GNU time %M (the tool's own ru_maxrss)" if GNU_TIME
+                     else "os.wait4 ru_maxrss (includes ~30 MiB inherited from bench.py)"},
+        "versions": versions,
+        "scenarios": {},
+    }
+    tables = []
+    for scenario in scenarios:
+        job = make_job(scenario, args, manifest)
+        entrants = [t for t in tools if t in MATRIX[scenario]]
+        runnable = [t for t in entrants if not why.get(t)]
+        runs: dict[str, list[RunResult]] = {t: [] for t in runnable}
+        for i in range(args.runs):
+            for tool in runnable:
+                res = run_once(tool, job, work, args.timeout,
+                               work / "logs" / scenario / f"{tool}.run{i + 1}")
+                runs[tool].append(res)
+                log(f"{scenario} run {i + 1}/{args.runs} {tool:<12} {res.wall:8.3f} s  "
+                    f"cpu {res.cpu:6.2f} s  rss {res.maxrss_kib / 1024:7.1f} MiB  "
+                    f"{'ok' if res.ok else 'FAILED: ' + res.reason}")
+        rows = []
+        for tool in entrants:
+            if why.get(tool):
+                rows.append({"tool": tool, "status": why[tool], "runs": []})
+            else:
+                rows.append(summarize(scenario, tool, runs[tool], job))
+        title = scenario_title(scenario, job, args)
+        table = f"### {title}\n\n{fmt_table(scenario, rows, job)}\n"
+        results["scenarios"][scenario] = {"title": title, "bytes": job.total_bytes,
+                                          "files": len(job.expected), "results": rows}
+        tables.append(table)
+        print(table, flush=True)
+        # Keep what we have even if a later scenario is interrupted.
+        (work / "results.json").write_text(json.dumps(results, indent=1))
+
+    footer = (f"_{args.runs} run(s) per tool, round robin; median wall and CPU (user+sys of the"
+              " process tree, os.wait4); peak RSS = largest ru_maxrss of the tool over the runs"
+              f" ({'GNU time %M' if GNU_TIME else 'os.wait4, includes ~30 MiB inherited from bench.py'});"
+              " ripstream ratio = ripstream median wall / tool median wall"
+              " (< 1: ripstream faster). MiB = 2^20 bytes. Every file checked by sha256._")
+    print(footer)
+    out = work / f"results-{stamp}.json"
+    text = json.dumps(results, indent=1)
+    out.write_text(text)
+    (work / "results.json").write_text(text)
+    (work / "results.md").write_text("\n".join(tables) + "\n" + footer + "\n")
+    log(f"results: {work / 'results.json'} (copy {out.name}), tables: {work / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

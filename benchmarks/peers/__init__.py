@@ -1,0 +1,1 @@
+"""Small driver scripts for the peer downloaders compared in benchmarks/bench.py."""
