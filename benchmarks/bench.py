@@ -37,6 +37,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -52,6 +53,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PEERS = HERE / "peers"
 PY = sys.executable
+# How RipStream is started; RIPSTREAM_BENCH_CMD overrides it (e.g. "ripstream" for the
+# console script, or another interpreter: "/opt/py312/bin/python -m ripstream").
+RIPSTREAM_CMD = shlex.split(os.environ.get("RIPSTREAM_BENCH_CMD", "")) or [PY, "-m", "ripstream"]
+RIPSTREAM_LABEL = os.environ.get("RIPSTREAM_BENCH_CMD", "").strip() or "python -m ripstream"
 
 SCENARIOS = ("big", "small", "throttled")
 TOOLS = ("curl", "wget", "aria2c", "requests_tpe", "parfive", "pypdl", "ripstream")
@@ -231,7 +236,7 @@ def tool_command(tool: str, job: Job) -> list[str]:
             return [*base, "--segments", str(PARALLEL), url]
         return [*base, url]
     if tool == "ripstream":
-        base = [PY, "-m", "ripstream", "-q", "--no-progress"]
+        base = [*RIPSTREAM_CMD, "-q", "--no-progress"]
         if sc == "small":
             return [*base, "-j", str(PARALLEL), "-o", out, "-i", str(job.list_file)]
         if sc == "throttled":
@@ -286,7 +291,7 @@ def probe_tools(work: Path) -> tuple[dict[str, str | None], dict[str, str]]:
                 f"{m} {importlib.metadata.version(m)}" for m in modules)
     env = tool_env("ripstream", work)
     try:
-        proc = subprocess.run([PY, "-m", "ripstream", "--version"], capture_output=True,
+        proc = subprocess.run([*RIPSTREAM_CMD, "--version"], capture_output=True,
                               text=True, timeout=120, env=env, cwd=str(work), check=False)
         if proc.returncode == 0:
             why["ripstream"] = None
@@ -298,9 +303,9 @@ def probe_tools(work: Path) -> tuple[dict[str, str | None], dict[str, str]]:
         else:
             err = [ln for ln in (proc.stderr + proc.stdout).strip().splitlines() if ln.strip()]
             reason = err[-1].strip() if err else f"exit {proc.returncode}"
-            why["ripstream"] = f"unavailable: `python -m ripstream --version` failed: {reason}"
+            why["ripstream"] = f"unavailable: `{RIPSTREAM_LABEL} --version` failed: {reason}"
     except subprocess.TimeoutExpired:
-        why["ripstream"] = "unavailable: `python -m ripstream --version` timed out"
+        why["ripstream"] = f"unavailable: `{RIPSTREAM_LABEL} --version` timed out"
     return why, versions
 
 
@@ -627,4 +632,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\n[bench] interrupted; partial results (finished scenarios) are in results.json",
+              file=sys.stderr)
+        sys.exit(130)
