@@ -1,3 +1,4 @@
+# mypy: disable-error-code="import-untyped"
 """A real Subsonic server for tests: Supysonic on 127.0.0.1, serving a generated library.
 
 Usage::
@@ -328,7 +329,7 @@ def _child_main(spec_path: str) -> int:  # pragma: no cover - runs in the server
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     state_dir = Path(spec["state_dir"])
 
-    class Config(DefaultConfig):
+    class Config(DefaultConfig):  # type: ignore[misc]
         # Fresh dicts: DefaultConfig's are class attributes shared by every instance.
         BASE = {  # noqa: RUF012
             "database_uri": "sqlite:///" + str(state_dir / "supysonic.db"),
