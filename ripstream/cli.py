@@ -1,0 +1,265 @@
+"""The command line: ``python -m ripstream [OPTIONS] [URL ...]``, plus ``demo`` and ``sources``.
+
+Argument parsing and printing only; the work is in :mod:`ripstream.batch`.
+Exit status: 0 all succeeded, 1 some failed, 2 bad usage or bad input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from ripstream import __version__
+from ripstream.batch import BatchItem, parse_items, read_input_file, run_batch
+from ripstream.downloader.config import DownloadConfig, OverwritePolicy, parse_rate
+from ripstream.downloader.content import Checksum, DownloadResult, ResultStatus
+from ripstream.downloader.exceptions import AuthenticationError, ConfigError, DownloadError
+from ripstream.downloader.progress import ProgressTracker, TqdmProgress, format_bytes
+from ripstream.downloader.queue import DownloadQueue, DownloadTask
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_SUBCOMMANDS = ("demo", "sources")
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, exit 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _positive_int(name: str, low: int = 1) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}"
+                                             ) from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {value}")
+        return value
+    return parse
+
+
+def _rate(text: str) -> float | None:
+    try:
+        return parse_rate(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _checksum(text: str) -> Checksum:
+    try:
+        return Checksum.parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the main command."""
+    parser = _Parser(prog="ripstream", description="Download music and files, safely and fast.",
+                     epilog="Subcommands: 'ripstream demo' downloads a generated album from a "
+                            "local server; 'ripstream sources' lists the installed sources.")
+    parser.add_argument("urls", nargs="*", metavar="URL", help="URLs to download")
+    parser.add_argument("-o", "--output", metavar="DIR", help="output folder (default: "
+                        "the config's download_directory, else ./downloads)")
+    parser.add_argument("-i", "--input-file", metavar="FILE", action="append", default=[],
+                        help="read URLs from FILE, one per line ('URL [ALGO:HEX]'); - for stdin")
+    parser.add_argument("-j", "--jobs", type=_positive_int("--jobs"), metavar="N",
+                        help="downloads at once (default 3)")
+    parser.add_argument("--segments", type=_positive_int("--segments"), metavar="N",
+                        help="split each file into N ranged parts downloaded in parallel")
+    parser.add_argument("--limit-rate", type=_rate, metavar="RATE",
+                        help="total bandwidth for the run, e.g. 500k, 10M")
+    parser.add_argument("--retries", type=_positive_int("--retries", 0), metavar="N",
+                        help="retries per download after the first attempt (default 5)")
+    parser.add_argument("--checksum", type=_checksum, action="append", default=[],
+                        metavar="ALGO:HEX",
+                        help="expected digest (md5, sha1, sha256, sha512); once per URL")
+    parser.add_argument("--on-exists", choices=[p.value for p in OverwritePolicy],
+                        help="when the file exists: skip (default), overwrite, rename, error")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="seconds without data before a download counts as stalled")
+    parser.add_argument("--config", metavar="FILE", help="JSON config file")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON result per line on stdout")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more")
+    parser.add_argument("--version", action="version", version=f"ripstream {__version__}")
+    return parser
+
+
+def _config_from(args: argparse.Namespace) -> DownloadConfig:
+    config = DownloadConfig.load(args.config) if args.config else DownloadConfig()
+    changes: dict[str, Any] = {}
+    if args.segments is not None:
+        changes["segments"] = args.segments
+    if args.retries is not None:
+        changes["max_retries"] = args.retries
+    if args.on_exists is not None:
+        changes["overwrite"] = args.on_exists
+    if args.timeout is not None:
+        if args.timeout <= 0:
+            raise ConfigError(f"--timeout must be > 0, got {args.timeout}", field="timeout")
+        changes["stall_timeout"] = changes["timeout_seconds"] = args.timeout
+    settings = config.default_settings.replace(**changes) if changes else config.default_settings
+    return DownloadConfig(
+        download_directory=Path(args.output) if args.output else config.download_directory,
+        max_concurrent_downloads=args.jobs or config.max_concurrent_downloads,
+        default_settings=settings,
+        source_settings=config.source_settings,
+        filename_template=config.filename_template,
+        bandwidth_limit=(args.limit_rate if args.limit_rate is not None
+                         else config.bandwidth_limit),
+    )
+
+
+def _items_from(args: argparse.Namespace, stdin: TextIO) -> list[BatchItem]:
+    items = parse_items(args.urls, origin="argument")
+    for name in args.input_file:
+        items.extend(read_input_file(name, stdin))
+    if args.checksum:
+        if len(args.checksum) != len(items):
+            raise ConfigError(f"--checksum was given {len(args.checksum)} times for "
+                              f"{len(items)} URLs; give it once per URL", field="checksum")
+        items = [BatchItem(item.url, checksum) for item, checksum in zip(items, args.checksum,
+                                                                         strict=True)]
+    if not items:
+        raise _UsageError("no URLs given (pass URLs, or -i FILE; try 'ripstream demo')")
+    return items
+
+
+class _Reporter:
+    """Prints results as they come: JSON lines, failures, and the closing summary."""
+
+    def __init__(self, *, quiet: bool, as_json: bool, out: TextIO, err: TextIO) -> None:
+        self.quiet = quiet
+        self.as_json = as_json
+        self.out = out
+        self.err = err
+        self.started = time.monotonic()
+
+    def result(self, task: DownloadTask, result: DownloadResult) -> None:
+        if self.as_json:
+            record = result.to_record()
+            record["title"] = task.title
+            print(json.dumps(record), file=self.out, flush=True)
+        if result.status is ResultStatus.FAILED:
+            print(f"ripstream: failed: {task.title}: {result.error_message}", file=self.err,
+                  flush=True)
+
+    def summary(self, results: list[DownloadResult]) -> None:
+        if self.quiet:
+            return
+        counts = {status: 0 for status in ResultStatus}
+        for result in results:
+            counts[result.status] += 1
+        fetched = sum(r.bytes_downloaded for r in results)
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        folders = sorted({str(r.file_path.parent) for r in results
+                          if r.is_success and r.file_path is not None})
+        line = (f"{counts[ResultStatus.COMPLETED]} downloaded, {counts[ResultStatus.SKIPPED]} "
+                f"already there, {counts[ResultStatus.FAILED]} failed")
+        if counts[ResultStatus.CANCELLED]:
+            line += f", {counts[ResultStatus.CANCELLED]} cancelled"
+        line += (f" ({format_bytes(fetched)} in {elapsed:.2f}s, "
+                 f"{format_bytes(fetched / elapsed, 'B/s')})")
+        print(line, file=self.err)
+        if folders:
+            print(f"saved in: {', '.join(folders)}", file=self.err)
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None,
+         stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        if args_list and args_list[0] in _SUBCOMMANDS:
+            return _subcommand(args_list[0], args_list[1:], out, err)
+        args = build_parser().parse_args(args_list)
+        logging.basicConfig(level=logging.WARNING - 10 * args.verbose if args.verbose
+                            else logging.CRITICAL, format="%(levelname)s %(name)s: %(message)s")
+        config = _config_from(args)
+        items = _items_from(args, stdin or sys.stdin)
+    except _UsageError as exc:
+        print(f"ripstream: error: {exc}", file=err)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"ripstream: error: {exc}", file=err)
+        return EXIT_USAGE
+    return _run(items, config, args, out, err)
+
+
+def _run(items: list[BatchItem], config: DownloadConfig, args: argparse.Namespace,
+         out: TextIO, err: TextIO) -> int:
+    reporter = _Reporter(quiet=args.quiet, as_json=args.json, out=out, err=err)
+    tracker = ProgressTracker()
+    show_bars = not (args.quiet or args.no_progress) and err.isatty()
+    bars: TqdmProgress | None = None
+
+    def on_queue(queue: DownloadQueue) -> None:
+        nonlocal bars
+        if show_bars:
+            bars = TqdmProgress(total_files=len(queue), file=err)
+            tracker.add_callback(bars)
+
+    try:
+        results = run_batch(items, config, progress_tracker=tracker, on_result=reporter.result,
+                            on_queue=on_queue)
+    except KeyboardInterrupt:
+        if bars is not None:
+            bars.close()
+        print("ripstream: interrupted; partial files are kept and resume on the next run",
+              file=err)
+        return EXIT_INTERRUPTED
+    except (ConfigError, AuthenticationError) as exc:
+        print(f"ripstream: error: {exc}", file=err)
+        return EXIT_USAGE
+    except DownloadError as exc:
+        print(f"ripstream: error: {exc}", file=err)
+        return EXIT_FAILED
+    finally:
+        if bars is not None:
+            bars.close()
+    reporter.summary(results)
+    return EXIT_OK if all(r.is_success for r in results) else EXIT_FAILED
+
+
+def _subcommand(name: str, argv: list[str], out: TextIO, err: TextIO) -> int:
+    if name == "demo":
+        from ripstream.demo import run_demo
+
+        parser = _Parser(prog="ripstream demo", description="Download a generated album from a "
+                         "local server through the real pipeline, then verify it.")
+        parser.add_argument("-o", "--output", default="ripstream-demo", metavar="DIR")
+        parser.add_argument("--no-progress", action="store_true")
+        args = parser.parse_args(argv)
+        return run_demo(Path(args.output), out=out, err=err,
+                        progress=not args.no_progress and err.isatty())
+    from ripstream.sources import load_registry
+
+    _Parser(prog="ripstream sources", description="List the installed sources.").parse_args(argv)
+    registry = load_registry()
+    for source_name, source in registry:
+        types = ", ".join(t.value for t in getattr(source, "supported_content_types", []))
+        patterns = ", ".join(getattr(source, "url_patterns", ()))
+        description = getattr(source, "description", "") or (source.__doc__ or "").split("\n")[0]
+        print(f"{source_name:<12} {description}", file=out)
+        print(f"{'':<12} accepts: {patterns or '-'}; content: {types or '-'}", file=out)
+    for plugin, problem in sorted(registry.broken.items()):
+        print(f"{plugin:<12} BROKEN: {problem}", file=out)
+    return EXIT_OK

@@ -1,0 +1,221 @@
+"""Files on disk: safe names, templates, ``.part`` files, atomic rename, digests.
+
+Nothing here trusts a name that came from a server or from metadata: every component goes
+through :func:`safe_filename`, and :func:`resolve_inside` refuses any path that would land
+outside the output folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import string
+import tempfile
+import unicodedata
+from collections.abc import Mapping
+from email.message import Message
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ripstream.downloader.exceptions import ConfigError, StorageError
+
+__all__ = [
+    "PART_SUFFIX",
+    "atomic_write_text",
+    "filename_from_content_disposition",
+    "filename_from_url",
+    "part_path",
+    "render_template",
+    "resolve_inside",
+    "safe_filename",
+    "storage_error",
+    "unique_path",
+]
+
+PART_SUFFIX = ".part"
+MAX_NAME_BYTES = 255
+# room for ".part" and ".resume.json" beside the final name
+_RESERVED_SUFFIX_BYTES = len(".resume.json")
+_WINDOWS_RESERVED = {
+    "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+    *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10)),
+    "COM¹", "COM²", "COM³", "LPT¹", "LPT²", "LPT³",
+}
+_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+
+
+def safe_filename(name: str, *, fallback: str = "download", max_bytes: int = MAX_NAME_BYTES) -> str:
+    """Make one path component safe on every operating system.
+
+    Removes path separators, control and Windows-forbidden characters, leading dots and
+    trailing dots/spaces, renames Windows reserved device names (``CON``, ``com1.txt``), and
+    trims to ``max_bytes`` of UTF-8 (less room for the ``.part`` suffix) keeping the extension.
+
+    Example::
+
+        >>> safe_filename("../../etc/passwd")
+        'etc_passwd'
+        >>> safe_filename("CON.mp3")
+        '_CON.mp3'
+    """
+    text = unicodedata.normalize("NFC", name)
+    text = _FORBIDDEN.sub("_", text)
+    text = re.sub(r"_*(?:\.\._*)+", "_", text) if ".." in text else text
+    text = text.strip().lstrip(".").rstrip(". ")
+    text = re.sub(r"__+", "_", text).strip("_ ") or ""
+    if not text:
+        text = fallback
+    stem, dot, ext = text.rpartition(".")
+    if not dot:
+        stem, ext = text, ""
+    if stem.split(".")[0].upper().rstrip(" ") in _WINDOWS_RESERVED or text.upper() in _WINDOWS_RESERVED:
+        text = "_" + text
+        stem = "_" + stem if dot else text
+    limit = max_bytes - _RESERVED_SUFFIX_BYTES
+    if len(text.encode("utf-8")) > limit:
+        suffix = f".{ext}" if dot and len(ext.encode("utf-8")) <= 16 else ""
+        base = stem if suffix else text
+        room = limit - len(suffix.encode("utf-8"))
+        base = base.encode("utf-8")[:room].decode("utf-8", errors="ignore").rstrip(". ")
+        text = (base or fallback) + suffix
+    return text
+
+
+def filename_from_content_disposition(value: str | None) -> str | None:
+    """The file name a ``Content-Disposition`` header suggests, or ``None``.
+
+    ``filename*`` (RFC 5987/6266, with its charset) wins over ``filename``. Only the last path
+    component is kept; the result still needs :func:`safe_filename`.
+    """
+    if not value:
+        return None
+    message = Message()
+    try:
+        message["content-disposition"] = value
+        name: Any = message.get_filename()
+    except (ValueError, LookupError, TypeError, IndexError):
+        return None
+    if not name:
+        return None
+    if isinstance(name, tuple):
+        charset, _lang, raw = name
+        try:
+            name = unquote(raw, encoding=charset or "utf-8", errors="strict")
+        except (LookupError, UnicodeDecodeError):
+            return None
+    name = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    return name or None
+
+
+def filename_from_url(url: str) -> str | None:
+    """The last non-empty path component of ``url``, percent-decoded, or ``None``."""
+    path = urlsplit(url).path
+    last = unquote(path.rstrip("/").rsplit("/", 1)[-1]) if path else ""
+    return last or None
+
+
+class _Template(string.Formatter):
+    def get_value(self, key: int | str, args: Any, kwargs: Mapping[str, Any]) -> Any:
+        if isinstance(key, str):
+            value = kwargs.get(key)
+            return "" if value is None else value
+        return super().get_value(key, args, kwargs)
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if value == "" and format_spec:
+            return ""
+        try:
+            return super().format_field(value, format_spec)
+        except (ValueError, TypeError):
+            return super().format_field(str(value), "")
+
+
+def render_template(template: str, values: Mapping[str, Any]) -> Path:
+    """Render a naming template such as ``{albumartist}/{album} ({year})/{tracknumber:02d} {title}.{ext}``.
+
+    Each ``/``-separated component is rendered and sanitised on its own, so a value holding
+    ``/`` or ``..`` can never add a directory level. Missing fields render empty.
+
+    :raises ConfigError: when the template itself is malformed.
+    """
+    formatter = _Template()
+    parts = []
+    for piece in template.replace("\\", "/").split("/"):
+        try:
+            rendered = formatter.format(piece, **values)
+        except (ValueError, IndexError, KeyError, AttributeError) as exc:
+            raise ConfigError(f"filename template {template!r} is malformed: {exc}",
+                              field="filename_template", value=template) from exc
+        rendered = re.sub(r"\s+", " ", rendered).replace("()", "").replace("[]", "").strip()
+        if rendered.strip("-_. "):
+            parts.append(safe_filename(rendered))
+    if not parts:
+        parts = ["download"]
+    return Path(*parts)
+
+
+def resolve_inside(directory: Path, relative: Path | str) -> Path:
+    """Join ``relative`` under ``directory`` and refuse anything that escapes it.
+
+    :raises StorageError: when the joined path leaves ``directory``.
+    """
+    base = directory.resolve()
+    target = (base / relative).resolve()
+    if target != base and base not in target.parents:
+        raise StorageError(f"refusing to write {str(relative)!r}: it is outside {str(base)!r}",
+                           path=str(relative))
+    if target == base:
+        raise StorageError(f"{str(relative)!r} names the output folder itself, not a file",
+                           path=str(relative))
+    return target
+
+
+def part_path(final: Path) -> Path:
+    """The temporary file a download is written to before the atomic rename."""
+    return final.with_name(final.name + PART_SUFFIX)
+
+
+def unique_path(final: Path, taken: set[Path] | None = None) -> Path:
+    """``final``, or ``name (1).ext``, ``name (2).ext``... the first that does not exist."""
+    taken = taken or set()
+    if not final.exists() and final not in taken:
+        return final
+    stem, suffix = final.stem, final.suffix
+    for index in range(1, 10_000):
+        candidate = final.with_name(f"{stem} ({index}){suffix}")
+        if not candidate.exists() and candidate not in taken:
+            return candidate
+    raise StorageError(f"no free name for {str(final)!r}", path=str(final))
+
+
+def storage_error(exc: OSError, path: Path, *, url: str | None = None) -> StorageError:
+    """Turn an OSError from writing ``path`` into a StorageError that says what happened."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "the disk is full"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        what = "permission denied"
+    elif exc.errno == errno.ENAMETOOLONG:
+        what = "the name is too long"
+    else:
+        what = exc.strerror or str(exc)
+    return StorageError(f"cannot write {str(path)!r}: {what}", path=str(path), url=url)
+
+
+def atomic_write_text(path: Path, text: str, *, fsync: bool = True) -> None:
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

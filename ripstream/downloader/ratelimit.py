@@ -1,0 +1,67 @@
+"""A thread-safe token bucket, shared by request-rate limits and bandwidth throttling.
+
+Callers *reserve* tokens in arrival order and then sleep outside the lock until their
+reservation is due (the GCRA / virtual-scheduling idea), so threads sharing one bucket get
+the rate in fair turns and nobody spins. Clock and sleep are injectable for tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["TokenBucket"]
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], object]
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up. Thread-safe.
+
+    Example::
+
+        bucket = TokenBucket(rate=10 * 1024 * 1024)   # 10 MiB/s
+        bucket.acquire(len(chunk))                      # blocks until the chunk may go
+
+    :param rate: tokens added per second (bytes/s for bandwidth, requests/s for APIs).
+    :param burst: most tokens that can accumulate; defaults to ``rate`` (one second's worth).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be > 0, got {rate}")
+        self.rate = float(rate)
+        self.burst = float(burst if burst is not None else rate)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = self.burst
+        self._stamp = clock()
+
+    def reserve(self, amount: float) -> float:
+        """Take ``amount`` tokens now (possibly going into debt) and return the wait in seconds."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= amount
+            return -self._tokens / self.rate if self._tokens < 0 else 0.0
+
+    def acquire(self, amount: float, sleep: Sleep | None = None) -> float:
+        """Reserve ``amount`` tokens and sleep until they are due; returns the time slept.
+
+        :param sleep: overrides the bucket's sleep, e.g. a cancel event's ``wait``.
+        """
+        delay = self.reserve(amount)
+        if delay > 0:
+            (sleep or self._sleep)(delay)
+        return delay

@@ -1,0 +1,152 @@
+"""Retry policies on tenacity.
+
+Which errors are retried is decided in one place: the ``retryable`` attribute of the
+exception classes (see :mod:`ripstream.downloader.exceptions`). This module turns a
+:class:`DownloadBehaviorSettings` into a ``tenacity.Retrying`` that waits by the configured
+strategy, honours a server's ``Retry-After`` (capped), and ends with a typed error.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import tenacity
+from tenacity import RetryCallState
+from tenacity.wait import wait_base
+
+from ripstream.downloader.config import DownloadBehaviorSettings, RetryStrategy
+from ripstream.downloader.exceptions import DownloadError, RetryExhaustedError, ServerError
+
+__all__ = ["backoff_wait", "call_with_retries", "is_retryable", "parse_retry_after"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date.
+
+    :returns: a non-negative number of seconds, or ``None`` when absent or unparseable.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now())
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether the retry loop may try again after ``error``."""
+    return isinstance(error, DownloadError) and error.retryable
+
+
+class _RetryAfter(wait_base):
+    """The strategy's wait, unless the last error carried a ``Retry-After`` (then that, capped)."""
+
+    def __init__(self, fallback: wait_base, cap: float) -> None:
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, ServerError) and error.retry_after is not None:
+            return min(error.retry_after, self.cap)
+        return float(self.fallback(retry_state))
+
+
+class _Capped(wait_base):
+    def __init__(self, inner: wait_base, cap: float) -> None:
+        self.inner = inner
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return min(float(self.inner(retry_state)), self.cap)
+
+
+class _FromCallable(wait_base):
+    def __init__(self, function: Callable[[int], float]) -> None:
+        self.function = function
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return float(self.function(retry_state.attempt_number))
+
+
+def backoff_wait(settings: DownloadBehaviorSettings) -> wait_base:
+    """The tenacity wait for ``settings``: strategy, jitter, cap, and ``Retry-After``."""
+    delay, cap = settings.retry_delay, settings.max_retry_delay
+    strategy = settings.retry_strategy
+    base: wait_base
+    if strategy is RetryStrategy.FIXED:
+        base = tenacity.wait_fixed(delay)
+    elif strategy is RetryStrategy.LINEAR:
+        base = tenacity.wait_incrementing(start=delay, increment=delay)
+    elif strategy is RetryStrategy.EXPONENTIAL:
+        base = tenacity.wait_exponential_jitter(
+            initial=delay, max=cap, jitter=settings.retry_jitter * delay
+        )
+    elif isinstance(strategy, wait_base):
+        base = strategy
+    else:
+        base = _FromCallable(strategy)
+    return _RetryAfter(_Capped(base, cap), settings.max_retry_after)
+
+
+def call_with_retries(
+    function: Callable[[], T],
+    settings: DownloadBehaviorSettings,
+    *,
+    sleep: Callable[[float], Any] = time.sleep,
+    on_retry: Callable[[int, DownloadError, float], None] | None = None,
+    describe: str = "download",
+) -> T:
+    """Call ``function`` until it succeeds, a permanent error occurs, or retries run out.
+
+    :param on_retry: called as ``(attempt, error, wait_seconds)`` before each wait.
+    :raises DownloadError: a permanent error at once, as raised.
+    :raises RetryExhaustedError: when every attempt failed with a retryable error; its
+        ``last_error`` is the final attempt's error and it is chained ``from`` it.
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        wait = state.upcoming_sleep
+        assert isinstance(error, DownloadError)
+        logger.info("%s: attempt %d failed (%s); retrying in %.2fs", describe,
+                    state.attempt_number, error, wait)
+        if on_retry is not None:
+            on_retry(state.attempt_number, error, wait)
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(settings.max_retries + 1),
+        wait=backoff_wait(settings),
+        retry=tenacity.retry_if_exception(is_retryable),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(function)
+    except DownloadError as exc:
+        if not exc.retryable:
+            raise
+        attempts = retrying.statistics.get("attempt_number", settings.max_retries + 1)
+        raise RetryExhaustedError(
+            f"{describe} failed after {attempts} attempts: {exc}",
+            url=exc.url,
+            source=exc.source,
+            retry_count=attempts - 1,
+            last_error=exc,
+        ) from exc

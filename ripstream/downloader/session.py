@@ -1,0 +1,295 @@
+"""HTTP sessions: one ``requests.Session`` per source, pooled, rate limited, with typed errors.
+
+:class:`SessionManager` hands out one :class:`DownloadSession` per source. Each wraps a
+``requests.Session`` whose urllib3 pool is sized to the concurrency (so no connection is ever
+discarded with "connection pool is full"), applies the source's headers, user agent and TLS
+setting, paces requests to the source's rate limit, and turns every requests/urllib3 failure
+and HTTP error status into the exception tree, raised ``from`` the original.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
+from ripstream.downloader.exceptions import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionFailedError,
+    ContentNotFoundError,
+    DownloadError,
+    HTTPStatusError,
+    IncompleteBodyError,
+    RateLimitError,
+    RedirectError,
+    ResponseMismatchError,
+    ServerError,
+    StallError,
+    TLSError,
+)
+from ripstream.downloader.ratelimit import TokenBucket
+from ripstream.downloader.retry import parse_retry_after
+
+__all__ = ["DownloadSession", "SessionManager", "error_for_status", "map_request_error",
+           "redact_url"]
+
+logger = logging.getLogger(__name__)
+
+#: Headers that never follow a redirect to another host.
+SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key",
+                               "x-auth-token"})
+_TRANSIENT_STATUS = frozenset({408, 425, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
+_SECRET_PARAMS = frozenset({"t", "s", "p", "token", "apikey", "api_key", "key", "password",
+                            "signature", "sig", "x-amz-signature", "auth", "access_token"})
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` without user info and with secret-looking query values replaced by ``***``."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    query = "&".join(
+        f"{key}=***" if key.lower() in _SECRET_PARAMS and sep else f"{key}{sep}{value}"
+        for key, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def map_request_error(exc: Exception, url: str | None, source: str | None = None) -> DownloadError:
+    """The typed error for a requests/urllib3/OS failure (the caller raises it ``from exc``)."""
+    safe = redact_url(url)
+    if isinstance(exc, DownloadError):
+        return exc
+    if isinstance(exc, requests.exceptions.SSLError):
+        return TLSError(f"TLS verification failed for {safe}: {exc}", url=safe, source=source)
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return RedirectError(f"too many redirects (or a redirect loop) from {safe}", url=safe,
+                             source=source)
+    if isinstance(exc, requests.exceptions.InvalidSchema):
+        return RedirectError(f"{safe} redirected to a scheme other than http(s): {exc}",
+                             url=safe, source=source)
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+        return ConfigError(f"invalid URL {safe!r}: {exc}", field="url", value=safe)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return ConnectionFailedError(f"timed out connecting to {safe}", url=safe, source=source)
+    if isinstance(exc, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError
+                  | TimeoutError):
+        return StallError(f"no data from {safe} within the read timeout", url=safe,
+                          source=source)
+    if isinstance(exc, requests.exceptions.ContentDecodingError | urllib3.exceptions.DecodeError):
+        return ResponseMismatchError(f"cannot decode the body from {safe}: {exc}", url=safe,
+                                     source=source)
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError
+                  | urllib3.exceptions.IncompleteRead | urllib3.exceptions.ProtocolError):
+        return IncompleteBodyError(f"the connection to {safe} broke mid-body: {exc}", url=safe,
+                                   source=source)
+    return ConnectionFailedError(f"network error talking to {safe}: {exc}", url=safe,
+                                 source=source)
+
+
+def error_for_status(response: requests.Response, source: str | None = None) -> DownloadError:
+    """The typed error for an HTTP error status."""
+    status = response.status_code
+    url = redact_url(response.url)
+    reason = f"HTTP {status} {response.reason or ''}".strip()
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status in (401, 403):
+        return AuthenticationError(f"{reason}: access denied to {url}", url=url, source=source,
+                                   status_code=status)
+    if status in (404, 410):
+        return ContentNotFoundError(f"{reason}: {url} does not exist", url=url, source=source,
+                                    status_code=status)
+    if status == 429:
+        return RateLimitError(f"{reason}: rate limited by {urlsplit(url or '').hostname}",
+                              url=url, source=source, status_code=status,
+                              retry_after=retry_after)
+    if status in _TRANSIENT_STATUS or 500 <= status < 600:
+        return ServerError(f"{reason} from {url}", url=url, source=source, status_code=status,
+                           retry_after=retry_after)
+    if 300 <= status < 400:
+        return RedirectError(f"{reason}: redirect without a usable Location from {url}",
+                             url=url, source=source, status_code=status)
+    return HTTPStatusError(f"{reason} for {url}", url=url, source=source, status_code=status)
+
+
+class _GuardedSession(requests.Session):
+    """A Session that strips every sensitive header, not only Authorization, on a host change."""
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest,
+                     response: requests.Response) -> None:
+        original = urlsplit(response.request.url or "")
+        target = urlsplit(prepared_request.url or "")
+        if (original.hostname, original.port, original.scheme) != (
+                target.hostname, target.port, target.scheme):
+            for name in list(prepared_request.headers):
+                if name.lower() in SENSITIVE_HEADERS:
+                    del prepared_request.headers[name]
+        super().rebuild_auth(prepared_request, response)
+
+
+class DownloadSession:
+    """HTTP operations for one source. Thread-safe: many download threads share one.
+
+    Example::
+
+        with SessionManager(DownloadConfig()) as manager:
+            session = manager.get_session("http")
+            data = session.get_json("https://example.com/api/track/1")
+    """
+
+    def __init__(
+        self,
+        source: str,
+        settings: DownloadBehaviorSettings,
+        session: requests.Session,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        self.source = source
+        self.settings = settings
+        self.http = session
+        self._limiter: TokenBucket | None = None
+        if settings.requests_per_period:
+            rate = settings.requests_per_period / settings.rate_period_seconds
+            self._limiter = TokenBucket(rate, burst=settings.requests_per_period, clock=clock,
+                                        sleep=sleep)
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """(connect, read) timeouts; the read timeout doubles as the no-data stall limit."""
+        return (self.settings.connect_timeout,
+                min(self.settings.timeout_seconds, self.settings.stall_timeout))
+
+    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                stream: bool = False, check_status: bool = True,
+                **kwargs: Any) -> requests.Response:
+        """Send one request, paced by the source's rate limit.
+
+        :param check_status: raise the typed error for a status >= 400.
+        :raises DownloadError: a typed error, chained from the requests/urllib3 error.
+        """
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise ConfigError(f"unsupported URL scheme {scheme or '(none)'!r} in "
+                              f"{redact_url(url)!r}; only http and https", field="url",
+                              value=redact_url(url))
+        if self._limiter is not None:
+            self._limiter.acquire(1)
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            response = self.http.request(method, url, headers=dict(headers or {}),
+                                         stream=stream, **kwargs)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError,
+                ValueError) as exc:
+            raise map_request_error(exc, url, self.source) from exc
+        if check_status and response.status_code >= 400:
+            response.close()
+            raise error_for_status(response, self.source)
+        return response
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        """GET ``url``; see :meth:`request`."""
+        return self.request("GET", url, **kwargs)
+
+    def get_json(self, url: str, **kwargs: Any) -> Any:
+        """GET ``url`` and parse JSON.
+
+        :raises ResponseMismatchError: when the body is not JSON.
+        """
+        response = self.request("GET", url, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ResponseMismatchError(f"{redact_url(url)} did not return JSON",
+                                        url=redact_url(url), source=self.source) from exc
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.http.close()
+
+
+class SessionManager:
+    """One :class:`DownloadSession` per source, created on first use. Thread-safe.
+
+    Subclass and override :meth:`create_session` to add auth, adapters or proxies.
+
+    Example::
+
+        class ProxiedSessions(SessionManager):
+            def create_session(self, source, settings):
+                session = super().create_session(source, settings)
+                session.proxies = {"https": "http://proxy:3128"}
+                return session
+    """
+
+    def __init__(self, config: DownloadConfig | None = None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Any] = time.sleep) -> None:
+        self.config = config or DownloadConfig()
+        self._clock = clock
+        self._sleep = sleep
+        self._sessions: dict[str, DownloadSession] = {}
+        self._lock = threading.Lock()
+
+    def pool_size(self, settings: DownloadBehaviorSettings) -> int:
+        """Connections kept per host: every download thread times its segments, plus slack."""
+        per_download = min(settings.segments, settings.max_connections_per_host)
+        return self.config.max_concurrent_downloads * per_download + 2
+
+    def create_session(self, source: str, settings: DownloadBehaviorSettings) -> requests.Session:
+        """Build the ``requests.Session`` for ``source`` (the override point)."""
+        session = _GuardedSession()
+        session.max_redirects = settings.max_redirects
+        session.verify = settings.verify_ssl
+        session.headers["User-Agent"] = settings.user_agent
+        session.headers["Accept-Encoding"] = "identity"
+        session.headers.update(settings.headers)
+        size = self.pool_size(settings)
+        # retries are ours (typed, with backoff), so urllib3 must not retry on its own
+        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=size, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    def get_session(self, source: str) -> DownloadSession:
+        """The session for ``source``, created on first use."""
+        with self._lock:
+            session = self._sessions.get(source)
+            if session is None:
+                settings = self.config.get_behavior_for_source(source)
+                session = DownloadSession(source, settings, self.create_session(source, settings),
+                                          clock=self._clock, sleep=self._sleep)
+                self._sessions[source] = session
+            return session
+
+    def close(self) -> None:
+        """Close every session."""
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            session.close()
+
+    def __enter__(self) -> SessionManager:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+

@@ -1,0 +1,123 @@
+"""Sources: the built-in ones, and plugins found through the ``ripstream.sources`` entry points.
+
+A source is a :class:`~ripstream.downloader.BaseDownloader` subclass. To be found by URL it
+also defines a ``claims_url(url) -> bool`` classmethod (and optionally ``description`` and
+``url_patterns`` for ``python -m ripstream sources``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from ripstream.downloader.base import BaseDownloader
+from ripstream.downloader.config import DownloadConfig
+from ripstream.downloader.exceptions import SourceError
+from ripstream.sources.http import HttpDownloader
+
+__all__ = ["ENTRY_POINT_GROUP", "SourceRegistry", "create_downloader", "load_registry"]
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "ripstream.sources"
+
+
+def _builtin_sources() -> list[type[BaseDownloader]]:
+    return [HttpDownloader]
+
+
+@dataclass
+class SourceRegistry:
+    """Source classes by name, plus the plugins that failed to load. Not thread-safe to mutate.
+
+    Example::
+
+        registry = load_registry()
+        downloader_class = registry.for_url("https://example.com/a.mp3")
+    """
+
+    sources: dict[str, type[BaseDownloader]] = field(default_factory=dict)
+    broken: dict[str, str] = field(default_factory=dict)
+
+    def register(self, source: type[BaseDownloader], name: str | None = None) -> None:
+        """Add ``source`` under ``name`` (default: its ``source_name``)."""
+        key = name or _class_source_name(source)
+        self.sources[key] = source
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Load installed plugins; a broken one is recorded in :attr:`broken` and skipped."""
+        for entry_point in entry_points(group=group):
+            try:
+                loaded = entry_point.load()
+                if not (isinstance(loaded, type) and issubclass(loaded, BaseDownloader)):
+                    raise TypeError(f"{entry_point.value} is not a BaseDownloader subclass")
+                self.register(loaded, entry_point.name)
+            except Exception as exc:  # any plugin bug must not stop the other sources
+                message = f"{type(exc).__name__}: {exc}"
+                logger.warning("source plugin %r failed to load: %s", entry_point.name, message)
+                self.broken[entry_point.name] = message
+
+    def get(self, name: str) -> type[BaseDownloader]:
+        """The source class called ``name``.
+
+        :raises SourceError: when none is installed (or its plugin is broken).
+        """
+        try:
+            return self.sources[name]
+        except KeyError:
+            if name in self.broken:
+                raise SourceError(f"source {name!r} failed to load: {self.broken[name]}",
+                                  source=name) from None
+            raise SourceError(f"no source called {name!r}; installed: "
+                              f"{', '.join(sorted(self.sources))}", source=name) from None
+
+    def for_url(self, url: str) -> type[BaseDownloader]:
+        """The source that claims ``url``; plugins are asked before the built-in http source.
+
+        :raises SourceError: when no source claims it.
+        """
+        ordered = sorted(self.sources.values(), key=lambda cls: cls is HttpDownloader)
+        for source in ordered:
+            claims = getattr(source, "claims_url", None)
+            if claims is not None and claims(url):
+                return source
+        raise SourceError(f"no installed source handles {url!r}", url=url)
+
+    def __iter__(self) -> Any:
+        return iter(sorted(self.sources.items()))
+
+
+def load_registry(*, plugins: bool = True, extra: Iterable[type[BaseDownloader]] = ()
+                  ) -> SourceRegistry:
+    """A registry of the built-in sources, installed plugins, and ``extra``."""
+    registry = SourceRegistry()
+    for source in _builtin_sources():
+        registry.register(source)
+    if plugins:
+        registry.load_entry_points()
+    for source in extra:
+        registry.register(source)
+    return registry
+
+
+def create_downloader(source: str, config: DownloadConfig | None = None) -> BaseDownloader:
+    """Instantiate the installed source called ``source``.
+
+    :raises SourceError: when there is none.
+    """
+    return load_registry().get(source)(config)
+
+
+def _class_source_name(source: type[BaseDownloader]) -> str:
+    name = source.__dict__.get("source_name")
+    if isinstance(name, str):
+        return name
+    for klass in source.__mro__:
+        value = klass.__dict__.get("source_name")
+        if isinstance(value, str):
+            return value
+    raise SourceError(f"{source.__name__} has no class-level source_name; set "
+                      "source_name = '...' on the class or pass a name")

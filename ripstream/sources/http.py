@@ -1,0 +1,79 @@
+"""The built-in ``http`` source: direct http(s) URLs, downloaded as they are."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from ripstream.downloader.base import BaseDownloader
+from ripstream.downloader.content import ContentType, DownloadableContent
+from ripstream.downloader.exceptions import ConfigError
+from ripstream.downloader.files import filename_from_url
+from ripstream.downloader.session import redact_url
+
+__all__ = ["HttpDownloader", "validate_http_url"]
+
+
+def validate_http_url(url: str) -> str:
+    """Return ``url`` stripped, or raise a ConfigError naming what is wrong with it."""
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigError(f"malformed URL {text!r}: {exc}", field="url", value=text) from exc
+    if parts.scheme.lower() not in ("http", "https"):
+        scheme = parts.scheme or "(none)"
+        raise ConfigError(f"unsupported URL scheme {scheme!r} in {redact_url(text)!r}: "
+                          "use http:// or https://", field="url", value=text)
+    if not parts.hostname:
+        raise ConfigError(f"malformed URL {text!r}: no host", field="url", value=text)
+    if any(ch.isspace() for ch in text):
+        raise ConfigError(f"malformed URL {text!r}: it contains spaces", field="url", value=text)
+    return text
+
+
+class HttpDownloader(BaseDownloader):
+    """Downloads plain http(s) URLs; the content id is the URL itself. Thread-safe.
+
+    Example::
+
+        with HttpDownloader(DownloadConfig(download_directory=Path("out"))) as http:
+            result = http.download(http.get_download_info("https://example.com/a.flac"))
+    """
+
+    source_name: ClassVar[str] = "http"  # type: ignore[misc]
+    supported_content_types: ClassVar[list[ContentType]] = [  # type: ignore[misc]
+        ContentType.FILE, ContentType.TRACK]
+    description: ClassVar[str] = "direct http:// and https:// URLs"
+    url_patterns: ClassVar[tuple[str, ...]] = ("http://...", "https://...")
+
+    @classmethod
+    def claims_url(cls, url: str) -> bool:
+        """True for http and https URLs."""
+        return urlsplit(url.strip()).scheme.lower() in ("http", "https")
+
+    def authenticate(self, credentials: Mapping[str, Any]) -> bool:
+        """Use HTTP basic auth (``username``/``password``) and/or extra ``headers``.
+
+        Credentials are never sent to another host on a redirect.
+        """
+        http = self.session.http
+        if "username" in credentials:
+            http.auth = (str(credentials["username"]), str(credentials.get("password", "")))
+        headers = credentials.get("headers") or {}
+        http.headers.update({str(k): str(v) for k, v in dict(headers).items()})
+        return True
+
+    def get_download_info(self, content_id: str) -> DownloadableContent:
+        """Describe the URL ``content_id``; the name comes from the URL (or Content-Disposition
+        when the server sends one).
+
+        :raises ConfigError: for a malformed URL or a scheme other than http(s).
+        """
+        url = validate_http_url(content_id)
+        name = filename_from_url(url)
+        return DownloadableContent(content_id=url, content_type=ContentType.FILE,
+                                   source=self.source_name,
+                                   title=name or urlsplit(url).hostname or "download", url=url)
