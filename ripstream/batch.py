@@ -46,13 +46,17 @@ def parse_items(lines: Iterable[str], *, origin: str = "input") -> list[BatchIte
             continue
         fields = text.split()
         if len(fields) > 2:
-            raise ConfigError(f"{origin} line {number}: expected 'URL [ALGO:HEX]', got {text!r}",
-                              field="input", value=text)
+            raise ConfigError(
+                f"{origin} line {number}: expected 'URL [ALGO:HEX]', got {text!r}",
+                field="input",
+                value=text,
+            )
         try:
             checksum = Checksum.parse(fields[1]) if len(fields) == 2 else None
         except ConfigError as exc:
-            raise ConfigError(f"{origin} line {number}: {exc}", field="checksum",
-                              value=fields[1]) from exc
+            raise ConfigError(
+                f"{origin} line {number}: {exc}", field="checksum", value=fields[1]
+            ) from exc
         items.append(BatchItem(fields[0], checksum))
     return items
 
@@ -67,16 +71,19 @@ def read_input_file(name: str, stdin: TextIO | None = None) -> list[BatchItem]:
     try:
         text = Path(name).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise ConfigError(f"input file {name!r} does not exist", field="input-file",
-                          value=name) from exc
+        raise ConfigError(
+            f"input file {name!r} does not exist", field="input-file", value=name
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read input file {name!r}: {exc}", field="input-file",
-                          value=name) from exc
+        raise ConfigError(
+            f"cannot read input file {name!r}: {exc}", field="input-file", value=name
+        ) from exc
     return parse_items(text.splitlines(), origin=name)
 
 
-def build_queue(items: Iterable[BatchItem], manager: DownloadManager,
-                registry: SourceRegistry) -> DownloadQueue:
+def build_queue(
+    items: Iterable[BatchItem], manager: DownloadManager, registry: SourceRegistry
+) -> DownloadQueue:
     """Resolve every item into tasks (a source may expand one URL into many).
 
     Plain http(s) URLs are validated without any network access, so a malformed one stops
@@ -115,8 +122,9 @@ def run_batch(
     :raises KeyboardInterrupt: after a clean stop.
     """
     registry = registry or load_registry()
-    with DownloadManager(config, progress_tracker=progress_tracker,
-                         factory=lambda name, cfg: registry.get(name)(cfg)) as manager:
+    with DownloadManager(
+        config, progress_tracker=progress_tracker, factory=lambda name, cfg: registry.get(name)(cfg)
+    ) as manager:
         queue = build_queue(items, manager, registry)
         if on_queue is not None:
             on_queue(queue)

@@ -45,11 +45,13 @@ def _positive_int(name: str, low: int = 1) -> Any:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}"
-                                             ) from None
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a whole number, got {text!r}"
+            ) from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {value}")
         return value
+
     return parse
 
 
@@ -69,34 +71,77 @@ def _checksum(text: str) -> Checksum:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the main command."""
-    parser = _Parser(prog="ripstream", description="Download music and files, safely and fast.",
-                     epilog="Subcommands: 'ripstream demo' downloads a generated album from a "
-                            "local server; 'ripstream sources' lists the installed sources.")
+    parser = _Parser(
+        prog="ripstream",
+        description="Download music and files, safely and fast.",
+        epilog="Subcommands: 'ripstream demo' downloads a generated album from a "
+        "local server; 'ripstream sources' lists the installed sources.",
+    )
     parser.add_argument("urls", nargs="*", metavar="URL", help="URLs to download")
-    parser.add_argument("-o", "--output", metavar="DIR", help="output folder (default: "
-                        "the config's download_directory, else ./downloads)")
-    parser.add_argument("-i", "--input-file", metavar="FILE", action="append", default=[],
-                        help="read URLs from FILE, one per line ('URL [ALGO:HEX]'); - for stdin")
-    parser.add_argument("-j", "--jobs", type=_positive_int("--jobs"), metavar="N",
-                        help="downloads at once (default 3)")
-    parser.add_argument("--segments", type=_positive_int("--segments"), metavar="N",
-                        help="split each file into N ranged parts downloaded in parallel")
-    parser.add_argument("--limit-rate", type=_rate, metavar="RATE",
-                        help="total bandwidth for the run, e.g. 500k, 10M")
-    parser.add_argument("--retries", type=_positive_int("--retries", 0), metavar="N",
-                        help="retries per download after the first attempt (default 5)")
-    parser.add_argument("--checksum", type=_checksum, action="append", default=[],
-                        metavar="ALGO:HEX",
-                        help="expected digest (md5, sha1, sha256, sha512); once per URL")
-    parser.add_argument("--on-exists", choices=[p.value for p in OverwritePolicy],
-                        help="when the file exists: skip (default), overwrite, rename, error")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS",
-                        help="seconds without data before a download counts as stalled")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="output folder (default: the config's download_directory, else ./downloads)",
+    )
+    parser.add_argument(
+        "-i",
+        "--input-file",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="read URLs from FILE, one per line ('URL [ALGO:HEX]'); - for stdin",
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int("--jobs"),
+        metavar="N",
+        help="downloads at once (default 3)",
+    )
+    parser.add_argument(
+        "--segments",
+        type=_positive_int("--segments"),
+        metavar="N",
+        help="split each file into N ranged parts downloaded in parallel",
+    )
+    parser.add_argument(
+        "--limit-rate",
+        type=_rate,
+        metavar="RATE",
+        help="total bandwidth for the run, e.g. 500k, 10M",
+    )
+    parser.add_argument(
+        "--retries",
+        type=_positive_int("--retries", 0),
+        metavar="N",
+        help="retries per download after the first attempt (default 5)",
+    )
+    parser.add_argument(
+        "--checksum",
+        type=_checksum,
+        action="append",
+        default=[],
+        metavar="ALGO:HEX",
+        help="expected digest (md5, sha1, sha256, sha512); once per URL",
+    )
+    parser.add_argument(
+        "--on-exists",
+        choices=[p.value for p in OverwritePolicy],
+        help="when the file exists: skip (default), overwrite, rename, error",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds without data before a download counts as stalled",
+    )
     parser.add_argument("--config", metavar="FILE", help="JSON config file")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON result per line on stdout")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON result per line on stdout"
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more")
     parser.add_argument("--version", action="version", version=f"ripstream {__version__}")
     return parser
@@ -122,8 +167,9 @@ def _config_from(args: argparse.Namespace) -> DownloadConfig:
         default_settings=settings,
         source_settings=config.source_settings,
         filename_template=config.filename_template,
-        bandwidth_limit=(args.limit_rate if args.limit_rate is not None
-                         else config.bandwidth_limit),
+        bandwidth_limit=(
+            args.limit_rate if args.limit_rate is not None else config.bandwidth_limit
+        ),
     )
 
 
@@ -133,10 +179,15 @@ def _items_from(args: argparse.Namespace, stdin: TextIO) -> list[BatchItem]:
         items.extend(read_input_file(name, stdin))
     if args.checksum:
         if len(args.checksum) != len(items):
-            raise ConfigError(f"--checksum was given {len(args.checksum)} times for "
-                              f"{len(items)} URLs; give it once per URL", field="checksum")
-        items = [BatchItem(item.url, checksum) for item, checksum in zip(items, args.checksum,
-                                                                         strict=True)]
+            raise ConfigError(
+                f"--checksum was given {len(args.checksum)} times for "
+                f"{len(items)} URLs; give it once per URL",
+                field="checksum",
+            )
+        items = [
+            BatchItem(item.url, checksum)
+            for item, checksum in zip(items, args.checksum, strict=True)
+        ]
     if not items:
         raise _UsageError("no URLs given (pass URLs, or -i FILE; try 'ripstream demo')")
     return items
@@ -158,8 +209,11 @@ class _Reporter:
             record["title"] = task.title
             print(json.dumps(record), file=self.out, flush=True)
         if result.status is ResultStatus.FAILED:
-            print(f"ripstream: failed: {task.title}: {result.error_message}", file=self.err,
-                  flush=True)
+            print(
+                f"ripstream: failed: {task.title}: {result.error_message}",
+                file=self.err,
+                flush=True,
+            )
 
     def summary(self, results: list[DownloadResult]) -> None:
         if self.quiet:
@@ -169,21 +223,31 @@ class _Reporter:
             counts[result.status] += 1
         fetched = sum(r.bytes_downloaded for r in results)
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        folders = sorted({str(r.file_path.parent) for r in results
-                          if r.is_success and r.file_path is not None})
-        line = (f"{counts[ResultStatus.COMPLETED]} downloaded, {counts[ResultStatus.SKIPPED]} "
-                f"already there, {counts[ResultStatus.FAILED]} failed")
+        folders = sorted(
+            {str(r.file_path.parent) for r in results if r.is_success and r.file_path is not None}
+        )
+        line = (
+            f"{counts[ResultStatus.COMPLETED]} downloaded, {counts[ResultStatus.SKIPPED]} "
+            f"already there, {counts[ResultStatus.FAILED]} failed"
+        )
         if counts[ResultStatus.CANCELLED]:
             line += f", {counts[ResultStatus.CANCELLED]} cancelled"
-        line += (f" ({format_bytes(fetched)} in {elapsed:.2f}s, "
-                 f"{format_bytes(fetched / elapsed, 'B/s')})")
+        line += (
+            f" ({format_bytes(fetched)} in {elapsed:.2f}s, "
+            f"{format_bytes(fetched / elapsed, 'B/s')})"
+        )
         print(line, file=self.err)
         if folders:
             print(f"saved in: {', '.join(folders)}", file=self.err)
 
 
-def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None,
-         stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
     """Run the CLI; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     out, err = stdout or sys.stdout, stderr or sys.stderr
@@ -191,8 +255,10 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None,
         if args_list and args_list[0] in _SUBCOMMANDS:
             return _subcommand(args_list[0], args_list[1:], out, err)
         args = build_parser().parse_args(args_list)
-        logging.basicConfig(level=logging.WARNING - 10 * args.verbose if args.verbose
-                            else logging.CRITICAL, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.WARNING - 10 * args.verbose if args.verbose else logging.CRITICAL,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
         config = _config_from(args)
         items = _items_from(args, stdin or sys.stdin)
     except _UsageError as exc:
@@ -204,8 +270,13 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None,
     return _run(items, config, args, out, err)
 
 
-def _run(items: list[BatchItem], config: DownloadConfig, args: argparse.Namespace,
-         out: TextIO, err: TextIO) -> int:
+def _run(
+    items: list[BatchItem],
+    config: DownloadConfig,
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+) -> int:
     reporter = _Reporter(quiet=args.quiet, as_json=args.json, out=out, err=err)
     tracker = ProgressTracker()
     show_bars = not (args.quiet or args.no_progress) and err.isatty()
@@ -218,13 +289,13 @@ def _run(items: list[BatchItem], config: DownloadConfig, args: argparse.Namespac
             tracker.add_callback(bars)
 
     try:
-        results = run_batch(items, config, progress_tracker=tracker, on_result=reporter.result,
-                            on_queue=on_queue)
+        results = run_batch(
+            items, config, progress_tracker=tracker, on_result=reporter.result, on_queue=on_queue
+        )
     except KeyboardInterrupt:
         if bars is not None:
             bars.close()
-        print("ripstream: interrupted; partial files are kept and resume on the next run",
-              file=err)
+        print("ripstream: interrupted; partial files are kept and resume on the next run", file=err)
         return EXIT_INTERRUPTED
     except (ConfigError, AuthenticationError) as exc:
         print(f"ripstream: error: {exc}", file=err)
@@ -243,13 +314,17 @@ def _subcommand(name: str, argv: list[str], out: TextIO, err: TextIO) -> int:
     if name == "demo":
         from ripstream.demo import run_demo
 
-        parser = _Parser(prog="ripstream demo", description="Download a generated album from a "
-                         "local server through the real pipeline, then verify it.")
+        parser = _Parser(
+            prog="ripstream demo",
+            description="Download a generated album from a "
+            "local server through the real pipeline, then verify it.",
+        )
         parser.add_argument("-o", "--output", default="ripstream-demo", metavar="DIR")
         parser.add_argument("--no-progress", action="store_true")
         args = parser.parse_args(argv)
-        return run_demo(Path(args.output), out=out, err=err,
-                        progress=not args.no_progress and err.isatty())
+        return run_demo(
+            Path(args.output), out=out, err=err, progress=not args.no_progress and err.isatty()
+        )
     from ripstream.sources import load_registry
 
     _Parser(prog="ripstream sources", description="List the installed sources.").parse_args(argv)

@@ -31,8 +31,14 @@ from ripstream.downloader.progress import ProgressTracker, TqdmProgress
 __all__ = ["DemoFile", "make_album", "run_demo", "serve"]
 
 _NOTES = (261.63, 293.66, 329.63, 349.23, 392.00, 440.00, 493.88)
-_TITLES = ("Overture", "Loopback Blues", "Range Request", "Partial Content", "Keep-Alive",
-           "Atomic Rename")
+_TITLES = (
+    "Overture",
+    "Loopback Blues",
+    "Range Request",
+    "Partial Content",
+    "Keep-Alive",
+    "Atomic Rename",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,21 +70,34 @@ def _tone(index: int, seconds: float = 1.5, rate: int = 22050) -> bytes:
 
 
 def _cover(size: int = 64) -> bytes:
-    rows = b"".join(b"\x00" + b"".join(bytes((x * 4 % 256, y * 4 % 256, 160))
-                                       for x in range(size)) for y in range(size))
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((x * 4 % 256, y * 4 % 256, 160)) for x in range(size))
+        for y in range(size)
+    )
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
     header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def make_album(tracks: int = 6) -> list[DemoFile]:
     """The demo album: ``tracks`` WAV files, a cover and an M3U playlist."""
-    files = [DemoFile(f"/album/{n:02d} {title}.wav", _tone(n))
-             for n, title in enumerate(_TITLES[:tracks], 1)]
+    files = [
+        DemoFile(f"/album/{n:02d} {title}.wav", _tone(n))
+        for n, title in enumerate(_TITLES[:tracks], 1)
+    ]
     playlist = "#EXTM3U\n" + "".join(f"{Path(f.path).name}\n" for f in files)
     files.append(DemoFile("/album/cover.png", _cover()))
     files.append(DemoFile("/album/Demo Album.m3u", playlist.encode()))
@@ -105,8 +124,10 @@ class _Handler(BaseHTTPRequestHandler):
         data, status = item.data, 200
         start, end = 0, len(item.data) - 1
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-        if match and self.headers.get("If-Range", f'"{item.sha256[:16]}"') == \
-                f'"{item.sha256[:16]}"':
+        if (
+            match
+            and self.headers.get("If-Range", f'"{item.sha256[:16]}"') == f'"{item.sha256[:16]}"'
+        ):
             start = int(match.group(1))
             end = min(int(match.group(2) or end), end)
             if start > end:
@@ -125,9 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
         self.end_headers()
         if body:
-            self.wfile.write(data[start:end + 1])
+            self.wfile.write(data[start : end + 1])
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         return  # the demo's own output is the summary; request logs would drown it
 
 
@@ -137,8 +158,9 @@ def serve(files: list[DemoFile]) -> Iterator[str]:
     handler = type("DemoHandler", (_Handler,), {"files": {f.path: f for f in files}})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="ripstream-demo-server",
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, name="ripstream-demo-server", daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -161,8 +183,9 @@ def run_demo(output: Path, *, out: TextIO, err: TextIO, progress: bool = True) -
     try:
         with serve(files) as base_url:
             print(f"serving a {len(files)}-file album on {base_url}", file=out)
-            items = [BatchItem(base_url + quote(f.path), Checksum("sha256", f.sha256))
-                     for f in files]
+            items = [
+                BatchItem(base_url + quote(f.path), Checksum("sha256", f.sha256)) for f in files
+            ]
             results = run_batch(items, config, progress_tracker=tracker)
     finally:
         if bars is not None:
@@ -170,8 +193,12 @@ def run_demo(output: Path, *, out: TextIO, err: TextIO, progress: bool = True) -
     bad = 0
     for demo_file, result in zip(files, results, strict=True):
         path = result.file_path
-        exact = (result.is_success and path is not None and path.is_file()
-                 and hashlib.sha256(path.read_bytes()).hexdigest() == demo_file.sha256)
+        exact = (
+            result.is_success
+            and path is not None
+            and path.is_file()
+            and hashlib.sha256(path.read_bytes()).hexdigest() == demo_file.sha256
+        )
         bad += not exact
         state = "ok" if exact else f"FAILED ({result.error_message or 'bytes differ'})"
         print(f"  {state:<6} {path}", file=out)

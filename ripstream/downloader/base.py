@@ -162,7 +162,7 @@ class BaseDownloader(ABC):
         self.claims = claims or PathClaims()
         self._sleep = sleep
 
-    # -- the contract -----------------------------------------------------------------------------
+    # -- the contract ---
 
     @property
     @abstractmethod
@@ -198,8 +198,9 @@ class BaseDownloader(ABC):
         """
         return [DownloadTask.from_content(self.get_download_info(url))]
 
-    def _download_content(self, content: DownloadableContent, file_path: Path,
-                          progress_callback: ProgressReporter) -> TransferResult | None:
+    def _download_content(
+        self, content: DownloadableContent, file_path: Path, progress_callback: ProgressReporter
+    ) -> TransferResult | None:
         """Fill ``file_path`` (the ``.part`` file) with the content's bytes: one attempt.
 
         The default streams ``content.url`` through the source's session with resume, range
@@ -210,15 +211,19 @@ class BaseDownloader(ABC):
         settings = self.settings
         expected = content.expected_checksum if settings.verify_checksums else None
         transfer = Transfer(
-            self.session, settings, key=(content.source, content.content_id),
-            progress=progress_callback, on_total=progress_callback.set_total,
+            self.session,
+            settings,
+            key=(content.source, content.content_id),
+            progress=progress_callback,
+            on_total=progress_callback.set_total,
             cancel=self.cancel_event,
             buckets=[b for b in (self.bandwidth, self._download_bucket(settings)) if b],
-            checksum=expected, on_response=progress_callback.on_response,
+            checksum=expected,
+            on_response=progress_callback.on_response,
         )
         return transfer.run(content.url, file_path, dict(content.headers))
 
-    # -- conveniences for sources -------------------------------------------------------------------
+    # -- conveniences for sources ---
 
     @property
     def settings(self) -> DownloadBehaviorSettings:
@@ -230,7 +235,9 @@ class BaseDownloader(ABC):
         """This source's HTTP session."""
         return self.session_manager.get_session(self.source_name)
 
-    def target_path(self, content: DownloadableContent, file_path: str | Path | None = None) -> Path:
+    def target_path(
+        self, content: DownloadableContent, file_path: str | Path | None = None
+    ) -> Path:
         """Where ``content`` will be written: ``file_path``, or the naming template's result.
 
         A relative path lands under ``download_directory``; nothing from a server or from
@@ -242,46 +249,68 @@ class BaseDownloader(ABC):
         if file_path is not None:
             path = Path(file_path)
             return path if path.is_absolute() else resolve_inside(directory, path)
-        return resolve_inside(directory, render_template(self.config.filename_template,
-                                                         self.naming_values(content)))
+        return resolve_inside(
+            directory, render_template(self.config.filename_template, self.naming_values(content))
+        )
 
     def naming_values(self, content: DownloadableContent) -> dict[str, Any]:
         """The values a naming template can use for ``content``."""
         name = content.filename or filename_from_url(content.url) or content.title
         extension = content.file_extension or (Path(name).suffix.lstrip(".") or None)
-        if content.filename is None and content.file_extension and not name.endswith(
-                f".{content.file_extension}"):
+        if (
+            content.filename is None
+            and content.file_extension
+            and not name.endswith(f".{content.file_extension}")
+        ):
             name = f"{content.title}.{content.file_extension}"
         values: dict[str, Any] = {
-            "filename": safe_filename(name), "title": content.title, "ext": extension or "bin",
-            "artist": content.artist, "album": content.album, "albumartist": content.artist,
-            "source": content.source, "id": content.content_id,
+            "filename": safe_filename(name),
+            "title": content.title,
+            "ext": extension or "bin",
+            "artist": content.artist,
+            "album": content.album,
+            "albumartist": content.artist,
+            "source": content.source,
+            "id": content.content_id,
             "type": content.content_type.value,
         }
         values.update({k: v for k, v in content.metadata.items() if v is not None})
         return values
 
-    # -- the lifecycle --------------------------------------------------------------------------------
+    # -- the lifecycle ---
 
-    def download(self, content: DownloadableContent, file_path: str | Path | None = None, *,
-                 raise_on_error: bool = False) -> DownloadResult:
+    def download(
+        self,
+        content: DownloadableContent,
+        file_path: str | Path | None = None,
+        *,
+        raise_on_error: bool = False,
+    ) -> DownloadResult:
         """Download ``content`` to its final path; see the module docstring for the steps.
 
         :param raise_on_error: raise the typed error instead of returning a failed result.
         :raises DownloadError: only with ``raise_on_error``.
         """
         started = time.monotonic()
-        result = DownloadResult(content_id=content.content_id, source=content.source,
-                                status=ResultStatus.FAILED, url=redact_url(content.url))
+        result = DownloadResult(
+            content_id=content.content_id,
+            source=content.source,
+            status=ResultStatus.FAILED,
+            url=redact_url(content.url),
+        )
         try:
             final = self.target_path(content, file_path)
             result.file_path = final
-            self._run(content, final, result, renameable=file_path is None and
-                      content.filename is None)
+            self._run(
+                content, final, result, renameable=file_path is None and content.filename is None
+            )
         except DownloadError as exc:
             result.error = exc
-            result.status = (ResultStatus.CANCELLED if isinstance(exc, DownloadCancelledError)
-                             else ResultStatus.FAILED)
+            result.status = (
+                ResultStatus.CANCELLED
+                if isinstance(exc, DownloadCancelledError)
+                else ResultStatus.FAILED
+            )
             logger.warning("%s %s: %s", content.source, content.content_id, exc)
         finally:
             result.elapsed = time.monotonic() - started
@@ -289,12 +318,21 @@ class BaseDownloader(ABC):
             result.raise_for_error()
         return result
 
-    def _run(self, content: DownloadableContent, final: Path, result: DownloadResult, *,
-             renameable: bool = False) -> None:
+    def _run(
+        self,
+        content: DownloadableContent,
+        final: Path,
+        result: DownloadResult,
+        *,
+        renameable: bool = False,
+    ) -> None:
         settings = self.settings
         if not self.claims.claim(final):
-            raise TargetExistsError(f"another download in this run also writes {str(final)!r}",
-                                    path=str(final), source=content.source)
+            raise TargetExistsError(
+                f"another download in this run also writes {str(final)!r}",
+                path=str(final),
+                source=content.source,
+            )
         try:
             if final.exists() or final.is_symlink():
                 final = self._existing(content, final, settings, result)
@@ -314,8 +352,7 @@ class BaseDownloader(ABC):
                 reporter = ProgressReporter(tracker, download_id)
                 outcome = self._fetch_verified(content, part, settings, result, reporter)
                 if renameable and reporter.suggested_name:
-                    named = self._renamed(content, final, reporter.suggested_name, settings,
-                                          result)
+                    named = self._renamed(content, final, reporter.suggested_name, settings, result)
                     if named is None:
                         self._discard(part)
                         success = True
@@ -334,8 +371,14 @@ class BaseDownloader(ABC):
         finally:
             self.claims.release(final)
 
-    def _renamed(self, content: DownloadableContent, final: Path, name: str,
-                 settings: DownloadBehaviorSettings, result: DownloadResult) -> Path | None:
+    def _renamed(
+        self,
+        content: DownloadableContent,
+        final: Path,
+        name: str,
+        settings: DownloadBehaviorSettings,
+        result: DownloadResult,
+    ) -> Path | None:
         """The final path under the server's Content-Disposition name; None if skipped."""
         from dataclasses import replace
 
@@ -343,8 +386,11 @@ class BaseDownloader(ABC):
         if target == final:
             return final
         if not self.claims.claim(target):
-            raise TargetExistsError(f"another download in this run also writes {str(target)!r}",
-                                    path=str(target), source=content.source)
+            raise TargetExistsError(
+                f"another download in this run also writes {str(target)!r}",
+                path=str(target),
+                source=content.source,
+            )
         self.claims.release(final)
         if target.exists() or target.is_symlink():
             target = self._existing(content, target, settings, result)
@@ -353,8 +399,13 @@ class BaseDownloader(ABC):
                 return None
         return target
 
-    def _existing(self, content: DownloadableContent, final: Path,
-                  settings: DownloadBehaviorSettings, result: DownloadResult) -> Path:
+    def _existing(
+        self,
+        content: DownloadableContent,
+        final: Path,
+        settings: DownloadBehaviorSettings,
+        result: DownloadResult,
+    ) -> Path:
         policy = settings.overwrite
         if policy is OverwritePolicy.OVERWRITE:
             return final
@@ -373,13 +424,22 @@ class BaseDownloader(ABC):
                 return final
             raise TargetExistsError(
                 f"{str(final)!r} exists with different content; keep it, or choose overwrite "
-                "or rename", path=str(final), source=content.source)
-        raise TargetExistsError(f"{str(final)!r} already exists", path=str(final),
-                                source=content.source)
+                "or rename",
+                path=str(final),
+                source=content.source,
+            )
+        raise TargetExistsError(
+            f"{str(final)!r} already exists", path=str(final), source=content.source
+        )
 
-    def _fetch_verified(self, content: DownloadableContent, part: Path,
-                        settings: DownloadBehaviorSettings, result: DownloadResult,
-                        reporter: ProgressReporter) -> TransferResult:
+    def _fetch_verified(
+        self,
+        content: DownloadableContent,
+        part: Path,
+        settings: DownloadBehaviorSettings,
+        result: DownloadResult,
+        reporter: ProgressReporter,
+    ) -> TransferResult:
         expected = content.expected_checksum if settings.verify_checksums else None
         refetched = False
 
@@ -394,9 +454,12 @@ class BaseDownloader(ABC):
             if content.size is not None and outcome.total != content.size:
                 self._discard(part)
                 raise IncompleteBodyError(
-                    f"{content.title!r}: got {outcome.total} bytes, the source said "
-                    f"{content.size}", url=result.url, source=content.source,
-                    expected=content.size, received=outcome.total)
+                    f"{content.title!r}: got {outcome.total} bytes, the source said {content.size}",
+                    url=result.url,
+                    source=content.source,
+                    expected=content.size,
+                    received=outcome.total,
+                )
             if expected is not None:
                 actual = outcome.digest or _file_digest(part, expected)
                 if actual != expected.hexdigest:
@@ -406,18 +469,26 @@ class BaseDownloader(ABC):
                         raise ChecksumError(
                             f"{content.title!r}: {expected.algorithm} is {actual}, expected "
                             f"{expected.hexdigest} (still wrong after a full refetch)",
-                            url=result.url, source=content.source,
-                            algorithm=expected.algorithm, expected=expected.hexdigest,
-                            actual=actual)
+                            url=result.url,
+                            source=content.source,
+                            algorithm=expected.algorithm,
+                            expected=expected.hexdigest,
+                            actual=actual,
+                        )
                     refetched = True
-                    logger.warning("%s: checksum mismatch; fetching the whole file again",
-                                   content.title)
+                    logger.warning(
+                        "%s: checksum mismatch; fetching the whole file again", content.title
+                    )
                     return attempt()
                 outcome.digest = actual
             return outcome
 
-        return call_with_retries(attempt, settings, sleep=self._cancellable_sleep,
-                                 describe=f"{content.source} {content.title!r}")
+        return call_with_retries(
+            attempt,
+            settings,
+            sleep=self._cancellable_sleep,
+            describe=f"{content.source} {content.title!r}",
+        )
 
     def _cancellable_sleep(self, seconds: float) -> None:
         if self._sleep is not None:
@@ -447,22 +518,26 @@ class BaseDownloader(ABC):
             if settings.fsync:
                 _fsync_directory(final.parent)
         except FileExistsError as exc:
-            raise TargetExistsError(f"{str(final)!r} appeared while downloading; the new file "
-                                    f"is kept as {str(part)!r}", path=str(final)) from exc
+            raise TargetExistsError(
+                f"{str(final)!r} appeared while downloading; the new file is kept as {str(part)!r}",
+                path=str(final),
+            ) from exc
         except OSError as exc:
             raise storage_error(exc, final) from exc
 
-    # -- many at once ---------------------------------------------------------------------------------
+    # -- many at once ---
 
-    def download_many(self, contents: Iterable[DownloadableContent], *,
-                      raise_on_error: bool = False) -> list[DownloadResult]:
+    def download_many(
+        self, contents: Iterable[DownloadableContent], *, raise_on_error: bool = False
+    ) -> list[DownloadResult]:
         """Download several contents through a thread pool of ``max_concurrent_downloads``.
 
         :returns: one result per content, in the order given.
         """
         items = list(contents)
-        with ThreadPoolExecutor(self.config.max_concurrent_downloads,
-                                thread_name_prefix=f"ripstream-{self.source_name}") as pool:
+        with ThreadPoolExecutor(
+            self.config.max_concurrent_downloads, thread_name_prefix=f"ripstream-{self.source_name}"
+        ) as pool:
             try:
                 results = list(pool.map(self.download, items))
             except BaseException:
@@ -473,7 +548,7 @@ class BaseDownloader(ABC):
                 result.raise_for_error()
         return results
 
-    # -- resources --------------------------------------------------------------------------------------
+    # -- resources ---
 
     def close(self) -> None:
         """Close the sessions this downloader created."""
@@ -483,8 +558,12 @@ class BaseDownloader(ABC):
     def __enter__(self) -> BaseDownloader:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -500,8 +579,7 @@ def _outcome_from_disk(part: Path, expected: Checksum | None) -> TransferResult:
     try:
         size = part.stat().st_size
     except FileNotFoundError as exc:
-        raise StorageError(f"the download wrote no file at {str(part)!r}",
-                           path=str(part)) from exc
+        raise StorageError(f"the download wrote no file at {str(part)!r}", path=str(part)) from exc
     digest = _file_digest(part, expected) if expected is not None else None
     return TransferResult(total=size, resumed_from=0, fetched=size, digest=digest)
 

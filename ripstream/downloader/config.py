@@ -59,7 +59,7 @@ def parse_rate(text: str | float | int | None) -> float | None:
     :returns: bytes per second, or ``None`` for no limit (``None``, ``0``, ``""``).
     :raises ConfigError: when the text is not a rate.
     """
-    if text is None or text == "" or text == 0:
+    if text is None or text in ("", 0):
         return None
     if isinstance(text, int | float) and not isinstance(text, bool):
         if text < 0:
@@ -128,9 +128,14 @@ class DownloadBehaviorSettings:
         for name in ("retry_delay", "max_retry_delay", "retry_jitter", "max_retry_after"):
             value = getattr(self, name)
             _check(isinstance(value, int | float) and value >= 0, name, value, "must be >= 0")
-        for name, low in (("max_retries", 0), ("segments", 1), ("max_redirects", 0),
-                          ("max_connections_per_host", 1), ("chunk_size", 1024),
-                          ("min_segment_size", 1)):
+        for name, low in (
+            ("max_retries", 0),
+            ("segments", 1),
+            ("max_redirects", 0),
+            ("max_connections_per_host", 1),
+            ("chunk_size", 1024),
+            ("min_segment_size", 1),
+        ):
             value = getattr(self, name)
             _check(type(value) is int and value >= low, name, value, f"must be an integer >= {low}")
         for name in ("verify_checksums", "verify_ssl", "resume", "fsync"):
@@ -138,28 +143,56 @@ class DownloadBehaviorSettings:
             _check(isinstance(value, bool), name, value, "must be true or false")
         if not isinstance(self.retry_strategy, RetryStrategy):
             if isinstance(self.retry_strategy, str):
-                object.__setattr__(self, "retry_strategy", _enum(RetryStrategy, "retry_strategy",
-                                                                 self.retry_strategy))
+                object.__setattr__(
+                    self,
+                    "retry_strategy",
+                    _enum(RetryStrategy, "retry_strategy", self.retry_strategy),
+                )
             else:
-                _check(callable(self.retry_strategy), "retry_strategy", self.retry_strategy,
-                       "must be fixed, linear, exponential or a callable")
+                _check(
+                    callable(self.retry_strategy),
+                    "retry_strategy",
+                    self.retry_strategy,
+                    "must be fixed, linear, exponential or a callable",
+                )
         if not isinstance(self.overwrite, OverwritePolicy):
-            object.__setattr__(self, "overwrite", _enum(OverwritePolicy, "overwrite",
-                                                        self.overwrite))
+            object.__setattr__(
+                self, "overwrite", _enum(OverwritePolicy, "overwrite", self.overwrite)
+            )
         object.__setattr__(self, "rate_limit", parse_rate(self.rate_limit))
         if self.min_speed is not None:
-            _check(isinstance(self.min_speed, int | float) and self.min_speed > 0, "min_speed",
-                   self.min_speed, "must be > 0 bytes/s or null")
+            _check(
+                isinstance(self.min_speed, int | float) and self.min_speed > 0,
+                "min_speed",
+                self.min_speed,
+                "must be > 0 bytes/s or null",
+            )
         if self.requests_per_period is not None:
-            _check(type(self.requests_per_period) is int and self.requests_per_period > 0,
-                   "requests_per_period", self.requests_per_period, "must be an integer > 0")
-        _check(self.rate_period_seconds > 0, "rate_period_seconds", self.rate_period_seconds,
-               "must be > 0")
-        _check(isinstance(self.user_agent, str) and bool(self.user_agent), "user_agent",
-               self.user_agent, "must be a non-empty string")
-        _check(isinstance(self.headers, dict)
-               and all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()),
-               "headers", self.headers, "must map header names to string values")
+            _check(
+                type(self.requests_per_period) is int and self.requests_per_period > 0,
+                "requests_per_period",
+                self.requests_per_period,
+                "must be an integer > 0",
+            )
+        _check(
+            self.rate_period_seconds > 0,
+            "rate_period_seconds",
+            self.rate_period_seconds,
+            "must be > 0",
+        )
+        _check(
+            isinstance(self.user_agent, str) and bool(self.user_agent),
+            "user_agent",
+            self.user_agent,
+            "must be a non-empty string",
+        )
+        _check(
+            isinstance(self.headers, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()),
+            "headers",
+            self.headers,
+            "must map header names to string values",
+        )
 
     def replace(self, **changes: Any) -> DownloadBehaviorSettings:
         """A copy with ``changes`` applied and validated.
@@ -167,10 +200,13 @@ class DownloadBehaviorSettings:
         :raises ConfigError: for an unknown setting name or a bad value.
         """
         known = {f.name for f in dataclasses.fields(self)}
-        for name in changes:
+        for name, value in changes.items():
             if name not in known:
-                raise ConfigError(f"unknown setting {name!r}; known settings: "
-                                  f"{', '.join(sorted(known))}", field=name, value=changes[name])
+                raise ConfigError(
+                    f"unknown setting {name!r}; known settings: {', '.join(sorted(known))}",
+                    field=name,
+                    value=value,
+                )
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,8 +217,9 @@ class DownloadBehaviorSettings:
             if isinstance(value, enum.Enum):
                 value = value.value
             elif callable(value):
-                raise ConfigError(f"{f.name} is a callable and cannot be saved to JSON",
-                                  field=f.name, value=value)
+                raise ConfigError(
+                    f"{f.name} is a callable and cannot be saved to JSON", field=f.name, value=value
+                )
             data[f.name] = value
         return data
 
@@ -197,8 +234,9 @@ def _enum(kind: type[enum.Enum], name: str, value: Any) -> Any:
         return kind(value.lower() if isinstance(value, str) else value)
     except ValueError:
         choices = ", ".join(str(m.value) for m in kind)
-        raise ConfigError(f"{name} must be one of {choices}, got {value!r}",
-                          field=name, value=value) from None
+        raise ConfigError(
+            f"{name} must be one of {choices}, got {value!r}", field=name, value=value
+        ) from None
 
 
 @dataclass(slots=True)
@@ -223,18 +261,33 @@ class DownloadConfig:
 
     def __post_init__(self) -> None:
         self.download_directory = Path(self.download_directory)
-        _check(type(self.max_concurrent_downloads) is int and self.max_concurrent_downloads >= 1,
-               "max_concurrent_downloads", self.max_concurrent_downloads,
-               "must be an integer >= 1")
-        _check(isinstance(self.default_settings, DownloadBehaviorSettings), "default_settings",
-               self.default_settings, "must be a DownloadBehaviorSettings")
-        _check(isinstance(self.filename_template, str) and bool(self.filename_template),
-               "filename_template", self.filename_template, "must be a non-empty string")
+        _check(
+            type(self.max_concurrent_downloads) is int and self.max_concurrent_downloads >= 1,
+            "max_concurrent_downloads",
+            self.max_concurrent_downloads,
+            "must be an integer >= 1",
+        )
+        _check(
+            isinstance(self.default_settings, DownloadBehaviorSettings),
+            "default_settings",
+            self.default_settings,
+            "must be a DownloadBehaviorSettings",
+        )
+        _check(
+            isinstance(self.filename_template, str) and bool(self.filename_template),
+            "filename_template",
+            self.filename_template,
+            "must be a non-empty string",
+        )
         self.bandwidth_limit = parse_rate(self.bandwidth_limit)
         for source, overrides in self.source_settings.items():
             self.default_settings.replace(**overrides)  # validates; raises naming the field
-            _check(isinstance(source, str) and bool(source), "source", source,
-                   "must be a non-empty name")
+            _check(
+                isinstance(source, str) and bool(source),
+                "source",
+                source,
+                "must be a non-empty name",
+            )
 
     def add_source_setting(self, source: str, key: str, value: Any) -> None:
         """Override one behaviour setting for one source.
@@ -265,24 +318,35 @@ class DownloadConfig:
     def from_dict(cls, data: Any) -> DownloadConfig:
         """Build from a dict; unknown keys and bad values raise :class:`ConfigError`."""
         if not isinstance(data, dict):
-            raise ConfigError(f"config must be a JSON object, got {type(data).__name__}",
-                              field="config", value=data)
+            raise ConfigError(
+                f"config must be a JSON object, got {type(data).__name__}",
+                field="config",
+                value=data,
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"unknown config key {unknown[0]!r}; known keys: "
-                              f"{', '.join(sorted(known))}", field=unknown[0],
-                              value=data[unknown[0]])
+            raise ConfigError(
+                f"unknown config key {unknown[0]!r}; known keys: {', '.join(sorted(known))}",
+                field=unknown[0],
+                value=data[unknown[0]],
+            )
         values = dict(data)
         if "default_settings" in values:
             settings = values["default_settings"]
             if not isinstance(settings, dict):
-                raise ConfigError("default_settings must be a JSON object",
-                                  field="default_settings", value=settings)
+                raise ConfigError(
+                    "default_settings must be a JSON object",
+                    field="default_settings",
+                    value=settings,
+                )
             values["default_settings"] = DownloadBehaviorSettings.from_dict(settings)
         if not isinstance(values.get("source_settings", {}), dict):
-            raise ConfigError("source_settings must be a JSON object", field="source_settings",
-                              value=values["source_settings"])
+            raise ConfigError(
+                "source_settings must be a JSON object",
+                field="source_settings",
+                value=values["source_settings"],
+            )
         return cls(**values)
 
     def to_json(self, **kwargs: Any) -> str:
@@ -316,13 +380,18 @@ class DownloadConfig:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}",
-                              field="config", value=str(path)) from exc
+            raise ConfigError(
+                f"cannot read config file {str(path)!r}: {exc.strerror}",
+                field="config",
+                value=str(path),
+            ) from exc
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"config file {str(path)!r} is not UTF-8 text", field="config",
-                              value=str(path)) from exc
+            raise ConfigError(
+                f"config file {str(path)!r} is not UTF-8 text", field="config", value=str(path)
+            ) from exc
         try:
             return cls.from_json(text)
         except ConfigError as exc:
-            raise ConfigError(f"config file {str(path)}: {exc.message}", field=exc.field,
-                              value=exc.value) from exc
+            raise ConfigError(
+                f"config file {path!s}: {exc.message}", field=exc.field, value=exc.value
+            ) from exc

@@ -40,9 +40,20 @@ MAX_NAME_BYTES = 255
 # room for ".part" and ".resume.json" beside the final name
 _RESERVED_SUFFIX_BYTES = len(".resume.json")
 _WINDOWS_RESERVED = {
-    "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
-    *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10)),
-    "COM¹", "COM²", "COM³", "LPT¹", "LPT²", "LPT³",
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    "CONIN$",
+    "CONOUT$",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+    "COM¹",
+    "COM²",
+    "COM³",
+    "LPT¹",
+    "LPT²",
+    "LPT³",
 }
 _FORBIDDEN = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 
@@ -71,7 +82,10 @@ def safe_filename(name: str, *, fallback: str = "download", max_bytes: int = MAX
     stem, dot, ext = text.rpartition(".")
     if not dot:
         stem, ext = text, ""
-    if stem.split(".")[0].upper().rstrip(" ") in _WINDOWS_RESERVED or text.upper() in _WINDOWS_RESERVED:
+    if (
+        stem.split(".")[0].upper().rstrip(" ") in _WINDOWS_RESERVED
+        or text.upper() in _WINDOWS_RESERVED
+    ):
         text = "_" + text
         stem = "_" + stem if dot else text
     limit = max_bytes - _RESERVED_SUFFIX_BYTES
@@ -128,13 +142,13 @@ class _Template(string.Formatter):
         if value == "" and format_spec:
             return ""
         try:
-            return super().format_field(value, format_spec)
+            return str(super().format_field(value, format_spec))
         except (ValueError, TypeError):
-            return super().format_field(str(value), "")
+            return str(value)
 
 
 def render_template(template: str, values: Mapping[str, Any]) -> Path:
-    """Render a naming template such as ``{albumartist}/{album} ({year})/{tracknumber:02d} {title}.{ext}``.
+    """Render a naming template such as ``{albumartist}/{album} ({year})/{title}.{ext}``.
 
     Each ``/``-separated component is rendered and sanitised on its own, so a value holding
     ``/`` or ``..`` can never add a directory level. Missing fields render empty.
@@ -147,8 +161,11 @@ def render_template(template: str, values: Mapping[str, Any]) -> Path:
         try:
             rendered = formatter.format(piece, **values)
         except (ValueError, IndexError, KeyError, AttributeError) as exc:
-            raise ConfigError(f"filename template {template!r} is malformed: {exc}",
-                              field="filename_template", value=template) from exc
+            raise ConfigError(
+                f"filename template {template!r} is malformed: {exc}",
+                field="filename_template",
+                value=template,
+            ) from exc
         rendered = re.sub(r"\s+", " ", rendered).replace("()", "").replace("[]", "").strip()
         if rendered.strip("-_. "):
             parts.append(safe_filename(rendered))
@@ -165,11 +182,13 @@ def resolve_inside(directory: Path, relative: Path | str) -> Path:
     base = directory.resolve()
     target = (base / relative).resolve()
     if target != base and base not in target.parents:
-        raise StorageError(f"refusing to write {str(relative)!r}: it is outside {str(base)!r}",
-                           path=str(relative))
+        raise StorageError(
+            f"refusing to write {str(relative)!r}: it is outside {str(base)!r}", path=str(relative)
+        )
     if target == base:
-        raise StorageError(f"{str(relative)!r} names the output folder itself, not a file",
-                           path=str(relative))
+        raise StorageError(
+            f"{str(relative)!r} names the output folder itself, not a file", path=str(relative)
+        )
     return target
 
 

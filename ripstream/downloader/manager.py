@@ -47,11 +47,15 @@ def execute_task(task_json: str, config_json: str) -> DownloadResult:
 
 def _run_task(downloader: BaseDownloader, task: DownloadTask) -> DownloadResult:
     try:
-        content = task.to_content() if task.url or task.content else \
-            downloader.get_download_info(task.content_id)
+        content = (
+            task.to_content()
+            if task.url or task.content
+            else downloader.get_download_info(task.content_id)
+        )
     except DownloadError as exc:
-        return DownloadResult(content_id=task.content_id, source=task.source,
-                              status=ResultStatus.FAILED, error=exc)
+        return DownloadResult(
+            content_id=task.content_id, source=task.source, status=ResultStatus.FAILED, error=exc
+        )
     return downloader.download(content, task.file_path)
 
 
@@ -90,14 +94,16 @@ class DownloadManager:
         self.progress_tracker = progress_tracker or ProgressTracker()
         self.cancel_event = threading.Event()
         self.claims = PathClaims()
-        self.bandwidth = (TokenBucket(self.config.bandwidth_limit)
-                          if self.config.bandwidth_limit else None)
+        self.bandwidth = (
+            TokenBucket(self.config.bandwidth_limit) if self.config.bandwidth_limit else None
+        )
         self._factory = factory
         self._downloaders: dict[str, BaseDownloader] = {}
         self._lock = threading.Lock()
         self._own_executor = executor is None
         self._executor: Executor = executor or ThreadPoolExecutor(
-            self.config.max_concurrent_downloads, thread_name_prefix="ripstream")
+            self.config.max_concurrent_downloads, thread_name_prefix="ripstream"
+        )
         self._isolated = not isinstance(self._executor, ThreadPoolExecutor)
         for downloader in downloaders:
             self.register(downloader)
@@ -135,8 +141,9 @@ class DownloadManager:
         self.register(downloader)
         return downloader
 
-    def run(self, queue: DownloadQueue, *, on_result: ResultHandler | None = None
-            ) -> list[DownloadResult]:
+    def run(
+        self, queue: DownloadQueue, *, on_result: ResultHandler | None = None
+    ) -> list[DownloadResult]:
         """Drain ``queue``: start ready tasks, at most ``max_concurrent_downloads`` at once.
 
         A failed task fails its dependents (they are cancelled and never run).
@@ -158,8 +165,12 @@ class DownloadManager:
             try:
                 result = future.result()
             except DownloadError as exc:
-                result = DownloadResult(content_id=task.content_id, source=task.source,
-                                        status=ResultStatus.FAILED, error=exc)
+                result = DownloadResult(
+                    content_id=task.content_id,
+                    source=task.source,
+                    status=ResultStatus.FAILED,
+                    error=exc,
+                )
             if task.state is TaskState.RUNNING:
                 if result.is_success:
                     queue.complete_task(task.task_id)
@@ -195,8 +206,9 @@ class DownloadManager:
         self._cancel_rest(queue, record)
         return [results[task.task_id] for task in queue.tasks() if task.task_id in results]
 
-    def download_many(self, contents: Iterable[DownloadableContent], *,
-                      on_result: ResultHandler | None = None) -> list[DownloadResult]:
+    def download_many(
+        self, contents: Iterable[DownloadableContent], *, on_result: ResultHandler | None = None
+    ) -> list[DownloadResult]:
         """Queue ``contents`` (each to its own source) and :meth:`run` them."""
         queue = DownloadQueue()
         for content in contents:
@@ -237,14 +249,21 @@ class DownloadManager:
     def __enter__(self) -> DownloadManager:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
 def _cancelled_result(task: DownloadTask) -> DownloadResult:
     reason = task.error or "cancelled"
-    return DownloadResult(content_id=task.content_id, source=task.source,
-                          status=ResultStatus.CANCELLED, url=task.url,
-                          error=DownloadCancelledError(reason, source=task.source))
-
+    return DownloadResult(
+        content_id=task.content_id,
+        source=task.source,
+        status=ResultStatus.CANCELLED,
+        url=task.url,
+        error=DownloadCancelledError(reason, source=task.source),
+    )

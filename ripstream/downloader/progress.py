@@ -122,8 +122,13 @@ class ProgressTracker:
     :param window: seconds of history used for the speed.
     """
 
-    def __init__(self, *, min_interval: float = 0.1, window: float = 3.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        min_interval: float = 0.1,
+        window: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.min_interval = min_interval
         self.window = window
         self._clock = clock
@@ -143,8 +148,9 @@ class ProgressTracker:
             if callback in self._callbacks:
                 self._callbacks.remove(callback)
 
-    def start(self, download_id: str, total: int | None = None, *, title: str = "",
-              already: int = 0) -> None:
+    def start(
+        self, download_id: str, total: int | None = None, *, title: str = "", already: int = 0
+    ) -> None:
         """Begin tracking; ``already`` counts bytes resumed from disk."""
         now = self._clock()
         with self._lock:
@@ -205,8 +211,9 @@ class ProgressTracker:
         with self._lock:
             return list(self._entries)
 
-    def _snapshot(self, download_id: str, entry: _Entry, now: float,
-                  state: ProgressState) -> DownloadProgress:
+    def _snapshot(
+        self, download_id: str, entry: _Entry, now: float, state: ProgressState
+    ) -> DownloadProgress:
         entry.last_emit = now
         entry.samples.append((now, entry.done))
         while len(entry.samples) > 2 and now - entry.samples[0][0] > self.window:
@@ -214,9 +221,15 @@ class ProgressTracker:
         first_time, first_done = entry.samples[0]
         span = now - first_time
         speed = (entry.done - first_done) / span if span > 0 else 0.0
-        snapshot = DownloadProgress(download_id=download_id, downloaded_bytes=entry.done,
-                                    total_bytes=entry.total, speed=max(0.0, speed),
-                                    elapsed=now - entry.started, state=state, title=entry.title)
+        snapshot = DownloadProgress(
+            download_id=download_id,
+            downloaded_bytes=entry.done,
+            total_bytes=entry.total,
+            speed=max(0.0, speed),
+            elapsed=now - entry.started,
+            state=state,
+            title=entry.title,
+        )
         self._last[download_id] = snapshot
         if state in (ProgressState.COMPLETED, ProgressState.FAILED):
             self._last.pop(download_id, None)
@@ -248,8 +261,14 @@ class TqdmProgress:
     :param file: the stream to draw on (stderr by default).
     """
 
-    def __init__(self, total_files: int | None = None, *, disable: bool | None = False,
-                 file: Any = None, max_bars: int = 8) -> None:
+    def __init__(
+        self,
+        total_files: int | None = None,
+        *,
+        disable: bool | None = False,
+        file: Any = None,
+        max_bars: int = 8,
+    ) -> None:
         from tqdm.auto import tqdm
 
         self._tqdm = tqdm
@@ -259,17 +278,33 @@ class TqdmProgress:
         self._file = file
         self._max_bars = max_bars
         self._bytes_done: dict[str, int] = {}
-        self.overall = tqdm(total=total_files, desc="total", unit="file", position=0,
-                            disable=disable, file=file, leave=True, dynamic_ncols=True)
+        self.overall = tqdm(
+            total=total_files,
+            desc="total",
+            unit="file",
+            position=0,
+            disable=disable,
+            file=file,
+            leave=True,
+            dynamic_ncols=True,
+        )
 
     def __call__(self, download_id: str, progress: DownloadProgress) -> None:
         with self._lock:
             bar = self._bars.get(download_id)
             if bar is None and not progress.is_finished and len(self._bars) < self._max_bars:
-                bar = self._tqdm(total=progress.total_bytes, desc=_short(progress.title),
-                                 unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-                                 position=len(self._bars) + 1, disable=self._disable,
-                                 file=self._file, dynamic_ncols=True)
+                bar = self._tqdm(
+                    total=progress.total_bytes,
+                    desc=_short(progress.title),
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    leave=False,
+                    position=len(self._bars) + 1,
+                    disable=self._disable,
+                    file=self._file,
+                    dynamic_ncols=True,
+                )
                 self._bars[download_id] = bar
             if bar is not None:
                 if bar.total != progress.total_bytes:

@@ -26,7 +26,7 @@ __all__ = ["DownloadQueue", "DownloadTask", "TaskState"]
 
 
 class TaskState(enum.Enum):
-    """The life of a task: PENDING -> RUNNING -> COMPLETED | FAILED; CANCELLED from any unfinished."""
+    """A task's life: PENDING -> RUNNING -> COMPLETED | FAILED, or CANCELLED before it ends."""
 
     PENDING = "pending"
     RUNNING = "running"
@@ -72,7 +72,8 @@ class DownloadTask(DataClassJsonMixin):
     checksum: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     content: DownloadableContent | None = field(
-        default=None, metadata=config(exclude=lambda value: value is None))
+        default=None, metadata=config(exclude=lambda value: value is None)
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.content_type, ContentType):
@@ -80,24 +81,40 @@ class DownloadTask(DataClassJsonMixin):
         if not isinstance(self.state, TaskState):
             self.state = TaskState(self.state)
         if type(self.priority) is not int:
-            raise ConfigError(f"priority must be an integer, got {self.priority!r}",
-                              field="priority", value=self.priority)
+            raise ConfigError(
+                f"priority must be an integer, got {self.priority!r}",
+                field="priority",
+                value=self.priority,
+            )
         self.file_path = str(self.file_path) if self.file_path is not None else None
 
     @classmethod
     def from_content(cls, content: DownloadableContent, **kwargs: Any) -> DownloadTask:
         """A task for already-resolved content (kept whole, so no second lookup is needed)."""
-        return cls(content_id=content.content_id, content_type=content.content_type,
-                   source=content.source, title=content.title, url=content.url,
-                   checksum=content.checksum, content=content, **kwargs)
+        return cls(
+            content_id=content.content_id,
+            content_type=content.content_type,
+            source=content.source,
+            title=content.title,
+            url=content.url,
+            checksum=content.checksum,
+            content=content,
+            **kwargs,
+        )
 
     def to_content(self) -> DownloadableContent:
         """The content to download: the resolved one, or one built from the task's fields."""
         if self.content is not None:
             return self.content
-        return DownloadableContent(content_id=self.content_id, content_type=self.content_type,
-                                   source=self.source, title=self.title, url=self.url,
-                                   checksum=self.checksum, metadata=dict(self.metadata))
+        return DownloadableContent(
+            content_id=self.content_id,
+            content_type=self.content_type,
+            source=self.source,
+            title=self.title,
+            url=self.url,
+            checksum=self.checksum,
+            metadata=dict(self.metadata),
+        )
 
 
 class DownloadQueue:
@@ -118,8 +135,11 @@ class DownloadQueue:
 
     def __init__(self, max_size: int | None = None) -> None:
         if max_size is not None and (type(max_size) is not int or max_size < 1):
-            raise ConfigError(f"max_size must be an integer >= 1, got {max_size!r}",
-                              field="max_size", value=max_size)
+            raise ConfigError(
+                f"max_size must be an integer >= 1, got {max_size!r}",
+                field="max_size",
+                value=max_size,
+            )
         self.max_size = max_size
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -130,7 +150,7 @@ class DownloadQueue:
         self._dependents: dict[str, list[str]] = {}
         self._counts = dict.fromkeys(TaskState, 0)
 
-    # -- adding -------------------------------------------------------------------------------
+    # -- adding ---
 
     def add_task(self, task: DownloadTask) -> DownloadTask:
         """Add ``task``; it starts once its dependencies have completed.
@@ -142,15 +162,17 @@ class DownloadQueue:
         """
         with self._lock:
             if task.task_id in self._tasks:
-                raise TaskStateError(f"task {task.task_id} is already queued",
-                                     task_id=task.task_id)
+                raise TaskStateError(f"task {task.task_id} is already queued", task_id=task.task_id)
             if self.max_size is not None and self.active_count >= self.max_size:
-                raise QueueFullError(f"queue is full ({self.max_size} unfinished tasks)",
-                                     max_size=self.max_size)
+                raise QueueFullError(
+                    f"queue is full ({self.max_size} unfinished tasks)", max_size=self.max_size
+                )
             for dependency in task.dependencies:
                 if dependency not in self._tasks:
-                    raise TaskStateError(f"task {task.task_id} depends on unknown task "
-                                         f"{dependency}", task_id=task.task_id)
+                    raise TaskStateError(
+                        f"task {task.task_id} depends on unknown task {dependency}",
+                        task_id=task.task_id,
+                    )
             task.state = TaskState.PENDING
             self._tasks[task.task_id] = task
             self._counts[TaskState.PENDING] += 1
@@ -178,7 +200,7 @@ class DownloadQueue:
         for task in tasks:
             self.add_task(task)
 
-    # -- taking -------------------------------------------------------------------------------
+    # -- taking ---
 
     def get_next_task(self, timeout: float | None = 0) -> DownloadTask | None:
         """The highest-priority ready task, marked RUNNING; ``None`` if none is ready.
@@ -189,8 +211,9 @@ class DownloadQueue:
         with self._lock:
             task = self._pop_ready()
             if task is None and timeout != 0:
-                self._changed.wait_for(lambda: bool(self._heap) or not self._has_unfinished(),
-                                       timeout)
+                self._changed.wait_for(
+                    lambda: bool(self._heap) or not self._has_unfinished(), timeout
+                )
                 task = self._pop_ready()
             return task
 
@@ -203,7 +226,7 @@ class DownloadQueue:
                 return task
         return None
 
-    # -- finishing ----------------------------------------------------------------------------
+    # -- finishing ---
 
     def complete_task(self, task_id: str) -> None:
         """Mark a running task completed and release the tasks waiting on it."""
@@ -268,7 +291,7 @@ class DownloadQueue:
             self._push(task)
             self._changed.notify_all()
 
-    # -- looking ------------------------------------------------------------------------------
+    # -- looking ---
 
     def get_task(self, task_id: str) -> DownloadTask:
         """The task with ``task_id``.
@@ -335,8 +358,9 @@ class DownloadQueue:
             for dependency in dict.fromkeys(task.dependencies):
                 dep = queue._tasks.get(dependency)
                 if dep is None or dep.state in (TaskState.FAILED, TaskState.CANCELLED):
-                    queue._finish(task, TaskState.CANCELLED, f"dependency {dependency} did "
-                                  "not complete")
+                    queue._finish(
+                        task, TaskState.CANCELLED, f"dependency {dependency} did not complete"
+                    )
                     break
                 if dep.state is not TaskState.COMPLETED:
                     unmet += 1
@@ -363,8 +387,9 @@ class DownloadQueue:
 
     def _finish(self, task: DownloadTask, state: TaskState, error: str | None) -> None:
         if task.state.is_finished:
-            raise TaskStateError(f"task {task.task_id} is already {task.state.value}",
-                                 task_id=task.task_id)
+            raise TaskStateError(
+                f"task {task.task_id} is already {task.state.value}", task_id=task.task_id
+            )
         self._move(task, state)
         task.error = error
         self._unmet.pop(task.task_id, None)
@@ -374,11 +399,14 @@ class DownloadQueue:
         if task is None:
             raise TaskStateError(f"cannot {action} unknown task {task_id}", task_id=task_id)
         if state is not None and task.state is not state:
-            raise TaskStateError(f"cannot {action} task {task_id}: it is {task.state.value}, "
-                                 f"not {state.value}", task_id=task_id)
+            raise TaskStateError(
+                f"cannot {action} task {task_id}: it is {task.state.value}, not {state.value}",
+                task_id=task_id,
+            )
         if state is None and task.state.is_finished:
-            raise TaskStateError(f"cannot {action} task {task_id}: it is already "
-                                 f"{task.state.value}", task_id=task_id)
+            raise TaskStateError(
+                f"cannot {action} task {task_id}: it is already {task.state.value}", task_id=task_id
+            )
         return task
 
     def _cancel_dependents(self, task_id: str) -> list[str]:

@@ -124,8 +124,13 @@ def call_with_retries(
         error = outcome.exception() if outcome is not None else None
         wait = state.upcoming_sleep
         assert isinstance(error, DownloadError)
-        logger.info("%s: attempt %d failed (%s); retrying in %.2fs", describe,
-                    state.attempt_number, error, wait)
+        logger.info(
+            "%s: attempt %d failed (%s); retrying in %.2fs",
+            describe,
+            state.attempt_number,
+            error,
+            wait,
+        )
         if on_retry is not None:
             on_retry(state.attempt_number, error, wait)
 

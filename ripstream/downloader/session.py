@@ -40,17 +40,38 @@ from ripstream.downloader.exceptions import (
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.retry import parse_retry_after
 
-__all__ = ["DownloadSession", "SessionManager", "error_for_status", "map_request_error",
-           "redact_url"]
+__all__ = [
+    "DownloadSession",
+    "SessionManager",
+    "error_for_status",
+    "map_request_error",
+    "redact_url",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Headers that never follow a redirect to another host.
-SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key",
-                               "x-auth-token"})
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"}
+)
 _TRANSIENT_STATUS = frozenset({408, 425, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
-_SECRET_PARAMS = frozenset({"t", "s", "p", "token", "apikey", "api_key", "key", "password",
-                            "signature", "sig", "x-amz-signature", "auth", "access_token"})
+_SECRET_PARAMS = frozenset(
+    {
+        "t",
+        "s",
+        "p",
+        "token",
+        "apikey",
+        "api_key",
+        "key",
+        "password",
+        "signature",
+        "sig",
+        "x-amz-signature",
+        "auth",
+        "access_token",
+    }
+)
 
 
 def redact_url(url: str | None) -> str | None:
@@ -79,28 +100,35 @@ def map_request_error(exc: Exception, url: str | None, source: str | None = None
     if isinstance(exc, requests.exceptions.SSLError):
         return TLSError(f"TLS verification failed for {safe}: {exc}", url=safe, source=source)
     if isinstance(exc, requests.exceptions.TooManyRedirects):
-        return RedirectError(f"too many redirects (or a redirect loop) from {safe}", url=safe,
-                             source=source)
+        return RedirectError(
+            f"too many redirects (or a redirect loop) from {safe}", url=safe, source=source
+        )
     if isinstance(exc, requests.exceptions.InvalidSchema):
-        return RedirectError(f"{safe} redirected to a scheme other than http(s): {exc}",
-                             url=safe, source=source)
+        return RedirectError(
+            f"{safe} redirected to a scheme other than http(s): {exc}", url=safe, source=source
+        )
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
         return ConfigError(f"invalid URL {safe!r}: {exc}", field="url", value=safe)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ConnectionFailedError(f"timed out connecting to {safe}", url=safe, source=source)
-    if isinstance(exc, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError
-                  | TimeoutError):
-        return StallError(f"no data from {safe} within the read timeout", url=safe,
-                          source=source)
+    if isinstance(
+        exc, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError | TimeoutError
+    ):
+        return StallError(f"no data from {safe} within the read timeout", url=safe, source=source)
     if isinstance(exc, requests.exceptions.ContentDecodingError | urllib3.exceptions.DecodeError):
-        return ResponseMismatchError(f"cannot decode the body from {safe}: {exc}", url=safe,
-                                     source=source)
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError
-                  | urllib3.exceptions.IncompleteRead | urllib3.exceptions.ProtocolError):
-        return IncompleteBodyError(f"the connection to {safe} broke mid-body: {exc}", url=safe,
-                                   source=source)
-    return ConnectionFailedError(f"network error talking to {safe}: {exc}", url=safe,
-                                 source=source)
+        return ResponseMismatchError(
+            f"cannot decode the body from {safe}: {exc}", url=safe, source=source
+        )
+    if isinstance(
+        exc,
+        requests.exceptions.ChunkedEncodingError
+        | urllib3.exceptions.IncompleteRead
+        | urllib3.exceptions.ProtocolError,
+    ):
+        return IncompleteBodyError(
+            f"the connection to {safe} broke mid-body: {exc}", url=safe, source=source
+        )
+    return ConnectionFailedError(f"network error talking to {safe}: {exc}", url=safe, source=source)
 
 
 def error_for_status(response: requests.Response, source: str | None = None) -> DownloadError:
@@ -110,37 +138,56 @@ def error_for_status(response: requests.Response, source: str | None = None) -> 
     reason = f"HTTP {status} {response.reason or ''}".strip()
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status in (401, 403):
-        return AuthenticationError(f"{reason}: access denied to {url}", url=url, source=source,
-                                   status_code=status)
+        return AuthenticationError(
+            f"{reason}: access denied to {url}", url=url, source=source, status_code=status
+        )
     if status in (404, 410):
-        return ContentNotFoundError(f"{reason}: {url} does not exist", url=url, source=source,
-                                    status_code=status)
+        return ContentNotFoundError(
+            f"{reason}: {url} does not exist", url=url, source=source, status_code=status
+        )
     if status == 429:
-        return RateLimitError(f"{reason}: rate limited by {urlsplit(url or '').hostname}",
-                              url=url, source=source, status_code=status,
-                              retry_after=retry_after)
+        return RateLimitError(
+            f"{reason}: rate limited by {urlsplit(url or '').hostname}",
+            url=url,
+            source=source,
+            status_code=status,
+            retry_after=retry_after,
+        )
     if status in _TRANSIENT_STATUS or 500 <= status < 600:
-        return ServerError(f"{reason} from {url}", url=url, source=source, status_code=status,
-                           retry_after=retry_after)
+        return ServerError(
+            f"{reason} from {url}",
+            url=url,
+            source=source,
+            status_code=status,
+            retry_after=retry_after,
+        )
     if 300 <= status < 400:
-        return RedirectError(f"{reason}: redirect without a usable Location from {url}",
-                             url=url, source=source, status_code=status)
+        return RedirectError(
+            f"{reason}: redirect without a usable Location from {url}",
+            url=url,
+            source=source,
+            status_code=status,
+        )
     return HTTPStatusError(f"{reason} for {url}", url=url, source=source, status_code=status)
 
 
 class _GuardedSession(requests.Session):
     """A Session that strips every sensitive header, not only Authorization, on a host change."""
 
-    def rebuild_auth(self, prepared_request: requests.PreparedRequest,
-                     response: requests.Response) -> None:
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
         original = urlsplit(response.request.url or "")
         target = urlsplit(prepared_request.url or "")
         if (original.hostname, original.port, original.scheme) != (
-                target.hostname, target.port, target.scheme):
+            target.hostname,
+            target.port,
+            target.scheme,
+        ):
             for name in list(prepared_request.headers):
                 if name.lower() in SENSITIVE_HEADERS:
                     del prepared_request.headers[name]
-        super().rebuild_auth(prepared_request, response)
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
 
 
 class DownloadSession:
@@ -168,18 +215,28 @@ class DownloadSession:
         self._limiter: TokenBucket | None = None
         if settings.requests_per_period:
             rate = settings.requests_per_period / settings.rate_period_seconds
-            self._limiter = TokenBucket(rate, burst=settings.requests_per_period, clock=clock,
-                                        sleep=sleep)
+            self._limiter = TokenBucket(
+                rate, burst=settings.requests_per_period, clock=clock, sleep=sleep
+            )
 
     @property
     def timeout(self) -> tuple[float, float]:
         """(connect, read) timeouts; the read timeout doubles as the no-data stall limit."""
-        return (self.settings.connect_timeout,
-                min(self.settings.timeout_seconds, self.settings.stall_timeout))
+        return (
+            self.settings.connect_timeout,
+            min(self.settings.timeout_seconds, self.settings.stall_timeout),
+        )
 
-    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
-                stream: bool = False, check_status: bool = True,
-                **kwargs: Any) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        check_status: bool = True,
+        **kwargs: Any,
+    ) -> requests.Response:
         """Send one request, paced by the source's rate limit.
 
         :param check_status: raise the typed error for a status >= 400.
@@ -187,17 +244,25 @@ class DownloadSession:
         """
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https"):
-            raise ConfigError(f"unsupported URL scheme {scheme or '(none)'!r} in "
-                              f"{redact_url(url)!r}; only http and https", field="url",
-                              value=redact_url(url))
+            raise ConfigError(
+                f"unsupported URL scheme {scheme or '(none)'!r} in "
+                f"{redact_url(url)!r}; only http and https",
+                field="url",
+                value=redact_url(url),
+            )
         if self._limiter is not None:
             self._limiter.acquire(1)
         kwargs.setdefault("timeout", self.timeout)
         try:
-            response = self.http.request(method, url, headers=dict(headers or {}),
-                                         stream=stream, **kwargs)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError,
-                ValueError) as exc:
+            response = self.http.request(
+                method, url, headers=dict(headers or {}), stream=stream, **kwargs
+            )
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            OSError,
+            ValueError,
+        ) as exc:
             raise map_request_error(exc, url, self.source) from exc
         if check_status and response.status_code >= 400:
             response.close()
@@ -217,8 +282,9 @@ class DownloadSession:
         try:
             return response.json()
         except ValueError as exc:
-            raise ResponseMismatchError(f"{redact_url(url)} did not return JSON",
-                                        url=redact_url(url), source=self.source) from exc
+            raise ResponseMismatchError(
+                f"{redact_url(url)} did not return JSON", url=redact_url(url), source=self.source
+            ) from exc
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -239,9 +305,13 @@ class SessionManager:
                 return session
     """
 
-    def __init__(self, config: DownloadConfig | None = None, *,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Any] = time.sleep) -> None:
+    def __init__(
+        self,
+        config: DownloadConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
         self.config = config or DownloadConfig()
         self._clock = clock
         self._sleep = sleep
@@ -274,8 +344,13 @@ class SessionManager:
             session = self._sessions.get(source)
             if session is None:
                 settings = self.config.get_behavior_for_source(source)
-                session = DownloadSession(source, settings, self.create_session(source, settings),
-                                          clock=self._clock, sleep=self._sleep)
+                session = DownloadSession(
+                    source,
+                    settings,
+                    self.create_session(source, settings),
+                    clock=self._clock,
+                    sleep=self._sleep,
+                )
                 self._sessions[source] = session
             return session
 
@@ -289,7 +364,10 @@ class SessionManager:
     def __enter__(self) -> SessionManager:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
-

@@ -189,7 +189,7 @@ class Transfer:
         self.on_response = on_response
         self.clock = clock
 
-    # -- entry point ----------------------------------------------------------------------------
+    # -- entry point ---
 
     def run(self, url: str, part: Path, headers: dict[str, str] | None = None) -> TransferResult:
         """One attempt at filling ``part`` from ``url``.
@@ -209,11 +209,16 @@ class Transfer:
             state = None
         return self._single(url, part, headers, state)
 
-    # -- single stream ----------------------------------------------------------------------------
+    # -- single stream ---
 
-    def _single(self, url: str, part: Path, headers: dict[str, str],
-                state: ResumeState | None,
-                response: requests.Response | None = None) -> TransferResult:
+    def _single(
+        self,
+        url: str,
+        part: Path,
+        headers: dict[str, str],
+        state: ResumeState | None,
+        response: requests.Response | None = None,
+    ) -> TransferResult:
         have = part_size(part) if state is not None and state.segments == [] else 0
         validator = state.validator if state is not None else None
         if have and not (self.settings.resume and validator):
@@ -223,8 +228,9 @@ class Transfer:
             if have:
                 request_headers["Range"] = f"bytes={have}-"
                 request_headers["If-Range"] = validator or ""
-            response = self.session.get(url, headers=request_headers, stream=True,
-                                        check_status=False)
+            response = self.session.get(
+                url, headers=request_headers, stream=True, check_status=False
+            )
         with contextlib.closing(response):
             status = response.status_code
             if have and status == 416:
@@ -237,22 +243,30 @@ class Transfer:
                 total = content_range.total
             elif status == 200:
                 if have:
-                    logger.info("%s: the server sent the whole file; restarting from 0",
-                                redact_url(url))
+                    logger.info(
+                        "%s: the server sent the whole file; restarting from 0", redact_url(url)
+                    )
                     self.progress(-have)
                 have = 0
                 total = None if encoded else _content_length(response)
             else:
                 raise ResponseMismatchError(
                     f"unexpected HTTP {status} for {redact_url(url)}"
-                    + (" (asked for the whole file, got a partial answer)" if status == 206
-                       else ""),
-                    url=redact_url(url), source=self.session.source, status_code=status)
+                    + (
+                        " (asked for the whole file, got a partial answer)" if status == 206 else ""
+                    ),
+                    url=redact_url(url),
+                    source=self.session.source,
+                    status_code=status,
+                )
             self.on_response(response)
-            new_state = ResumeState(self.key[0], self.key[1],
-                                    etag=response.headers.get("ETag"),
-                                    last_modified=response.headers.get("Last-Modified"),
-                                    total=total)
+            new_state = ResumeState(
+                self.key[0],
+                self.key[1],
+                etag=response.headers.get("ETag"),
+                last_modified=response.headers.get("Last-Modified"),
+                total=total,
+            )
             if encoded:
                 # a decoded body cannot be checked against ranges: never resume it
                 _remove(sidecar_path(part))
@@ -262,40 +276,68 @@ class Transfer:
             hasher = self._hasher_from_disk(part, have)
             expected = None if total is None else total - have
             with _open_at(part, have) as handle:
-                received = self._pump(url, part, response, expected, hasher,
-                                      lambda view, _pos: handle.write(view), have)
+                received = self._pump(
+                    url,
+                    part,
+                    response,
+                    expected,
+                    hasher,
+                    lambda view, _pos: handle.write(view),
+                    have,
+                )
             if expected is not None and received != expected:
                 raise IncompleteBodyError(
                     f"{redact_url(url)} ended after {have + received} of {total} bytes",
-                    url=redact_url(url), source=self.session.source, expected=expected,
-                    received=received)
+                    url=redact_url(url),
+                    source=self.session.source,
+                    expected=expected,
+                    received=received,
+                )
             if encoded:
                 _check_wire_length(url, response, self.session.source)
-            return TransferResult(total=have + received, resumed_from=have, fetched=received,
-                                  digest=hasher.hexdigest() if hasher is not None else None)
+            return TransferResult(
+                total=have + received,
+                resumed_from=have,
+                fetched=received,
+                digest=hasher.hexdigest() if hasher is not None else None,
+            )
 
-    def _check_complete(self, url: str, part: Path, response: requests.Response, have: int,
-                        state: ResumeState | None) -> TransferResult:
+    def _check_complete(
+        self,
+        url: str,
+        part: Path,
+        response: requests.Response,
+        have: int,
+        state: ResumeState | None,
+    ) -> TransferResult:
         content_range = parse_content_range(response.headers.get("Content-Range"))
         total = content_range.total if content_range else None
         known = state.total if state else None
         if total is not None and total == have and known in (None, have):
             self.on_total(total, have)
             hasher = self._hasher_from_disk(part, have)
-            return TransferResult(total=have, resumed_from=have, fetched=0,
-                                  digest=hasher.hexdigest() if hasher else None)
+            return TransferResult(
+                total=have,
+                resumed_from=have,
+                fetched=0,
+                digest=hasher.hexdigest() if hasher else None,
+            )
         self._reset(part)
         self.progress(-have)
         raise ResponseMismatchError(
             f"{redact_url(url)} refused to resume at byte {have} (HTTP 416, total "
             f"{total if total is not None else 'unknown'}); starting over",
-            url=redact_url(url), source=self.session.source, status_code=416)
+            url=redact_url(url),
+            source=self.session.source,
+            status_code=416,
+        )
 
-    # -- segmented --------------------------------------------------------------------------------
+    # -- segmented ---
 
     def _start_segmented(self, url: str, part: Path, headers: dict[str, str]) -> TransferResult:
-        response = self.session.get(url, headers={**headers, "Range": "bytes=0-"}, stream=True,
-                                    check_status=False)
+        response = self.session.get(
+            url, headers={**headers, "Range": "bytes=0-"}, stream=True, check_status=False
+        )
         status = response.status_code
         if status in (403, 416, 501) or (status == 200 and _is_encoded(response)):
             content_range = parse_content_range(response.headers.get("Content-Range"))
@@ -308,20 +350,30 @@ class Transfer:
             raise error_for_status(response, self.session.source)
         if status == 200:
             # ranges ignored: this response already is the whole file, so use it
-            logger.info("%s: the server ignores ranges; downloading as one stream",
-                        redact_url(url))
+            logger.info("%s: the server ignores ranges; downloading as one stream", redact_url(url))
             return self._single(url, part, headers, None, response)
         content_range = parse_content_range(response.headers.get("Content-Range"))
-        if (status != 206 or content_range is None or content_range.start != 0
-                or content_range.total is None):
+        if (
+            status != 206
+            or content_range is None
+            or content_range.start != 0
+            or content_range.total is None
+        ):
             response.close()
-            raise _FallBack(f"the server answered bytes=0- with HTTP {status} and "
-                            f"Content-Range {response.headers.get('Content-Range')!r}")
+            raise _FallBack(
+                f"the server answered bytes=0- with HTTP {status} and "
+                f"Content-Range {response.headers.get('Content-Range')!r}"
+            )
         total = content_range.total
         self.on_response(response)
-        state = ResumeState(self.key[0], self.key[1], etag=response.headers.get("ETag"),
-                            last_modified=response.headers.get("Last-Modified"), total=total,
-                            segments=[[s, e, s] for s, e in self._plan(total)])
+        state = ResumeState(
+            self.key[0],
+            self.key[1],
+            etag=response.headers.get("ETag"),
+            last_modified=response.headers.get("Last-Modified"),
+            total=total,
+            segments=[[s, e, s] for s, e in self._plan(total)],
+        )
         try:
             with open(part, "wb") as handle:
                 handle.truncate(total)
@@ -337,8 +389,14 @@ class Transfer:
         size = -(-total // count)
         return [(start, min(total, start + size)) for start in range(0, total, size)] or [(0, 0)]
 
-    def _segmented(self, url: str, part: Path, headers: dict[str, str], state: ResumeState,
-                   first: requests.Response | None) -> TransferResult:
+    def _segmented(
+        self,
+        url: str,
+        part: Path,
+        headers: dict[str, str],
+        state: ResumeState,
+        first: requests.Response | None,
+    ) -> TransferResult:
         total = state.total
         assert total is not None
         if part_size(part) != total:
@@ -379,12 +437,13 @@ class Transfer:
             try:
                 while segment is not None and not abort.is_set():
                     if segment.remaining > 0:
-                        self._fetch_segment(url, part, fd, segment, total, headers, validator,
-                                            response)
+                        self._fetch_segment(
+                            url, part, fd, segment, total, headers, validator, response
+                        )
                         response = None
                         checkpoint()
                     segment = steal()
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - handed to the joining thread
                 errors.append(exc)
                 abort.set()
             finally:
@@ -405,9 +464,12 @@ class Transfer:
                 jobs.append((head, first))
                 pending = [s for s in pending if s is not head]
             jobs.extend((s, None) for s in pending)
-            threads = [threading.Thread(target=worker, args=job, daemon=True,
-                                        name=f"ripstream-segment-{i}")
-                       for i, job in enumerate(jobs[1:], 1)]
+            threads = [
+                threading.Thread(
+                    target=worker, args=job, daemon=True, name=f"ripstream-segment-{i}"
+                )
+                for i, job in enumerate(jobs[1:], 1)
+            ]
             for thread in threads:
                 thread.start()
             if jobs:
@@ -423,19 +485,39 @@ class Transfer:
             first_error = errors[0]
             if isinstance(first_error, _FallBack | DownloadError):
                 raise first_error
-            raise map_request_error(first_error if isinstance(first_error, Exception)
-                                    else RuntimeError(str(first_error)), url,
-                                    self.session.source) from first_error
+            raise map_request_error(
+                first_error
+                if isinstance(first_error, Exception)
+                else RuntimeError(str(first_error)),
+                url,
+                self.session.source,
+            ) from first_error
         if any(seg.remaining for seg in segments):
-            raise IncompleteBodyError(f"{redact_url(url)}: segments left unfinished",
-                                      url=redact_url(url), source=self.session.source)
+            raise IncompleteBodyError(
+                f"{redact_url(url)}: segments left unfinished",
+                url=redact_url(url),
+                source=self.session.source,
+            )
         hasher = self._hasher_from_disk(part, total)
-        return TransferResult(total=total, resumed_from=have, fetched=total - have,
-                              digest=hasher.hexdigest() if hasher else None, segmented=True)
+        return TransferResult(
+            total=total,
+            resumed_from=have,
+            fetched=total - have,
+            digest=hasher.hexdigest() if hasher else None,
+            segmented=True,
+        )
 
-    def _fetch_segment(self, url: str, part: Path, fd: int, segment: _Segment, total: int,
-                       headers: dict[str, str], validator: str | None,
-                       response: requests.Response | None) -> None:
+    def _fetch_segment(
+        self,
+        url: str,
+        part: Path,
+        fd: int,
+        segment: _Segment,
+        total: int,
+        headers: dict[str, str],
+        validator: str | None,
+        response: requests.Response | None,
+    ) -> None:
         stalls = 0
         while segment.remaining > 0:
             self._check_cancel()
@@ -443,8 +525,9 @@ class Transfer:
                 request_headers = {**headers, "Range": f"bytes={segment.done}-{segment.end - 1}"}
                 if validator:
                     request_headers["If-Range"] = validator
-                response = self.session.get(url, headers=request_headers, stream=True,
-                                            check_status=False)
+                response = self.session.get(
+                    url, headers=request_headers, stream=True, check_status=False
+                )
                 status = response.status_code
                 if status in (200, 403, 416, 501):
                     response.close()
@@ -453,8 +536,7 @@ class Transfer:
                     response.close()
                     raise error_for_status(response, self.session.source)
                 try:
-                    self._expect_range(response, segment.done, segment.end - 1, None,
-                                       total=total)
+                    self._expect_range(response, segment.done, segment.end - 1, None, total=total)
                 except ResponseMismatchError as exc:
                     response.close()
                     raise _FallBack(str(exc)) from exc
@@ -469,29 +551,43 @@ class Transfer:
                 segment.done = position + len(chunk)
 
             with contextlib.closing(response):
-                self._pump(url, part, response, segment.end - segment.done, None, write,
-                           segment.done)
+                self._pump(
+                    url, part, response, segment.end - segment.done, None, write, segment.done
+                )
             response = None
             if segment.done == before:
                 stalls += 1
                 if stalls >= 3:
                     raise IncompleteBodyError(
                         f"{redact_url(url)}: range {segment.done}-{segment.end - 1} keeps "
-                        "coming back empty", url=redact_url(url), source=self.session.source,
-                        expected=segment.end - segment.done, received=0)
+                        "coming back empty",
+                        url=redact_url(url),
+                        source=self.session.source,
+                        expected=segment.end - segment.done,
+                        received=0,
+                    )
 
     def _empty(self, part: Path) -> TransferResult:
         with open(part, "wb"):
             pass
         self.on_total(0, 0)
         hasher = self._hasher_from_disk(part, 0)
-        return TransferResult(total=0, resumed_from=0, fetched=0,
-                              digest=hasher.hexdigest() if hasher else None)
+        return TransferResult(
+            total=0, resumed_from=0, fetched=0, digest=hasher.hexdigest() if hasher else None
+        )
 
-    # -- the hot loop -------------------------------------------------------------------------------
+    # -- the hot loop ---
 
-    def _pump(self, url: str, part: Path, response: requests.Response, expected: int | None,
-              hasher: Any, write: Callable[[memoryview, int], object], position: int) -> int:
+    def _pump(
+        self,
+        url: str,
+        part: Path,
+        response: requests.Response,
+        expected: int | None,
+        hasher: Any,
+        write: Callable[[memoryview, int], object],
+        position: int,
+    ) -> int:
         """Copy the body into ``write`` until ``expected`` bytes or EOF; returns bytes written."""
         raw: urllib3.HTTPResponse = response.raw
         fp = getattr(raw, "_fp", None)
@@ -505,8 +601,9 @@ class Transfer:
         try:
             while expected is None or received < expected:
                 if self.cancel.is_set():
-                    raise DownloadCancelledError("download cancelled", url=redact_url(url),
-                                                 source=self.session.source)
+                    raise DownloadCancelledError(
+                        "download cancelled", url=redact_url(url), source=self.session.source
+                    )
                 want = size if expected is None else min(size, expected - received)
                 started = self.clock()
                 if direct:
@@ -544,19 +641,33 @@ class Transfer:
                             raise StallError(
                                 f"{redact_url(url)} slowed to {window_bytes / span:.0f} B/s, "
                                 f"under the floor of {floor:.0f} B/s",
-                                url=redact_url(url), source=self.session.source)
+                                url=redact_url(url),
+                                source=self.session.source,
+                            )
                         window_start, window_bytes, throttled = now, 0, 0.0
-        except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError,
-                requests.RequestException, ValueError) as exc:
+        except (
+            OSError,
+            http.client.HTTPException,
+            urllib3.exceptions.HTTPError,
+            requests.RequestException,
+            ValueError,
+        ) as exc:
             raise map_request_error(exc, url, self.session.source) from exc
         if direct and fp is not None and fp.isclosed():
             raw.release_conn()  # the body was read to its end: keep the connection
         return received
 
-    # -- helpers ------------------------------------------------------------------------------------
+    # -- helpers ---
 
-    def _expect_range(self, response: requests.Response, start: int, end: int | None,
-                      state: ResumeState | None, *, total: int | None = None) -> ContentRange:
+    def _expect_range(
+        self,
+        response: requests.Response,
+        start: int,
+        end: int | None,
+        state: ResumeState | None,
+        *,
+        total: int | None = None,
+    ) -> ContentRange:
         header = response.headers.get("Content-Range")
         content_range = parse_content_range(header)
         url = redact_url(response.url)
@@ -568,8 +679,11 @@ class Transfer:
             problem = f"bytes from {content_range.start} when {start} was asked"
         elif end is not None and content_range.end != end:
             problem = f"a range ending at {content_range.end} when {end} was asked"
-        elif end is None and content_range.total is not None and \
-                content_range.end != content_range.total - 1:
+        elif (
+            end is None
+            and content_range.total is not None
+            and content_range.end != content_range.total - 1
+        ):
             problem = f"a range ending at {content_range.end}, before the end of the file"
         elif known_total is not None and content_range.total != known_total:
             problem = f"a total of {content_range.total} bytes where {known_total} was known"
@@ -577,11 +691,11 @@ class Transfer:
             length = _content_length(response)
             assert content_range.start is not None
             if length is not None and length != content_range.end - content_range.start + 1:
-                problem = (f"Content-Length {length} that disagrees with Content-Range "
-                           f"{header!r}")
+                problem = f"Content-Length {length} that disagrees with Content-Range {header!r}"
         if problem is not None or content_range is None:
-            raise ResponseMismatchError(f"{url} sent {problem}", url=url,
-                                        source=self.session.source, status_code=206)
+            raise ResponseMismatchError(
+                f"{url} sent {problem}", url=url, source=self.session.source, status_code=206
+            )
         return content_range
 
     def _hasher_from_disk(self, part: Path, length: int) -> Any:
@@ -644,8 +758,8 @@ def _open_at(part: Path, offset: int) -> BinaryIO:
             handle = open(part, "r+b", buffering=0)  # noqa: SIM115 - returned to a with-block
             handle.truncate(offset)
             handle.seek(offset)
-            return handle  # type: ignore[return-value]
-        return open(part, "wb", buffering=0)  # type: ignore[return-value]  # noqa: SIM115
+            return handle
+        return open(part, "wb", buffering=0)
     except OSError as exc:
         raise storage_error(exc, part) from exc
 
@@ -668,5 +782,8 @@ def _check_wire_length(url: str, response: requests.Response, source: str) -> No
     if expected is not None and wire != expected:
         raise IncompleteBodyError(
             f"{redact_url(url)} ended after {wire} of {expected} encoded bytes",
-            url=redact_url(url), source=source, expected=expected, received=wire)
-
+            url=redact_url(url),
+            source=source,
+            expected=expected,
+            received=wire,
+        )

@@ -55,7 +55,7 @@ class SourceRegistry:
                 if not (isinstance(loaded, type) and issubclass(loaded, BaseDownloader)):
                     raise TypeError(f"{entry_point.value} is not a BaseDownloader subclass")
                 self.register(loaded, entry_point.name)
-            except Exception as exc:  # any plugin bug must not stop the other sources
+            except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the others
                 message = f"{type(exc).__name__}: {exc}"
                 logger.warning("source plugin %r failed to load: %s", entry_point.name, message)
                 self.broken[entry_point.name] = message
@@ -69,10 +69,13 @@ class SourceRegistry:
             return self.sources[name]
         except KeyError:
             if name in self.broken:
-                raise SourceError(f"source {name!r} failed to load: {self.broken[name]}",
-                                  source=name) from None
-            raise SourceError(f"no source called {name!r}; installed: "
-                              f"{', '.join(sorted(self.sources))}", source=name) from None
+                raise SourceError(
+                    f"source {name!r} failed to load: {self.broken[name]}", source=name
+                ) from None
+            raise SourceError(
+                f"no source called {name!r}; installed: {', '.join(sorted(self.sources))}",
+                source=name,
+            ) from None
 
     def for_url(self, url: str) -> type[BaseDownloader]:
         """The source that claims ``url``; plugins are asked before the built-in http source.
@@ -90,8 +93,9 @@ class SourceRegistry:
         return iter(sorted(self.sources.items()))
 
 
-def load_registry(*, plugins: bool = True, extra: Iterable[type[BaseDownloader]] = ()
-                  ) -> SourceRegistry:
+def load_registry(
+    *, plugins: bool = True, extra: Iterable[type[BaseDownloader]] = ()
+) -> SourceRegistry:
     """A registry of the built-in sources, installed plugins, and ``extra``."""
     registry = SourceRegistry()
     for source in _builtin_sources():
@@ -119,5 +123,7 @@ def _class_source_name(source: type[BaseDownloader]) -> str:
         value = klass.__dict__.get("source_name")
         if isinstance(value, str):
             return value
-    raise SourceError(f"{source.__name__} has no class-level source_name; set "
-                      "source_name = '...' on the class or pass a name")
+    raise SourceError(
+        f"{source.__name__} has no class-level source_name; set "
+        "source_name = '...' on the class or pass a name"
+    )

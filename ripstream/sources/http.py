@@ -25,8 +25,11 @@ def validate_http_url(url: str) -> str:
         raise ConfigError(f"malformed URL {text!r}: {exc}", field="url", value=text) from exc
     if parts.scheme.lower() not in ("http", "https"):
         scheme = parts.scheme or "(none)"
-        raise ConfigError(f"unsupported URL scheme {scheme!r} in {redact_url(text)!r}: "
-                          "use http:// or https://", field="url", value=text)
+        raise ConfigError(
+            f"unsupported URL scheme {scheme!r} in {redact_url(text)!r}: use http:// or https://",
+            field="url",
+            value=text,
+        )
     if not parts.hostname:
         raise ConfigError(f"malformed URL {text!r}: no host", field="url", value=text)
     if any(ch.isspace() for ch in text):
@@ -43,9 +46,11 @@ class HttpDownloader(BaseDownloader):
             result = http.download(http.get_download_info("https://example.com/a.flac"))
     """
 
-    source_name: ClassVar[str] = "http"  # type: ignore[misc]
-    supported_content_types: ClassVar[list[ContentType]] = [  # type: ignore[misc]
-        ContentType.FILE, ContentType.TRACK]
+    source_name: ClassVar[str] = "http"
+    supported_content_types: ClassVar[list[ContentType]] = [
+        ContentType.FILE,
+        ContentType.TRACK,
+    ]
     description: ClassVar[str] = "direct http:// and https:// URLs"
     url_patterns: ClassVar[tuple[str, ...]] = ("http://...", "https://...")
 
@@ -74,6 +79,10 @@ class HttpDownloader(BaseDownloader):
         """
         url = validate_http_url(content_id)
         name = filename_from_url(url)
-        return DownloadableContent(content_id=url, content_type=ContentType.FILE,
-                                   source=self.source_name,
-                                   title=name or urlsplit(url).hostname or "download", url=url)
+        return DownloadableContent(
+            content_id=url,
+            content_type=ContentType.FILE,
+            source=self.source_name,
+            title=name or urlsplit(url).hostname or "download",
+            url=url,
+        )
