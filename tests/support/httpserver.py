@@ -62,7 +62,11 @@ Statistics (:attr:`TestServer.requests`, :meth:`TestServer.bytes_sent`,
 :attr:`TestServer.connections_opened`, :attr:`TestServer.max_concurrent_requests`)
 are thread-safe.  :meth:`TestServer.bytes_sent` counts payload bytes of the
 resource's own 200/206 responses actually handed to the kernel; error pages,
-redirect bodies and chunk framing are not counted.
+redirect bodies and chunk framing are not counted.  The count is taken just
+before each write and corrected after it, so it is never behind what a client
+has received; note that the server may still be finishing a response (and
+:attr:`TestServer.in_flight` still be 1) just after the client has read it:
+use :meth:`TestServer.wait_until` rather than sleeping when that matters.
 """
 
 from __future__ import annotations
@@ -748,6 +752,8 @@ class Resource:
         self.rate_limit_bps = rate_limit_bps
         self.faults: list[Fault] = list(faults)
         self._uses: list[int] = [0] * len(self.faults)
+        self._changed: dict[int, bytes] = {}
+        self._gzip_cache: tuple[bytes, bytes] | None = None
 
     def __repr__(self) -> str:
         return f"Resource({self.path!r}, {len(self.body)} bytes, faults={self.faults!r})"
@@ -770,6 +776,7 @@ class Resource:
         with self._lock:
             self.faults = list(faults)
             self._uses = [0] * len(self.faults)
+            self._changed.clear()
 
     def add_fault(self, fault: Fault) -> None:
         with self._lock:
@@ -780,6 +787,17 @@ class Resource:
         """How many requests each fault (same order as :attr:`faults`) was applied to."""
         with self._lock:
             return list(self._uses)
+
+    def _gzipped(self, body: bytes) -> bytes:
+        """gzip of ``body`` (deterministic: mtime 0), cached for the last body seen."""
+        with self._lock:
+            cached = self._gzip_cache
+        if cached is not None and cached[0] is body:
+            return cached[1]
+        compressed = gzip.compress(body, mtime=0)
+        with self._lock:
+            self._gzip_cache = (body, compressed)
+        return compressed
 
     def _select(self, method: str, has_range: bool) -> _Plan:
         """Pick (and use up) the faults for one request; snapshot the representation."""
@@ -798,7 +816,10 @@ class Resource:
                     if self._uses[i] >= fault.after:
                         new = fault.body
                         if new is None:
-                            new = make_body(len(self.body) + 1000, seed=4242)
+                            new = self._changed.get(i)
+                            if new is None:
+                                new = make_body(len(self.body) + 1000, seed=4242)
+                                self._changed[i] = new
                         plan.body = new
                         plan.etag = (
                             default_etag(new)
@@ -1471,7 +1492,7 @@ class TestServer:
         gz = plan.first(FaultKind.GZIP)
         encoded = gz is not None and (gz.force or _accepts_gzip(req.headers.get("Accept-Encoding")))
         if encoded:
-            body = gzip.compress(body, mtime=0)
+            body = resource._gzipped(body)
             etag = _weak_suffix(etag, "-gzip")
         total = len(body)
 

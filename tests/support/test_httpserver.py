@@ -901,3 +901,35 @@ def test_fault_validation() -> None:
     assert Fault.status(503).times == 1
     assert Fault.permanent_status(404).times is None
     assert hash(Fault.drop_after(3)) == hash(Fault.drop_after(3))
+
+
+def test_large_body_throughput(srv: TestServer) -> None:
+    big = make_body(16 * 1024 * 1024, seed=3)
+    srv.add("/big", big)
+    start = time.monotonic()
+    with closing(http.client.HTTPConnection(srv.host, srv.port, timeout=TIMEOUT)) as conn:
+        conn.request("GET", "/big")
+        assert conn.getresponse().read() == big
+        conn.request("GET", "/big", headers={"Range": "bytes=1000000-"})
+        assert conn.getresponse().read() == big[1_000_000:]
+    assert time.monotonic() - start < 3
+    assert srv.bytes_sent("/big") == 2 * len(big) - 1_000_000
+
+
+def test_client_hanging_up_mid_body_is_not_a_server_error(srv: TestServer) -> None:
+    srv.add("/big", make_body(8 * 1024 * 1024))
+    with RawClient(srv) as client:
+        client.send("/big")
+        client.read_head()
+    srv.wait_until(lambda: srv.open_connections == 0 and srv.in_flight == 0)
+    assert srv.bytes_sent("/big") < 8 * 1024 * 1024
+    # the fixture asserts srv.errors == []
+
+
+def test_server_without_start_stops_cleanly() -> None:
+    server = TestServer()
+    assert server.url("/x") == f"http://127.0.0.1:{server.port}/x"
+    server.stop()
+    server.stop()
+    with pytest.raises(RuntimeError):
+        server.start()
