@@ -238,6 +238,12 @@ class Transfer:
             if status >= 400:
                 raise error_for_status(response, self.session.source)
             encoded = _is_encoded(response)
+            if status == 206 and have and encoded:
+                self._reset(part)
+                self.progress(-have)
+                raise ResponseMismatchError(
+                    f"{redact_url(url)} sent an encoded partial body; starting over",
+                    url=redact_url(url), source=self.session.source, status_code=status)
             if status == 206 and have:
                 content_range = self._expect_range(response, have, None, state)
                 total = content_range.total
@@ -335,11 +341,15 @@ class Transfer:
     # -- segmented ---
 
     def _start_segmented(self, url: str, part: Path, headers: dict[str, str]) -> TransferResult:
+        # a bounded first range: it tells the total and whether ranges work, and is read to
+        # its end, so the connection is kept and no byte is fetched twice
+        probe = min(self.settings.min_segment_size, self.settings.chunk_size)
         response = self.session.get(
-            url, headers={**headers, "Range": "bytes=0-"}, stream=True, check_status=False
+            url, headers={**headers, "Range": f"bytes=0-{probe - 1}"}, stream=True,
+            check_status=False,
         )
         status = response.status_code
-        if status in (403, 416, 501) or (status == 200 and _is_encoded(response)):
+        if status in (403, 416, 501) or _is_encoded(response):
             content_range = parse_content_range(response.headers.get("Content-Range"))
             response.close()
             if status == 416 and content_range and content_range.total == 0:
@@ -358,10 +368,12 @@ class Transfer:
             or content_range is None
             or content_range.start != 0
             or content_range.total is None
+            or content_range.end != min(probe, content_range.total) - 1
+            or _content_length(response) not in (None, content_range.end + 1)
         ):
             response.close()
             raise _FallBack(
-                f"the server answered bytes=0- with HTTP {status} and "
+                f"the server answered bytes=0-{probe - 1} with HTTP {status} and "
                 f"Content-Range {response.headers.get('Content-Range')!r}"
             )
         total = content_range.total
@@ -529,7 +541,7 @@ class Transfer:
                     url, headers=request_headers, stream=True, check_status=False
                 )
                 status = response.status_code
-                if status in (200, 403, 416, 501):
+                if status in (200, 403, 416, 501) or _is_encoded(response):
                     response.close()
                     raise _FallBack(f"a range request was answered with HTTP {status}")
                 if status >= 400:
