@@ -30,6 +30,7 @@ timestamped copy). Sizes accept K/M/G suffixes (binary: 64M = 64 MiB).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -77,8 +78,9 @@ def find_gnu_time() -> str | None:
     if not path:
         return None
     try:
-        proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
-                              check=False)
+        proc = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return path if "GNU" in (proc.stdout + proc.stderr) else None
@@ -140,8 +142,7 @@ def prepare_files(args: argparse.Namespace, scenarios: list[str]) -> dict:
     def single(key: str, name: str, size: int) -> None:
         path = files_dir / name
         entry = manifest.get(key)
-        if (entry and entry.get("size") == size and path.is_file()
-                and path.stat().st_size == size):
+        if entry and entry.get("size") == size and path.is_file() and path.stat().st_size == size:
             return
         log(f"generating {path} ({human(size)})")
         manifest[key] = {"name": name, "size": size, "sha256": write_random(path, size)}
@@ -154,21 +155,31 @@ def prepare_files(args: argparse.Namespace, scenarios: list[str]) -> dict:
     if "small" in scenarios:
         entry = manifest.get("small")
         names = [f"s{i:05d}.bin" for i in range(args.small_count)]
-        ok = (entry and entry.get("size") == args.small_size
-              and entry.get("count") == args.small_count)
+        ok = (
+            entry
+            and entry.get("size") == args.small_size
+            and entry.get("count") == args.small_count
+        )
         if ok:
             sample = [names[0], names[-1]]
-            ok = all((files_dir / "small" / n).is_file()
-                     and (files_dir / "small" / n).stat().st_size == args.small_size
-                     for n in sample)
+            ok = all(
+                (files_dir / "small" / n).is_file()
+                and (files_dir / "small" / n).stat().st_size == args.small_size
+                for n in sample
+            )
         if not ok:
-            log(f"generating {args.small_count} files of {human(args.small_size)}"
-                f" in {files_dir / 'small'}")
+            log(
+                f"generating {args.small_count} files of {human(args.small_size)}"
+                f" in {files_dir / 'small'}"
+            )
             for stale in (files_dir / "small").glob("s*.bin"):
                 stale.unlink()
             hashes = {n: write_random(files_dir / "small" / n, args.small_size) for n in names}
-            manifest["small"] = {"count": args.small_count, "size": args.small_size,
-                                 "sha256": hashes}
+            manifest["small"] = {
+                "count": args.small_count,
+                "size": args.small_size,
+                "sha256": hashes,
+            }
             manifest_path.write_text(json.dumps(manifest, indent=1))
     return manifest
 
@@ -196,12 +207,30 @@ def tool_command(tool: str, job: Job) -> list[str]:
     out, sc = str(job.out), job.scenario
     url = job.urls[0]
     single_name = next(iter(job.expected)) if len(job.expected) == 1 else ""
-    aria_common = ["aria2c", "-q", "--file-allocation=none", "--allow-overwrite=true",
-                   "--auto-file-renaming=false", "-d", out]
+    aria_common = [
+        "aria2c",
+        "-q",
+        "--file-allocation=none",
+        "--allow-overwrite=true",
+        "--auto-file-renaming=false",
+        "-d",
+        out,
+    ]
     if tool == "curl":
         if sc == "small":
-            return ["curl", "-sS", "-f", "-Z", "--parallel-max", str(PARALLEL),
-                    "--output-dir", out, "--remote-name-all", "-K", str(job.curl_config)]
+            return [
+                "curl",
+                "-sS",
+                "-f",
+                "-Z",
+                "--parallel-max",
+                str(PARALLEL),
+                "--output-dir",
+                out,
+                "--remote-name-all",
+                "-K",
+                str(job.curl_config),
+            ]
         return ["curl", "-sS", "-f", "-o", os.path.join(out, single_name), url]
     if tool == "wget":
         if sc == "small":
@@ -223,8 +252,15 @@ def tool_command(tool: str, job: Job) -> list[str]:
     if tool == "parfive":
         base = [PY, str(PEERS / "parfive_dl.py"), "-o", out]
         if sc == "small":
-            return [*base, "--max-conn", str(PARALLEL), "--max-splits", "1",
-                    "-i", str(job.list_file)]
+            return [
+                *base,
+                "--max-conn",
+                str(PARALLEL),
+                "--max-splits",
+                "1",
+                "-i",
+                str(job.list_file),
+            ]
         if sc == "throttled":
             return [*base, "--max-splits", str(PARALLEL), url]
         return [*base, url]
@@ -262,8 +298,7 @@ def tool_env(tool: str, work: Path) -> dict[str, str]:
 
 def first_line(cmd: list[str], env: dict[str, str] | None = None) -> str:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env,
-                              check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"? ({exc})"
     text = (proc.stdout or proc.stderr).strip()
@@ -280,26 +315,43 @@ def probe_tools(work: Path) -> tuple[dict[str, str | None], dict[str, str]]:
             versions[exe] = first_line([exe, "--version"])
         else:
             why[exe] = f"skipped: `{exe}` not installed"
-    for tool, modules in (("requests_tpe", ["requests"]), ("parfive", ["parfive", "aiohttp"]),
-                          ("pypdl", ["pypdl", "aiohttp"])):
+    for tool, modules in (
+        ("requests_tpe", ["requests"]),
+        ("parfive", ["parfive", "aiohttp"]),
+        ("pypdl", ["pypdl", "aiohttp"]),
+    ):
         missing = [m for m in modules if importlib.util.find_spec(m) is None]
         if missing:
             why[tool] = f"skipped: python module {', '.join(missing)} not installed"
         else:
             why[tool] = None
-            versions[tool] = ", ".join(
-                f"{m} {importlib.metadata.version(m)}" for m in modules)
+            versions[tool] = ", ".join(f"{m} {importlib.metadata.version(m)}" for m in modules)
     env = tool_env("ripstream", work)
     try:
-        proc = subprocess.run([*RIPSTREAM_CMD, "--version"], capture_output=True,
-                              text=True, timeout=120, env=env, cwd=str(work), check=False)
+        proc = subprocess.run(
+            [*RIPSTREAM_CMD, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=str(work),
+            check=False,
+        )
         if proc.returncode == 0:
             why["ripstream"] = None
-            versions["ripstream"] = (proc.stdout or proc.stderr).strip().splitlines()[0] \
-                if (proc.stdout or proc.stderr).strip() else "?"
+            versions["ripstream"] = (
+                (proc.stdout or proc.stderr).strip().splitlines()[0]
+                if (proc.stdout or proc.stderr).strip()
+                else "?"
+            )
             # Compile the package once so the first timed run does not pay for it.
-            subprocess.run([PY, "-m", "compileall", "-q", str(REPO / "ripstream")], env=env,
-                           capture_output=True, timeout=120, check=False)
+            subprocess.run(
+                [PY, "-m", "compileall", "-q", str(REPO / "ripstream")],
+                env=env,
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
         else:
             err = [ln for ln in (proc.stderr + proc.stdout).strip().splitlines() if ln.strip()]
             reason = err[-1].strip() if err else f"exit {proc.returncode}"
@@ -345,15 +397,20 @@ def run_once(tool: str, job: Job, work: Path, timeout: float, log_stem: Path) ->
     timed_out = threading.Event()
     with open(out_log, "wb") as fo, open(err_log, "wb") as fe:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=str(job.out), env=env, stdin=subprocess.DEVNULL,
-                                stdout=fo, stderr=fe, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=str(job.out),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=fo,
+            stderr=fe,
+            start_new_session=True,
+        )
 
         def kill() -> None:
             timed_out.set()
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
         timer = threading.Timer(timeout, kill)
         timer.start()
@@ -368,20 +425,25 @@ def run_once(tool: str, job: Job, work: Path, timeout: float, log_stem: Path) ->
             timer.cancel()
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4 already
-        try:  # anything the tool left running in its session
+        # anything the tool left running in its session
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
     maxrss_kib = ru.ru_maxrss
     if GNU_TIME:
-        try:
+        # If killed before time wrote it, keep the (upper bound) wait4 value.
+        with contextlib.suppress(OSError, ValueError, IndexError):
             maxrss_kib = int(rss_file.read_text().split()[-1])
-        except (OSError, ValueError, IndexError):
-            pass  # killed before time wrote it: keep the (upper bound) wait4 value
     stderr_tail = err_log.read_bytes()[-2000:].decode("utf-8", "replace").strip()
-    res = RunResult(ok=False, wall=wall, cpu=ru.ru_utime + ru.ru_stime, user=ru.ru_utime,
-                    sys=ru.ru_stime, maxrss_kib=maxrss_kib, exit_code=proc.returncode,
-                    stderr_tail=stderr_tail)
+    res = RunResult(
+        ok=False,
+        wall=wall,
+        cpu=ru.ru_utime + ru.ru_stime,
+        user=ru.ru_utime,
+        sys=ru.ru_stime,
+        maxrss_kib=maxrss_kib,
+        exit_code=proc.returncode,
+        stderr_tail=stderr_tail,
+    )
     if timed_out.is_set():
         res.reason = f"timeout after {timeout:g}s"
     elif proc.returncode != 0:
@@ -437,18 +499,28 @@ def make_job(scenario: str, args: argparse.Namespace, manifest: dict) -> Job:
     if scenario in ("big", "throttled"):
         entry = manifest[scenario]
         prefix = "/files/" if scenario == "big" else "/throttled/"
-        return Job(scenario=scenario, out=work / "out" / scenario,
-                   urls=[f"{base}{prefix}{entry['name']}"],
-                   expected={entry["name"]: entry["sha256"]}, total_bytes=entry["size"])
+        return Job(
+            scenario=scenario,
+            out=work / "out" / scenario,
+            urls=[f"{base}{prefix}{entry['name']}"],
+            expected={entry["name"]: entry["sha256"]},
+            total_bytes=entry["size"],
+        )
     entry = manifest["small"]
     urls = [f"{base}/files/small/{name}" for name in entry["sha256"]]
     list_file = lists / "small_urls.txt"
     list_file.write_text("".join(u + "\n" for u in urls))
     curl_config = lists / "small_curl.cfg"
     curl_config.write_text("".join(f'url = "{u}"\n' for u in urls))
-    return Job(scenario="small", out=work / "out" / "small", urls=urls, list_file=list_file,
-               curl_config=curl_config, expected=dict(entry["sha256"]),
-               total_bytes=entry["size"] * entry["count"])
+    return Job(
+        scenario="small",
+        out=work / "out" / "small",
+        urls=urls,
+        list_file=list_file,
+        curl_config=curl_config,
+        expected=dict(entry["sha256"]),
+        total_bytes=entry["size"] * entry["count"],
+    )
 
 
 def check_server(base_url: str, manifest: dict, scenarios: list[str]) -> None:
@@ -461,14 +533,20 @@ def check_server(base_url: str, manifest: dict, scenarios: list[str]) -> None:
             with urllib.request.urlopen(req, timeout=5) as resp:  # loopback only
                 resp.read()
         except OSError as exc:
-            sys.exit(f"bench.py: test server not reachable at {url} ({exc}).\n"
-                     "Start everything with `bash benchmarks/run.sh`, or serve WORK/www with"
-                     " benchmarks/nginx.conf yourself and pass --base-url.")
+            sys.exit(
+                f"bench.py: test server not reachable at {url} ({exc}).\n"
+                "Start everything with `bash benchmarks/run.sh`, or serve WORK/www with"
+                " benchmarks/nginx.conf yourself and pass --base-url."
+            )
 
 
 def summarize(scenario: str, tool: str, runs: list[RunResult], job: Job) -> dict:
     ok_runs = [r for r in runs if r.ok]
-    row: dict = {"tool": tool, "command": tool_command(tool, job), "runs": [r.__dict__ for r in runs]}
+    row: dict = {
+        "tool": tool,
+        "command": tool_command(tool, job),
+        "runs": [r.__dict__ for r in runs],
+    }
     if runs and len(ok_runs) == len(runs):
         wall = statistics.median(r.wall for r in ok_runs)
         row.update(
@@ -490,15 +568,19 @@ def summarize(scenario: str, tool: str, runs: list[RunResult], job: Job) -> dict
 def fmt_table(scenario: str, rows: list[dict], job: Job) -> str:
     rip = next((r for r in rows if r["tool"] == "ripstream" and r["status"] == "ok"), None)
     small = scenario == "small"
-    head = ["tool", "median wall s", "min–max s", "MiB/s"]
+    head = ["tool", "median wall s", "min-max s", "MiB/s"]
     if small:
         head.append("files/s")
     head += ["CPU s", "peak RSS MiB", "status", "ripstream ratio"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         if r["status"] == "ok":
-            cells = [r["tool"], f"{r['wall_median_s']:.3f}",
-                     f"{r['wall_min_s']:.2f}–{r['wall_max_s']:.2f}", f"{r['mib_per_s']:.1f}"]
+            cells = [
+                r["tool"],
+                f"{r['wall_median_s']:.3f}",
+                f"{r['wall_min_s']:.2f}-{r['wall_max_s']:.2f}",
+                f"{r['mib_per_s']:.1f}",
+            ]
             if small:
                 cells.append(f"{r['files_per_s']:.0f}")
             ratio = f"{rip['wall_median_s'] / r['wall_median_s']:.2f}" if rip else "n/a"
@@ -507,7 +589,9 @@ def fmt_table(scenario: str, rows: list[dict], job: Job) -> str:
             status = r["status"].replace("|", "\\|").replace("\n", " ")
             if len(status) > 160:
                 status = status[:157] + "..."
-            cells = [r["tool"], "–", "–", "–"] + (["–"] if small else []) + ["–", "–", status, "n/a"]
+            cells = (
+                [r["tool"], "-", "-", "-"] + (["-"] if small else []) + ["-", "-", status, "n/a"]
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -516,10 +600,14 @@ def scenario_title(scenario: str, job: Job, args: argparse.Namespace) -> str:
     if scenario == "big":
         return f"big: one {human(job.total_bytes)} file, each tool's defaults"
     if scenario == "small":
-        return (f"small: {len(job.expected)} files of {human(args.small_size)}, {PARALLEL} at a time"
-                " (wget: 1 at a time)")
-    return (f"throttled: one {human(job.total_bytes)} file, nginx limit_rate {args.rate} per"
-            f" connection, {PARALLEL} connections (curl: 1)")
+        return (
+            f"small: {len(job.expected)} files of {human(args.small_size)}, {PARALLEL} at a time"
+            " (wget: 1 at a time)"
+        )
+    return (
+        f"throttled: one {human(job.total_bytes)} file, nginx limit_rate {args.rate} per"
+        f" connection, {PARALLEL} connections (curl: 1)"
+    )
 
 
 def log(msg: str) -> None:
@@ -527,26 +615,37 @@ def log(msg: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:]))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]),
+    )
     parser.add_argument("--scenario", default="all", choices=[*SCENARIOS, "all"])
     parser.add_argument("--runs", type=int, default=3, help="runs per tool and scenario (3)")
     parser.add_argument("--tools", default="", help=f"comma list, subset of {','.join(TOOLS)}")
-    parser.add_argument("--work-dir", default=os.environ.get("RIPSTREAM_BENCH_DIR",
-                                                             "/tmp/ripstream-bench"))
-    parser.add_argument("--base-url", default=os.environ.get(
-        "RIPSTREAM_BENCH_URL",
-        f"http://127.0.0.1:{os.environ.get('RIPSTREAM_BENCH_PORT', '18080')}"))
+    parser.add_argument(
+        "--work-dir", default=os.environ.get("RIPSTREAM_BENCH_DIR", "/tmp/ripstream-bench")
+    )
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get(
+            "RIPSTREAM_BENCH_URL",
+            f"http://127.0.0.1:{os.environ.get('RIPSTREAM_BENCH_PORT', '18080')}",
+        ),
+    )
     parser.add_argument("--big-size", type=parse_size, default=parse_size("1G"))
     parser.add_argument("--small-count", type=int, default=2000)
     parser.add_argument("--small-size", type=parse_size, default=parse_size("64K"))
     parser.add_argument("--throttled-size", type=parse_size, default=parse_size("200M"))
-    parser.add_argument("--rate", default=os.environ.get("RIPSTREAM_BENCH_RATE", "20m"),
-                        help="nginx limit_rate of /throttled/ (label only; set by run.sh)")
+    parser.add_argument(
+        "--rate",
+        default=os.environ.get("RIPSTREAM_BENCH_RATE", "20m"),
+        help="nginx limit_rate of /throttled/ (label only; set by run.sh)",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds per run (600)")
-    parser.add_argument("--generate-only", action="store_true",
-                        help="create the test files and exit")
+    parser.add_argument(
+        "--generate-only", action="store_true", help="create the test files and exit"
+    )
     args = parser.parse_args()
 
     if args.runs < 1:
@@ -567,6 +666,12 @@ def main() -> int:
         return 0
     check_server(args.base_url, manifest, scenarios)
 
+    load_before = os.getloadavg()[0]
+    if load_before > 0.5:
+        log(
+            f"WARNING: 1-minute load average is {load_before:.2f} before starting; other work"
+            " on this machine will make the numbers noisy"
+        )
     why, versions = probe_tools(work)
     for tool in tools:
         if why.get(tool):
@@ -575,15 +680,26 @@ def main() -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     results: dict = {
         "started": stamp,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": sys.version.split()[0]},
-        "settings": {"runs": args.runs, "big_size": args.big_size,
-                     "small_count": args.small_count, "small_size": args.small_size,
-                     "throttled_size": args.throttled_size, "rate": args.rate,
-                     "parallel": PARALLEL, "base_url": args.base_url,
-                     "timeout_s": args.timeout,
-                     "peak_rss_from": "GNU time %M (the tool's own ru_maxrss)" if GNU_TIME
-                     else "os.wait4 ru_maxrss (includes ~30 MiB inherited from bench.py)"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "loadavg_1m_at_start": load_before,
+        },
+        "settings": {
+            "runs": args.runs,
+            "big_size": args.big_size,
+            "small_count": args.small_count,
+            "small_size": args.small_size,
+            "throttled_size": args.throttled_size,
+            "rate": args.rate,
+            "parallel": PARALLEL,
+            "base_url": args.base_url,
+            "timeout_s": args.timeout,
+            "peak_rss_from": "GNU time %M (the tool's own ru_maxrss)"
+            if GNU_TIME
+            else "os.wait4 ru_maxrss (includes ~30 MiB inherited from bench.py)",
+        },
         "versions": versions,
         "scenarios": {},
     }
@@ -595,12 +711,15 @@ def main() -> int:
         runs: dict[str, list[RunResult]] = {t: [] for t in runnable}
         for i in range(args.runs):
             for tool in runnable:
-                res = run_once(tool, job, work, args.timeout,
-                               work / "logs" / scenario / f"{tool}.run{i + 1}")
+                res = run_once(
+                    tool, job, work, args.timeout, work / "logs" / scenario / f"{tool}.run{i + 1}"
+                )
                 runs[tool].append(res)
-                log(f"{scenario} run {i + 1}/{args.runs} {tool:<12} {res.wall:8.3f} s  "
+                log(
+                    f"{scenario} run {i + 1}/{args.runs} {tool:<12} {res.wall:8.3f} s  "
                     f"cpu {res.cpu:6.2f} s  rss {res.maxrss_kib / 1024:7.1f} MiB  "
-                    f"{'ok' if res.ok else 'FAILED: ' + res.reason}")
+                    f"{'ok' if res.ok else 'FAILED: ' + res.reason}"
+                )
         rows = []
         for tool in entrants:
             if why.get(tool):
@@ -609,18 +728,25 @@ def main() -> int:
                 rows.append(summarize(scenario, tool, runs[tool], job))
         title = scenario_title(scenario, job, args)
         table = f"### {title}\n\n{fmt_table(scenario, rows, job)}\n"
-        results["scenarios"][scenario] = {"title": title, "bytes": job.total_bytes,
-                                          "files": len(job.expected), "results": rows}
+        results["scenarios"][scenario] = {
+            "title": title,
+            "bytes": job.total_bytes,
+            "files": len(job.expected),
+            "results": rows,
+        }
         tables.append(table)
         print(table, flush=True)
         # Keep what we have even if a later scenario is interrupted.
         (work / "results.json").write_text(json.dumps(results, indent=1))
 
-    footer = (f"_{args.runs} run(s) per tool, round robin; median wall and CPU (user+sys of the"
-              " process tree, os.wait4); peak RSS = largest ru_maxrss of the tool over the runs"
-              f" ({'GNU time %M' if GNU_TIME else 'os.wait4, includes ~30 MiB inherited from bench.py'});"
-              " ripstream ratio = ripstream median wall / tool median wall"
-              " (< 1: ripstream faster). MiB = 2^20 bytes. Every file checked by sha256._")
+    results["machine"]["loadavg_1m_at_end"] = os.getloadavg()[0]
+    footer = (
+        f"_{args.runs} run(s) per tool, round robin; median wall and CPU (user+sys of the"
+        " process tree, os.wait4); peak RSS = largest ru_maxrss of the tool over the runs"
+        f" ({'GNU time %M' if GNU_TIME else 'os.wait4, includes ~30 MiB inherited from bench.py'});"
+        " ripstream ratio = ripstream median wall / tool median wall"
+        " (< 1: ripstream faster). MiB = 2^20 bytes. Every file checked by sha256._"
+    )
     print(footer)
     out = work / f"results-{stamp}.json"
     text = json.dumps(results, indent=1)
@@ -635,6 +761,8 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print("\n[bench] interrupted; partial results (finished scenarios) are in results.json",
-              file=sys.stderr)
+        print(
+            "\n[bench] interrupted; partial results (finished scenarios) are in results.json",
+            file=sys.stderr,
+        )
         sys.exit(130)

@@ -44,19 +44,25 @@ def load_api():
     try:
         from ripstream.downloader import ContentType, DownloadQueue, DownloadTask
     except Exception as exc:
-        print("queue_scale.py: ripstream.downloader.DownloadQueue / DownloadTask / ContentType"
-              f" are not importable yet:\n  {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            "queue_scale.py: ripstream.downloader.DownloadQueue / DownloadTask / ContentType"
+            f" are not importable yet:\n  {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
         sys.exit(2)
     return ContentType, DownloadQueue, DownloadTask
 
 
 def api_error(what: str, exc: BaseException) -> None:
-    print(f"queue_scale.py: the DownloadQueue API did not behave as expected while {what}:\n"
-          f"  {type(exc).__name__}: {exc}\n"
-          "Expected: DownloadTask(content_id=, content_type=ContentType.TRACK, source=, title=,"
-          " url=, file_path=, priority=, dependencies=[task_id]) with .task_id;"
-          " DownloadQueue(max_size=None) with add_task(task), get_next_task() -> task|None,"
-          " complete_task(task_id), is_empty.", file=sys.stderr)
+    print(
+        f"queue_scale.py: the DownloadQueue API did not behave as expected while {what}:\n"
+        f"  {type(exc).__name__}: {exc}\n"
+        "Expected: DownloadTask(content_id=, content_type=ContentType.TRACK, source=, title=,"
+        " url=, file_path=, priority=, dependencies=[task_id]) with .task_id;"
+        " DownloadQueue(max_size=None) with add_task(task), get_next_task() -> task|None,"
+        " complete_task(task_id), is_empty.",
+        file=sys.stderr,
+    )
     sys.exit(2)
 
 
@@ -134,7 +140,8 @@ def bench_size(api, n: int, chain: int, seed: int, time_limit: float) -> dict:
             if not len(order) & 1023 and time.perf_counter() > deadline:
                 row["ok"] = False
                 row["problems"].append(
-                    f"drain: only {len(order)}/{added} done within {time_limit:g}s")
+                    f"drain: only {len(order)}/{added} done within {time_limit:g}s"
+                )
                 break
     except Exception as exc:
         api_error(f"draining (after {len(order)} tasks)", exc)
@@ -150,7 +157,8 @@ def bench_size(api, n: int, chain: int, seed: int, time_limit: float) -> dict:
     elif not row["problems"]:
         row["problems"].append(
             f"get_next_task() returned None with {added - len(order)} of {added} tasks left"
-            f" (is_empty={queue.is_empty})")
+            f" (is_empty={queue.is_empty})"
+        )
     seen: set[str] = set()
     early = dupes = 0
     for tid in order:
@@ -193,15 +201,19 @@ def bench_size(api, n: int, chain: int, seed: int, time_limit: float) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:]))
-    parser.add_argument("--tasks", default="10000,100000",
-                        help="comma list of queue sizes (default 10000,100000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]),
+    )
+    parser.add_argument(
+        "--tasks", default="10000,100000", help="comma list of queue sizes (default 10000,100000)"
+    )
     parser.add_argument("--chain", type=int, default=10, help="dependency chain length (10)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--time-limit", type=float, default=120,
-                        help="seconds per phase before giving up (120)")
+    parser.add_argument(
+        "--time-limit", type=float, default=120, help="seconds per phase before giving up (120)"
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
     sizes = [int(s) for s in args.tasks.split(",") if s.strip()]
@@ -214,17 +226,23 @@ def main() -> int:
         print(f"[queue_scale] {n} tasks, chains of {args.chain} ...", file=sys.stderr, flush=True)
         rows.append(bench_size(api, n, args.chain, args.seed, args.time_limit))
 
-    print(f"### DownloadQueue scale (chains of {args.chain}, priorities 0-9, Python "
-          f"{sys.version.split()[0]})\n")
-    print("| tasks | create tasks/s | add_task ops/s | next+complete pairs/s | task B/task"
-          " | queue B/task | total B/task | tracemalloc peak MiB | status |")
+    print(
+        f"### DownloadQueue scale (chains of {args.chain}, priorities 0-9, Python "
+        f"{sys.version.split()[0]})\n"
+    )
+    print(
+        "| tasks | create tasks/s | add_task ops/s | next+complete pairs/s | task B/task"
+        " | queue B/task | total B/task | tracemalloc peak MiB | status |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         status = "ok" if r["ok"] else "FAILED: " + "; ".join(r["problems"])
-        print(f"| {r['tasks']:,} | {r['create_per_s']:,.0f} | {r['add_per_s']:,.0f} |"
-              f" {r['next_complete_per_s']:,.0f} | {r['task_bytes_each']:,.0f} |"
-              f" {r['queue_bytes_each']:,.0f} | {r['total_bytes_each']:,.0f} |"
-              f" {r['peak_mib']:.1f} | {status} |")
+        print(
+            f"| {r['tasks']:,} | {r['create_per_s']:,.0f} | {r['add_per_s']:,.0f} |"
+            f" {r['next_complete_per_s']:,.0f} | {r['task_bytes_each']:,.0f} |"
+            f" {r['queue_bytes_each']:,.0f} | {r['total_bytes_each']:,.0f} |"
+            f" {r['peak_mib']:.1f} | {status} |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"chain": args.chain, "results": rows}, indent=1))
     return 0 if all(r["ok"] for r in rows) else 1

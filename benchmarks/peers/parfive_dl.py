@@ -12,7 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import base_parser, collect_urls, target_path  # noqa: E402
+from _common import base_parser, collect_urls, target_path
 
 
 def main() -> int:
@@ -32,8 +32,9 @@ def main() -> int:
         kwargs["max_splits"] = args.max_splits
     dl = Downloader(**kwargs)
     for url in urls:
-        dl.enqueue_file(url, path=args.output_dir,
-                        filename=os.path.basename(target_path(args.output_dir, url)))
+        dl.enqueue_file(
+            url, path=args.output_dir, filename=os.path.basename(target_path(args.output_dir, url))
+        )
     results = dl.download()
     if results.errors:
         for err in results.errors[:20]:

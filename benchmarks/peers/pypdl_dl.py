@@ -15,15 +15,24 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import base_parser, collect_urls, target_path  # noqa: E402
+from _common import base_parser, collect_urls, target_path
 
 
 def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("-j", "--concurrent", type=int, default=1,
-                        help="files at a time (pypdl max_concurrent, default 1)")
-    parser.add_argument("--segments", type=int, default=None,
-                        help="segments per file; 1 = multisegment off (default: pypdl's 5)")
+    parser.add_argument(
+        "-j",
+        "--concurrent",
+        type=int,
+        default=1,
+        help="files at a time (pypdl max_concurrent, default 1)",
+    )
+    parser.add_argument(
+        "--segments",
+        type=int,
+        default=None,
+        help="segments per file; 1 = multisegment off (default: pypdl's 5)",
+    )
     args = parser.parse_args()
     urls = collect_urls(args)
     os.makedirs(args.output_dir, exist_ok=True)
@@ -44,8 +53,10 @@ def main() -> int:
     dl.start(tasks=tasks, **start_kwargs)
     failed = list(dl.failed)
     if failed or len(dl.success) != len(urls):
-        print(f"pypdl: {len(dl.success)} of {len(urls)} succeeded, failed: {failed[:20]}",
-              file=sys.stderr)
+        print(
+            f"pypdl: {len(dl.success)} of {len(urls)} succeeded, failed: {failed[:20]}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import base_parser, collect_urls, target_path  # noqa: E402
+from _common import base_parser, collect_urls, target_path
 
 CHUNK = 1 << 20
 TIMEOUT = (10, 60)
@@ -67,8 +67,9 @@ def fetch_segmented(url: str, path: str, segments: int) -> None:
         fetch_whole(url, path)
         return
     step = size // segments
-    bounds = [(i * step, (size - 1) if i == segments - 1 else (i + 1) * step - 1)
-              for i in range(segments)]
+    bounds = [
+        (i * step, (size - 1) if i == segments - 1 else (i + 1) * step - 1) for i in range(segments)
+    ]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.ftruncate(fd, size)
@@ -82,8 +83,12 @@ def fetch_segmented(url: str, path: str, segments: int) -> None:
 def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("-j", "--jobs", type=int, default=1, help="files at a time (default 1)")
-    parser.add_argument("--segments", type=int, default=1,
-                        help="ranged connections per file for a single URL (default 1)")
+    parser.add_argument(
+        "--segments",
+        type=int,
+        default=1,
+        help="ranged connections per file for a single URL (default 1)",
+    )
     args = parser.parse_args()
     urls = collect_urls(args)
     os.makedirs(args.output_dir, exist_ok=True)
