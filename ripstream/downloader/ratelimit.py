@@ -35,7 +35,7 @@ class TokenBucket:
         burst: float | None = None,
         *,
         clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
@@ -56,12 +56,23 @@ class TokenBucket:
             self._tokens -= amount
             return -self._tokens / self.rate if self._tokens < 0 else 0.0
 
-    def acquire(self, amount: float, sleep: Sleep | None = None) -> float:
+    def acquire(
+        self, amount: float, sleep: Sleep | None = None, *, cancel: threading.Event | None = None
+    ) -> float:
         """Reserve ``amount`` tokens and sleep until they are due; returns the time slept.
 
-        :param sleep: overrides the bucket's sleep, e.g. a cancel event's ``wait``.
+        :param sleep: overrides the bucket's sleep for this call.
+        :param cancel: when the bucket has no injected sleep, wait on this event instead of
+            sleeping, so a cancelled download stops waiting at once.
         """
         delay = self.reserve(amount)
         if delay > 0:
-            (sleep or self._sleep)(delay)
+            if sleep is not None:
+                sleep(delay)
+            elif self._sleep is not None:
+                self._sleep(delay)
+            elif cancel is not None:
+                cancel.wait(delay)
+            else:
+                time.sleep(delay)
         return delay

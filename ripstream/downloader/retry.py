@@ -93,8 +93,8 @@ def backoff_wait(settings: DownloadBehaviorSettings) -> wait_base:
     elif strategy is RetryStrategy.LINEAR:
         base = tenacity.wait_incrementing(start=delay, increment=delay)
     elif strategy is RetryStrategy.EXPONENTIAL:
-        base = tenacity.wait_exponential_jitter(
-            initial=delay, max=cap, jitter=settings.retry_jitter * delay
+        base = tenacity.wait_exponential(multiplier=delay, max=cap) + tenacity.wait_random(
+            0, settings.retry_jitter * delay
         )
     elif isinstance(strategy, wait_base):
         base = strategy

@@ -636,7 +636,7 @@ class Transfer:
                     hasher.update(chunk)
                 received += count
                 for bucket in self.buckets:
-                    throttled += bucket.acquire(count, self.cancel.wait)
+                    throttled += bucket.acquire(count, cancel=self.cancel)
                 self.progress(count)
                 now = self.clock()
                 elapsed = now - started
