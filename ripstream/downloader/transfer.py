@@ -601,12 +601,8 @@ class Transfer:
         position: int,
     ) -> int:
         """Copy the body into ``write`` until ``expected`` bytes or EOF; returns bytes written."""
-        raw: urllib3.HTTPResponse = response.raw
-        fp = getattr(raw, "_fp", None)
-        direct = isinstance(fp, http.client.HTTPResponse) and not _is_encoded(response)
-        buffer = bytearray(self.settings.chunk_size)
-        view = memoryview(buffer)
-        size = min(256 * 1024, len(buffer))
+        reader = _BodyReader(response, self.settings.chunk_size)
+        size = min(256 * 1024, reader.capacity)
         received = 0
         floor = self.settings.min_speed
         window_start, window_bytes, throttled = self.clock(), 0, 0.0
@@ -618,16 +614,10 @@ class Transfer:
                     )
                 want = size if expected is None else min(size, expected - received)
                 started = self.clock()
-                if direct:
-                    assert fp is not None
-                    count = fp.readinto(view[:want])
-                else:
-                    data = raw.read(want, decode_content=True)
-                    count = len(data)
-                    view[:count] = data
+                chunk = reader.read(want)
+                count = len(chunk)
                 if not count:
                     break
-                chunk = view[:count]
                 try:
                     write(chunk, position + received)
                 except OSError as exc:
@@ -641,8 +631,8 @@ class Transfer:
                 now = self.clock()
                 elapsed = now - started
                 # adapt the read size: big reads when data flows, small ones when it trickles
-                if elapsed < 0.05 and size < len(buffer):
-                    size = min(len(buffer), size * 2)
+                if elapsed < 0.05 and size < reader.capacity:
+                    size = min(reader.capacity, size * 2)
                 elif elapsed > 0.5 and size > _MIN_READ:
                     size = max(_MIN_READ, size // 2)
                 if floor is not None:
@@ -665,8 +655,7 @@ class Transfer:
             ValueError,
         ) as exc:
             raise map_request_error(exc, url, self.session.source) from exc
-        if direct and fp is not None and fp.isclosed():
-            raw.release_conn()  # the body was read to its end: keep the connection
+        reader.release_if_complete()
         return received
 
     # -- helpers ---
@@ -749,6 +738,54 @@ class Transfer:
         _remove(sidecar_path(part))
         with contextlib.suppress(FileNotFoundError):
             os.truncate(part, 0)
+
+
+class _BodyReader:
+    """Reads a response body into one reusable buffer.
+
+    The common case (identity encoding, not chunked) reads with ``readinto1`` straight from
+    the socket's buffered reader into our buffer: at most one ``recv`` per call, so a slow
+    server never blocks a read for long, and no bytes object is allocated per chunk. The
+    http.client response's ``length`` is kept in step, so the connection goes back to the
+    pool once the body is complete. Chunked bodies use http.client's ``read1`` (it owns the
+    framing); encoded bodies go through urllib3's decoder.
+    """
+
+    def __init__(self, response: requests.Response, capacity: int) -> None:
+        self.raw: urllib3.HTTPResponse = response.raw
+        self.capacity = capacity
+        self.view = memoryview(bytearray(capacity))
+        fp = getattr(self.raw, "_fp", None)
+        self.fp = fp if isinstance(fp, http.client.HTTPResponse) else None
+        self.mode = "decoded"
+        if self.fp is not None and not _is_encoded(response):
+            self.mode = "chunked" if self.fp.chunked else "direct"
+
+    def read(self, want: int) -> memoryview | bytes:
+        """Up to ``want`` bytes (empty at the end of the body)."""
+        fp = self.fp
+        if self.mode == "direct" and fp is not None:
+            length = fp.length
+            if length is not None:
+                want = min(want, length)
+            stream = fp.fp
+            count = stream.readinto1(self.view[:want]) if want and stream is not None else 0
+            if length is not None and count:
+                fp.length = length - count
+            if not count or fp.length == 0:
+                fp.close()
+            return self.view[:count]
+        if self.mode == "chunked" and fp is not None:
+            return fp.read1(want)
+        return self.raw.read(want, decode_content=True)
+
+    def release_if_complete(self) -> None:
+        """Give the connection back to the pool when the body was read exactly to its end."""
+        fp = self.fp
+        if fp is None or not fp.isclosed() or fp.will_close:
+            return
+        if (self.mode == "direct" and fp.length == 0) or self.mode == "chunked":
+            self.raw.release_conn()
 
 
 def part_size(part: Path) -> int:
