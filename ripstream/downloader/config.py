@@ -62,7 +62,7 @@ def parse_rate(text: str | float | int | None) -> float | None:
     if text is None or text in ("", 0):
         return None
     if isinstance(text, int | float) and not isinstance(text, bool):
-        if text < 0:
+        if not text >= 0:  # also refuses NaN, which compares false to everything
             raise ConfigError(f"rate must be positive, got {text}", field="rate", value=text)
         return float(text)
     match = _RATE.match(str(text))
