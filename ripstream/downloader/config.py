@@ -76,6 +76,14 @@ def parse_rate(text: str | float | int | None) -> float | None:
     return value or None
 
 
+def _rate(name: str, value: Any) -> float | None:
+    """:func:`parse_rate` for the setting ``name``, so its error names that setting."""
+    try:
+        return parse_rate(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc.message}", field=name, value=value) from None
+
+
 def _check(condition: bool, name: str, value: Any, requirement: str) -> None:
     if not condition:
         raise ConfigError(f"{name} {requirement}, got {value!r}", field=name, value=value)
@@ -159,7 +167,7 @@ class DownloadBehaviorSettings:
             object.__setattr__(
                 self, "overwrite", _enum(OverwritePolicy, "overwrite", self.overwrite)
             )
-        object.__setattr__(self, "rate_limit", parse_rate(self.rate_limit))
+        object.__setattr__(self, "rate_limit", _rate("rate_limit", self.rate_limit))
         if self.min_speed is not None:
             _check(
                 isinstance(self.min_speed, int | float) and self.min_speed > 0,
@@ -279,7 +287,7 @@ class DownloadConfig:
             self.filename_template,
             "must be a non-empty string",
         )
-        self.bandwidth_limit = parse_rate(self.bandwidth_limit)
+        self.bandwidth_limit = _rate("bandwidth_limit", self.bandwidth_limit)
         for source, overrides in self.source_settings.items():
             self.default_settings.replace(**overrides)  # validates; raises naming the field
             _check(
