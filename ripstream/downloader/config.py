@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,7 +130,13 @@ class DownloadBehaviorSettings:
     headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        positive = ("timeout_seconds", "connect_timeout", "stall_timeout", "min_speed_window")
+        positive = (
+            "timeout_seconds",
+            "connect_timeout",
+            "stall_timeout",
+            "min_speed_window",
+            "rate_period_seconds",
+        )
         for name in positive:
             value = getattr(self, name)
             _check(isinstance(value, int | float) and value > 0, name, value, "must be > 0")
@@ -183,12 +190,6 @@ class DownloadBehaviorSettings:
                 "must be an integer > 0",
             )
         _check(
-            self.rate_period_seconds > 0,
-            "rate_period_seconds",
-            self.rate_period_seconds,
-            "must be > 0",
-        )
-        _check(
             isinstance(self.user_agent, str) and bool(self.user_agent),
             "user_agent",
             self.user_agent,
@@ -234,6 +235,7 @@ class DownloadBehaviorSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DownloadBehaviorSettings:
         """Build from a dict such as :meth:`to_dict` makes; unknown keys are errors."""
+        _check(isinstance(data, dict), "settings", data, "must be a JSON object")
         return cls().replace(**data)
 
 
@@ -268,6 +270,12 @@ class DownloadConfig:
     bandwidth_limit: float | None = None
 
     def __post_init__(self) -> None:
+        _check(
+            isinstance(self.download_directory, str | os.PathLike),
+            "download_directory",
+            self.download_directory,
+            "must be a path",
+        )
         self.download_directory = Path(self.download_directory)
         _check(
             type(self.max_concurrent_downloads) is int and self.max_concurrent_downloads >= 1,
@@ -289,6 +297,12 @@ class DownloadConfig:
         )
         self.bandwidth_limit = _rate("bandwidth_limit", self.bandwidth_limit)
         for source, overrides in self.source_settings.items():
+            _check(
+                isinstance(overrides, dict),
+                f"source_settings.{source}",
+                overrides,
+                "must be a JSON object of settings",
+            )
             self.default_settings.replace(**overrides)  # validates; raises naming the field
             _check(
                 isinstance(source, str) and bool(source),
