@@ -8,6 +8,7 @@ outside the output folder.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import errno
 import os
 import re
@@ -109,17 +110,18 @@ def filename_from_content_disposition(value: str | None) -> str | None:
     message = Message()
     try:
         message["content-disposition"] = value
-        name: Any = message.get_filename()
+        names = [v for k, v in message.get_params([], header="content-disposition")
+                 if k.lower() == "filename"]
     except (ValueError, LookupError, TypeError, IndexError):
         return None
+    # RFC 6266: the extended filename* (decoded to a tuple) wins over the plain filename
+    name: Any = next((v for v in names if isinstance(v, tuple)), names[0] if names else None)
     if not name:
         return None
-    if isinstance(name, tuple):
-        charset, _lang, raw = name
-        try:
-            name = unquote(raw, encoding=charset or "utf-8", errors="strict")
-        except (LookupError, UnicodeDecodeError):
-            return None
+    try:
+        name = email.utils.collapse_rfc2231_value(name, errors="strict")
+    except (LookupError, UnicodeError):
+        return None
     name = str(name).replace("\\", "/").rsplit("/", 1)[-1]
     return name or None
 

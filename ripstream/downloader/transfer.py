@@ -554,7 +554,7 @@ class Transfer:
                     raise _FallBack(str(exc)) from exc
             before = segment.done
 
-            def write(view: memoryview, position: int) -> None:
+            def write(view: memoryview | bytes, position: int) -> None:
                 limit = segment.end - position
                 if limit <= 0:
                     return
@@ -597,7 +597,7 @@ class Transfer:
         response: requests.Response,
         expected: int | None,
         hasher: Any,
-        write: Callable[[memoryview, int], object],
+        write: Callable[[memoryview | bytes, int], object],
         position: int,
     ) -> int:
         """Copy the body into ``write`` until ``expected`` bytes or EOF; returns bytes written."""
