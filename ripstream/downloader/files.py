@@ -56,7 +56,8 @@ _WINDOWS_RESERVED = {
     "LPT²",
     "LPT³",
 }
-_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+# C0 and C1 controls, lone surrogates (unencodable), and what Windows forbids
+_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f-\x9f\ud800-\udfff<>:"/\\|?*]')
 
 
 def safe_filename(name: str, *, fallback: str = "download", max_bytes: int = MAX_NAME_BYTES) -> str:
