@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import Checksum, DownloadResult
-from ripstream.downloader.exceptions import ConfigError
+from ripstream.downloader.exceptions import ConfigError, SourceError
 from ripstream.downloader.manager import DownloadManager
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadQueue, DownloadTask
@@ -93,7 +94,7 @@ def build_queue(
     """
     queue = DownloadQueue()
     for item in items:
-        source = registry.for_url(item.url)
+        source = _claimant(registry, item.url)
         if source is HttpDownloader:
             validate_http_url(item.url)
         downloader = manager.get_downloader(_source_name(source))
@@ -129,6 +130,25 @@ def run_batch(
         if on_queue is not None:
             on_queue(queue)
         return manager.run(queue, on_result=on_result)
+
+
+def _claimant(registry: SourceRegistry, url: str) -> type:
+    """The source for ``url``; an unclaimed URL is bad input (a ConfigError naming it)."""
+    try:
+        return registry.for_url(url)
+    except SourceError as exc:
+        scheme = urlsplit(url).scheme
+        if scheme and "://" in url:
+            raise ConfigError(f"unsupported URL scheme {scheme!r} in {url!r}; installed sources "
+                              f"handle: {', '.join(_patterns(registry))}", field="url",
+                              value=url) from exc
+        raise ConfigError(f"no installed source handles {url!r}", field="url",
+                          value=url) from exc
+
+
+def _patterns(registry: SourceRegistry) -> list[str]:
+    return [pattern for _, source in registry
+            for pattern in getattr(source, "url_patterns", ())]
 
 
 def _source_name(source: type) -> str:

@@ -174,7 +174,7 @@ def _config_from(args: argparse.Namespace) -> DownloadConfig:
 
 
 def _items_from(args: argparse.Namespace, stdin: TextIO) -> list[BatchItem]:
-    items = parse_items(args.urls, origin="argument")
+    items = [BatchItem(url) for url in args.urls]
     for name in args.input_file:
         items.extend(read_input_file(name, stdin))
     if args.checksum:

@@ -1330,6 +1330,7 @@ class TestServer:
     def _count_bytes(self, path: str, n: int) -> None:
         with self._lock:
             self._bytes[path] = self._bytes.get(path, 0) + n
+        self._notify()  # so wait_until(bytes_sent(...) >= n) wakes mid-body
 
     def _wait(self, seconds: float) -> None:
         """Sleep that ends early (raising _Stopped) when the server stops."""
