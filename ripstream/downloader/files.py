@@ -58,6 +58,7 @@ _WINDOWS_RESERVED = {
 }
 # C0 and C1 controls, lone surrogates (unencodable), and what Windows forbids
 _FORBIDDEN = re.compile(r'[\x00-\x1f\x7f-\x9f\ud800-\udfff<>:"/\\|?*]')
+_EDGES = re.compile(r"^[\s._]+|[\s._]+$")
 
 
 def safe_filename(name: str, *, fallback: str = "download", max_bytes: int = MAX_NAME_BYTES) -> str:
@@ -78,7 +79,9 @@ def safe_filename(name: str, *, fallback: str = "download", max_bytes: int = MAX
     text = _FORBIDDEN.sub("_", text)
     text = re.sub(r"_*(?:\.\._*)+", "_", text) if ".." in text else text
     text = text.strip().lstrip(".").rstrip(". ")
-    text = re.sub(r"__+", "_", text).strip("_ ") or ""
+    # one pass over "_", dots and all whitespace: trimming only "_" could expose a new
+    # leading dot or space ("_._" would become ".")
+    text = _EDGES.sub("", re.sub(r"__+", "_", text))
     if not text:
         text = fallback
     stem, dot, ext = text.rpartition(".")
@@ -95,7 +98,8 @@ def safe_filename(name: str, *, fallback: str = "download", max_bytes: int = MAX
         suffix = f".{ext}" if dot and len(ext.encode("utf-8")) <= 16 else ""
         base = stem if suffix else text
         room = limit - len(suffix.encode("utf-8"))
-        base = base.encode("utf-8")[:room].decode("utf-8", errors="ignore").rstrip(". ")
+        base = base.encode("utf-8")[:room].decode("utf-8", errors="ignore")
+        base = re.sub(r"[\s._]+$", "", base)  # the start is already clean (and may be "_CON")
         text = (base or fallback) + suffix
     return text
 
