@@ -1,0 +1,350 @@
+"""Safe names, Content-Disposition, naming templates, path containment, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from ripstream.downloader.exceptions import ConfigError, StorageError
+from ripstream.downloader.files import (
+    atomic_write_text,
+    filename_from_content_disposition,
+    filename_from_url,
+    part_path,
+    render_template,
+    resolve_inside,
+    safe_filename,
+    unique_path,
+)
+
+WINDOWS_RESERVED = {
+    "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+    "COM¹", "COM²", "COM³", "LPT¹", "LPT²", "LPT³",
+}  # fmt: skip
+
+
+def _is_windows_reserved(name: str) -> bool:
+    return name.split(".", maxsplit=1)[0].rstrip(" ").upper() in WINDOWS_RESERVED
+
+
+# -- safe_filename --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("CON", "_CON"),
+        ("con", "_con"),
+        ("nul.txt", "_nul.txt"),
+        ("COM1.mp3", "_COM1.mp3"),
+        ("lpt9.tar.gz", "_lpt9.tar.gz"),
+        ("aux .flac", "_aux .flac"),
+        ("../../etc/passwd", "etc_passwd"),
+        ("..\\..\\windows\\system32", "windows_system32"),
+        ("a/b\\c", "a_b_c"),
+        ('what? <a>|"b":*', "what_ _a_b"),
+        ("tab\there\nnewline\x00nul\x7fdel", "tab_here_newline_nul_del"),
+        (".hidden", "hidden"),
+        ("trailing. . .", "trailing"),
+        ("  spaced  ", "spaced"),
+        ("Song (Live).mp3", "Song (Live).mp3"),
+        ("Ünïcödé \u2013 ök.flac", "Ünïcödé \u2013 ök.flac"),
+        ("CONSOLE.txt", "CONSOLE.txt"),  # only the exact device names are reserved
+    ],
+)
+def test_safe_filename_examples(name: str, expected: str) -> None:
+    assert safe_filename(name) == expected
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "...", " ", "/", "\\", "\x00", "_._", "._.", "_"])
+def test_names_with_nothing_left_fall_back(name: str) -> None:
+    assert safe_filename(name) == "download"
+    assert safe_filename(name, fallback="track") == "track"
+
+
+def test_leading_dots_behind_underscores_are_removed() -> None:
+    # "_.CON" must not turn into a hidden ".CON" once the underscores are trimmed
+    result = safe_filename("_.CON")
+    assert not result.startswith(".")
+    assert not _is_windows_reserved(result)
+
+
+def test_c1_control_characters_are_replaced() -> None:
+    result = safe_filename("a\x85b\x9bc.mp3")
+    assert result == "a_b_c.mp3"
+
+
+def test_decomposed_unicode_is_normalised_to_nfc() -> None:
+    assert safe_filename("Cafe\u0301.mp3") == "Caf\u00e9.mp3"
+
+
+def test_long_ascii_name_keeps_its_extension() -> None:
+    result = safe_filename("x" * 300 + ".flac")
+    assert result.endswith(".flac")
+    assert len(result.encode("utf-8")) <= 255 - len(".resume.json")
+    assert result.startswith("xxxx")
+    # the room left is enough for the .part and sidecar files beside it
+    assert len((result + ".part.json").encode("utf-8")) <= 255
+
+
+def test_long_multibyte_name_is_cut_on_a_character_boundary() -> None:
+    name = "日本語の歌" * 40 + ".mp3"  # 3 bytes per character
+    result = safe_filename(name)
+    encoded = result.encode("utf-8")
+    assert len(encoded) <= 243
+    assert encoded.decode("utf-8") == result
+    assert result.endswith(".mp3")
+    assert result[:-4] == name[: len(result) - 4]  # a prefix of the original stem
+
+
+def test_long_extension_is_not_kept_as_an_extension() -> None:
+    result = safe_filename("a" * 300 + "." + "b" * 40)
+    assert len(result.encode("utf-8")) <= 243
+    assert result == ("a" * 300)[:243]
+
+
+_name_chars = st.characters(codec="utf-8")
+
+
+@settings(max_examples=400)
+@given(st.text(_name_chars, max_size=300))
+@example("_._")
+@example("_.CON")
+@example("\x85")
+@example("CON" + "." + "x" * 300)
+@example("é" * 200 + ".mp3")
+def test_safe_filename_properties(name: str) -> None:
+    result = safe_filename(name)
+    assert result not in ("", ".", "..")
+    assert "/" not in result
+    assert "\\" not in result
+    assert "\x00" not in result
+    assert not any(unicodedata.category(ch) == "Cc" for ch in result), ascii(result)
+    assert not result.startswith(".")
+    assert not result.endswith((".", " "))
+    assert not _is_windows_reserved(result), result
+    encoded = result.encode("utf-8")
+    assert len(encoded) <= 255
+    assert encoded.decode("utf-8") == result
+    # sanitising twice changes nothing
+    assert safe_filename(result) == result
+
+
+@given(
+    st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=400),
+    st.text(st.characters(categories=["Ll", "Nd"], max_codepoint=127), min_size=1, max_size=5),
+)
+def test_safe_filename_keeps_a_short_extension(stem: str, ext: str) -> None:
+    result = safe_filename(f"{stem}.{ext}")
+    assert result.endswith(f".{ext}")
+    assert len(result.encode("utf-8")) <= 255
+
+
+def test_surrogates_do_not_crash() -> None:
+    # JSON metadata can carry lone surrogates ("\\ud800"); they cannot become a file name
+    result = safe_filename("a\ud800b.mp3")
+    assert result.encode("utf-8")
+    assert result.endswith(".mp3")
+
+
+# -- Content-Disposition ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ('attachment; filename="song.mp3"', "song.mp3"),
+        ("attachment; filename=song.mp3", "song.mp3"),
+        ('inline; filename="my song (live).flac"', "my song (live).flac"),
+        ("attachment; filename*=UTF-8''%E2%82%AC%20rates.txt", "€ rates.txt"),
+        ("attachment; filename*=iso-8859-1''%E9t%E9.mp3", "été.mp3"),
+        ("attachment; filename*=utf-8'en'na%C3%AFve.ogg", "naïve.ogg"),
+        # both present: filename* wins (RFC 6266 section 4.3), whichever comes first
+        ("attachment; filename=\"fallback.txt\"; filename*=UTF-8''%E2%82%AC.txt", "€.txt"),
+        ("attachment; filename*=UTF-8''%E2%82%AC.txt; filename=\"fallback.txt\"", "€.txt"),
+        # hostile names keep only their last component
+        ('attachment; filename="../../etc/passwd"', "passwd"),
+        ('attachment; filename="..\\..\\boot.ini"', "boot.ini"),
+        ("attachment; filename*=UTF-8''..%2F..%2F.bashrc", ".bashrc"),
+        ('attachment; filename="/abs/path/x.bin"', "x.bin"),
+        ("attachment", None),
+        ("", None),
+        (None, None),
+        ('attachment; filename=""', None),
+        ('attachment; filename="dir/"', None),
+    ],
+)
+def test_content_disposition(header: str | None, expected: str | None) -> None:
+    assert filename_from_content_disposition(header) == expected
+
+
+_header_text = st.text(st.characters(max_codepoint=0xFF), max_size=60)
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        _header_text,
+        st.builds(lambda v: f'attachment; filename="{v}"', _header_text),
+        st.builds(
+            lambda cs, v: f"attachment; filename*={cs}''{v}",
+            st.sampled_from(["UTF-8", "utf-8", "iso-8859-1", "idna", "rot13", "bogus", ""]),
+            _header_text,
+        ),
+        st.builds(
+            lambda a, b: f"attachment; filename*0*={a}; filename*1*={b}", _header_text, _header_text
+        ),
+    )
+)
+def test_content_disposition_never_raises(header: str) -> None:
+    name = filename_from_content_disposition(header)
+    assert name is None or (name and "/" not in name and "\\" not in name)
+
+
+# -- filename_from_url ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://example.com/music/track%2001.mp3", "track 01.mp3"),
+        ("https://example.com/music/track.mp3?token=abc#frag", "track.mp3"),
+        ("https://example.com/music/album/", "album"),
+        ("https://example.com/", None),
+        ("https://example.com", None),
+        ("https://example.com/%E6%97%A5%E6%9C%AC.flac", "日本.flac"),
+    ],
+)
+def test_filename_from_url(url: str, expected: str | None) -> None:
+    assert filename_from_url(url) == expected
+
+
+# -- render_template --------------------------------------------------------------------------
+
+
+def test_template_renders_each_component() -> None:
+    path = render_template(
+        "{albumartist}/{album} ({year})/{tracknumber:02d} {title}.{ext}",
+        {"albumartist": "Artist", "album": "Album", "year": 1999, "tracknumber": 7,
+         "title": "Song", "ext": "flac"},
+    )  # fmt: skip
+    assert path == Path("Artist", "Album (1999)", "07 Song.flac")
+
+
+def test_values_cannot_add_directories() -> None:
+    path = render_template(
+        "{artist}/{album}/{title}.mp3",
+        {"artist": "AC/DC", "album": "../../..", "title": "../../etc/passwd"},
+    )
+    # the album level stays (with a neutral name); nothing climbs out of it
+    assert path == Path("AC_DC", "download", "etc_passwd.mp3")
+    assert ".." not in path.parts
+    assert not path.is_absolute()
+
+
+def test_missing_fields_render_empty_and_empty_parts_vanish() -> None:
+    path = render_template("{artist}/{album} ({year})/{title}.{ext}",
+                           {"title": "Song", "ext": "mp3"})  # fmt: skip
+    assert path == Path("Song.mp3")
+    path = render_template("{tracknumber:02d} - {title}", {"title": "Song"})
+    assert path == Path("- Song")
+
+
+def test_format_spec_that_does_not_fit_the_value_falls_back_to_text() -> None:
+    assert render_template("{tracknumber:02d} {title}", {"tracknumber": "7", "title": "x"}) == Path(
+        "7 x"
+    )
+
+
+def test_nothing_left_renders_the_fallback_name() -> None:
+    assert render_template("{missing}", {}) == Path("download")
+    assert render_template("/../", {}) == Path("download")
+
+
+def test_absolute_template_stays_relative() -> None:
+    path = render_template("/etc/{title}", {"title": "x"})
+    assert path == Path("etc", "x")
+
+
+@pytest.mark.parametrize("template", ["{title", "{0}", "{title.missing}", "{title!z}"])
+def test_malformed_template_is_a_config_error(template: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        render_template(template, {"title": "x"})
+    assert info.value.field == "filename_template"
+    assert template in str(info.value)
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(st.sampled_from(["artist", "album", "title", "ext"]),
+                       st.text(max_size=40), max_size=4))  # fmt: skip
+def test_rendered_paths_always_stay_inside_the_output_folder(values: dict[str, str]) -> None:
+    path = render_template("{artist}/{album}/{title}.{ext}", values)
+    assert not path.is_absolute()
+    assert all(part not in ("", ".", "..") for part in path.parts)
+    assert len(path.parts) <= 3
+    base = Path("/srv/music")
+    assert resolve_inside(base, path).is_relative_to(base)
+
+
+# -- resolve_inside, unique_path, part_path, atomic_write_text ------------------------------
+
+
+def test_resolve_inside_joins_normal_paths(tmp_path: Path) -> None:
+    assert resolve_inside(tmp_path, "a/b.mp3") == tmp_path.resolve() / "a" / "b.mp3"
+    assert resolve_inside(tmp_path, Path("x/../y.mp3")) == tmp_path.resolve() / "y.mp3"
+
+
+@pytest.mark.parametrize("relative", ["../evil.sh", "a/../../evil.sh", "/etc/passwd", ".", ""])
+def test_resolve_inside_refuses_escapes(tmp_path: Path, relative: str) -> None:
+    with pytest.raises(StorageError) as info:
+        resolve_inside(tmp_path / "out", relative)
+    assert info.value.path == relative
+
+
+def test_resolve_inside_refuses_a_symlink_out(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "link").symlink_to(tmp_path)
+    with pytest.raises(StorageError):
+        resolve_inside(out, "link/x.mp3")
+
+
+def test_unique_path(tmp_path: Path) -> None:
+    target = tmp_path / "song.mp3"
+    assert unique_path(target) == target
+    target.write_bytes(b"x")
+    assert unique_path(target) == tmp_path / "song (1).mp3"
+    (tmp_path / "song (1).mp3").write_bytes(b"x")
+    assert unique_path(target) == tmp_path / "song (2).mp3"
+    # names already promised to another download count as taken
+    assert unique_path(target, {tmp_path / "song (2).mp3"}) == tmp_path / "song (3).mp3"
+    assert unique_path(tmp_path / "new.mp3", {tmp_path / "new.mp3"}) == tmp_path / "new (1).mp3"
+
+
+def test_part_path_is_beside_the_final_file(tmp_path: Path) -> None:
+    assert part_path(tmp_path / "a.mp3") == tmp_path / "a.mp3.part"
+
+
+def test_atomic_write_text(tmp_path: Path) -> None:
+    target = tmp_path / "deep" / "dir" / "state.json"
+    atomic_write_text(target, "first ✓\n")
+    assert target.read_text(encoding="utf-8") == "first ✓\n"
+    atomic_write_text(target, "second\n", fsync=False)
+    assert target.read_text(encoding="utf-8") == "second\n"
+    assert os.listdir(target.parent) == ["state.json"]  # no temporary left behind
+
+
+def test_atomic_write_failure_keeps_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    atomic_write_text(target, "old")
+    with pytest.raises(UnicodeEncodeError):
+        atomic_write_text(target, "bad \ud800 text")
+    assert target.read_text(encoding="utf-8") == "old"
+    assert os.listdir(tmp_path) == ["state.json"]
