@@ -35,7 +35,8 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # ASCII only: str.isdigit() also accepts "²" (latin-1 byte 0xB2), which float() refuses
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
