@@ -8,6 +8,7 @@ strategy, honours a server's ``Retry-After`` (capped), and ends with a typed err
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import logging
 import time
@@ -44,6 +45,8 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
         return None
     if when is None:
         return None
+    if when.tzinfo is None:  # asctime and "-0000" dates: HTTP dates are always GMT
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - now())
 
 
