@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import tenacity
+from hypothesis import given
+from hypothesis import strategies as st
 from tenacity import RetryCallState
 
 from ripstream.downloader.config import DownloadBehaviorSettings, RetryStrategy
@@ -158,6 +160,25 @@ NOW = float(calendar.timegm((2015, 10, 21, 7, 28, 0, 0, 0, 0)))
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, now=lambda: NOW) == expected
+
+
+@given(
+    st.one_of(
+        st.text(st.characters(max_codepoint=0xFF), max_size=40),  # header values are latin-1
+        st.builds(
+            "{}, {} {} {} {}:00:00 {}".format,
+            st.sampled_from(["Wed", "Xyz"]),
+            st.integers(-5, 40),
+            st.sampled_from(["Oct", "Feb", "Foo"]),
+            st.integers(-1, 10**6),
+            st.integers(-3, 99),
+            st.sampled_from(["GMT", "-0000", "+2500", "EST", ""]),
+        ),
+    )
+)
+def test_parse_retry_after_never_raises(value: str) -> None:
+    result = parse_retry_after(value, now=lambda: NOW)
+    assert result is None or result >= 0
 
 
 @pytest.fixture
