@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from ripstream import __version__
-from ripstream.batch import BatchItem, parse_items, read_input_file, run_batch
+from ripstream.batch import BatchItem, read_input_file, run_batch
 from ripstream.downloader.config import DownloadConfig, OverwritePolicy, parse_rate
 from ripstream.downloader.content import Checksum, DownloadResult, ResultStatus
 from ripstream.downloader.exceptions import AuthenticationError, ConfigError, DownloadError

@@ -380,6 +380,8 @@ class BaseDownloader(ABC):
         result: DownloadResult,
     ) -> Path | None:
         """The final path under the server's Content-Disposition name; None if skipped."""
+        if safe_filename(name) == final.name and self.config.filename_template == "{filename}":
+            return final
         from dataclasses import replace
 
         target = self.target_path(replace(content, filename=name))

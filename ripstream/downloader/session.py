@@ -190,6 +190,17 @@ class _GuardedSession(requests.Session):
         super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
 
 
+def _environment_matters() -> bool:
+    """Whether proxy variables or a .netrc could change what requests sends."""
+    import os
+    import urllib.request
+
+    if urllib.request.getproxies():
+        return True
+    netrc = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+    return os.path.exists(netrc) or os.path.exists(os.path.expanduser("~/_netrc"))
+
+
 class DownloadSession:
     """HTTP operations for one source. Thread-safe: many download threads share one.
 
@@ -326,6 +337,9 @@ class SessionManager:
     def create_session(self, source: str, settings: DownloadBehaviorSettings) -> requests.Session:
         """Build the ``requests.Session`` for ``source`` (the override point)."""
         session = _GuardedSession()
+        # requests re-reads proxy variables and .netrc from the environment on every request
+        # (most of its per-request cost); skip that when there is nothing to find
+        session.trust_env = _environment_matters()
         session.max_redirects = settings.max_redirects
         session.verify = settings.verify_ssl
         session.headers["User-Agent"] = settings.user_agent

@@ -63,6 +63,7 @@ _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*$", re.I
 _MIN_READ = 16 * 1024
 _HASH_BLOCK = 4 * 1024 * 1024
 _CHECKPOINT_SECONDS = 1.0
+_CHECKPOINT_BYTES = 1024 * 1024
 _STEAL_MIN = 2 * 1024 * 1024
 
 
@@ -273,32 +274,49 @@ class Transfer:
                 last_modified=response.headers.get("Last-Modified"),
                 total=total,
             )
+            pending: ResumeState | None = None
             if encoded:
                 # a decoded body cannot be checked against ranges: never resume it
                 _remove(sidecar_path(part))
-            elif self.settings.resume:
-                self._save_state(part, new_state)
+            elif self.settings.resume and (have == 0 or state != new_state):
+                # written lazily: a file done within the first checkpoint interval never
+                # needs one, and an interrupted one gets it on the way out
+                pending = new_state
+            deadline = self.clock() + _CHECKPOINT_SECONDS
+
+            def checkpoint(now: float, received: int) -> None:
+                nonlocal pending
+                if pending is not None and (now >= deadline or received >= _CHECKPOINT_BYTES):
+                    self._save_state(part, pending)
+                    pending = None
+
             self.on_total(total, have)
             hasher = self._hasher_from_disk(part, have)
             expected = None if total is None else total - have
-            with _open_at(part, have) as handle:
-                received = self._pump(
-                    url,
-                    part,
-                    response,
-                    expected,
-                    hasher,
-                    lambda view, _pos: handle.write(view),
-                    have,
-                )
-            if expected is not None and received != expected:
-                raise IncompleteBodyError(
-                    f"{redact_url(url)} ended after {have + received} of {total} bytes",
-                    url=redact_url(url),
-                    source=self.session.source,
-                    expected=expected,
-                    received=received,
-                )
+            try:
+                with _open_at(part, have) as handle:
+                    received = self._pump(
+                        url,
+                        part,
+                        response,
+                        expected,
+                        hasher,
+                        lambda view, _pos: handle.write(view),
+                        have,
+                        checkpoint,
+                    )
+                if expected is not None and received != expected:
+                    raise IncompleteBodyError(
+                        f"{redact_url(url)} ended after {have + received} of {total} bytes",
+                        url=redact_url(url),
+                        source=self.session.source,
+                        expected=expected,
+                        received=received,
+                    )
+            except BaseException:
+                if pending is not None and part_size(part) > 0:
+                    self._save_state(part, pending)
+                raise
             if encoded:
                 _check_wire_length(url, response, self.session.source)
             return TransferResult(
@@ -599,6 +617,7 @@ class Transfer:
         hasher: Any,
         write: Callable[[memoryview | bytes, int], object],
         position: int,
+        tick: Callable[[float, int], None] | None = None,
     ) -> int:
         """Copy the body into ``write`` until ``expected`` bytes or EOF; returns bytes written."""
         reader = _BodyReader(response, self.settings.chunk_size)
@@ -629,6 +648,8 @@ class Transfer:
                     throttled += bucket.acquire(count, cancel=self.cancel)
                 self.progress(count)
                 now = self.clock()
+                if tick is not None:
+                    tick(now, received)
                 elapsed = now - started
                 # adapt the read size: big reads when data flows, small ones when it trickles
                 if elapsed < 0.05 and size < reader.capacity:
