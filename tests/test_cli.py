@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ripstream import __version__
-from tests.support.httpserver import Fault, TestServer, make_body
+from tests.support.httpserver import TestServer, make_body
 
 TIMEOUT = 60
 

@@ -173,10 +173,6 @@ def test_queue_management(tmp_path: Path) -> None:
     assert completed.stdout.count(counts) == 2
 
 
-@pytest.mark.xfail(
-    reason="library: DownloadQueue.to_json/from_json emit dataclasses_json UserWarnings",
-    strict=False,
-)
 def test_queue_management_prints_no_warnings(tmp_path: Path) -> None:
     completed = run_example("queue_management.py", "--output", str(tmp_path / "out"))
 

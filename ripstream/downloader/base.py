@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig, OverwritePolicy
 from ripstream.downloader.content import (
@@ -557,7 +557,7 @@ class BaseDownloader(ABC):
         if self._owns_sessions:
             self.session_manager.close()
 
-    def __enter__(self) -> BaseDownloader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -268,6 +268,9 @@ class DownloadConfig:
     source_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     filename_template: str = "{filename}"
     bandwidth_limit: float | None = None
+    _effective: dict[str, tuple[DownloadBehaviorSettings, DownloadBehaviorSettings]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         _check(
@@ -316,14 +319,24 @@ class DownloadConfig:
 
         :raises ConfigError: for an unknown key or a bad value.
         """
+        if isinstance(value, enum.Enum):
+            value = value.value  # stored as JSON would hold it, so save() always works
         overrides = {**self.source_settings.get(source, {}), key: value}
         self.default_settings.replace(**overrides)
         self.source_settings[source] = overrides
+        self._effective.pop(source, None)
 
     def get_behavior_for_source(self, source: str) -> DownloadBehaviorSettings:
         """The default settings with ``source``'s overrides applied."""
+        cached = self._effective.get(source)
+        if cached is not None and cached[0] is self.default_settings:
+            return cached[1]
         overrides = self.source_settings.get(source)
-        return self.default_settings.replace(**overrides) if overrides else self.default_settings
+        settings = (
+            self.default_settings.replace(**overrides) if overrides else self.default_settings
+        )
+        self._effective[source] = (self.default_settings, settings)
+        return settings
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -345,7 +358,7 @@ class DownloadConfig:
                 field="config",
                 value=data,
             )
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls) if f.init}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(

@@ -184,13 +184,15 @@ def render_template(template: str, values: Mapping[str, Any]) -> Path:
 def resolve_inside(directory: Path, relative: Path | str) -> Path:
     """Join ``relative`` under ``directory`` and refuse anything that escapes it.
 
-    The check is lexical (absolute path, ``..`` folded), so it costs no system calls per file;
-    symlinks the user made inside the folder are the user's choice and are followed.
+    ``..`` is folded lexically, and the target's folder is resolved through symlinks too, so
+    a link inside the output folder cannot lead a write outside it.
 
     :raises StorageError: when the joined path leaves ``directory``.
     """
-    base = Path(os.path.abspath(directory))
+    base = Path(os.path.realpath(directory))
     target = Path(os.path.normpath(base / relative))
+    if target != base and base in target.parents and os.path.lexists(target.parent):
+        target = Path(os.path.realpath(target.parent)) / target.name
     if target != base and base not in target.parents:
         raise StorageError(
             f"refusing to write {str(relative)!r}: it is outside {str(base)!r}", path=str(relative)

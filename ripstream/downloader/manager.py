@@ -91,6 +91,7 @@ class DownloadManager:
     ) -> None:
         self.config = config or DownloadConfig()
         self.session_manager = session_manager or SessionManager(self.config)
+        self._shared_tracker = progress_tracker is not None
         self.progress_tracker = progress_tracker or ProgressTracker()
         self.cancel_event = threading.Event()
         self.claims = PathClaims()
@@ -112,10 +113,14 @@ class DownloadManager:
         """Dispatch tasks of ``downloader.source_name`` to ``downloader``.
 
         The downloader is joined to this manager's cancel event, bandwidth limit and path
-        claims, so Ctrl-C and ``--limit-rate`` cover every source at once.
+        claims, so Ctrl-C and ``--limit-rate`` cover every source at once, and to the
+        manager's progress tracker when one was given. It keeps its own sessions (and with
+        them any login it did).
         """
         downloader.cancel_event = self.cancel_event
         downloader.claims = self.claims
+        if self._shared_tracker:
+            downloader.progress_tracker = self.progress_tracker
         if self.bandwidth is not None:
             downloader.bandwidth = self.bandwidth
         with self._lock:
@@ -174,6 +179,10 @@ class DownloadManager:
             if task.state is TaskState.RUNNING:
                 if result.is_success:
                     queue.complete_task(task.task_id)
+                elif result.status is ResultStatus.CANCELLED or self.cancel_event.is_set():
+                    for cancelled_id in queue.cancel_task(task.task_id, "interrupted")[1:]:
+                        cancelled = queue.get_task(cancelled_id)
+                        record(cancelled, _cancelled_result(cancelled))
                 else:
                     for cancelled_id in queue.fail_task(task.task_id, result.error_message):
                         cancelled = queue.get_task(cancelled_id)
@@ -189,7 +198,9 @@ class DownloadManager:
                     in_flight[self._submit(task)] = task
                 if not in_flight:
                     break
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                # a short timeout keeps this thread responsive to KeyboardInterrupt raised by
+                # _thread.interrupt_main() (and Ctrl-C on Windows), which a plain wait ignores
+                done, _ = wait(in_flight, timeout=0.1, return_when=FIRST_COMPLETED)
                 for future in done:
                     settle(future, in_flight.pop(future))
         except KeyboardInterrupt:

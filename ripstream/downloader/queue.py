@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import heapq
 import itertools
+import json
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
@@ -335,13 +336,17 @@ class DownloadQueue:
     def to_json(self) -> str:
         """Every task as a JSON array (states included)."""
         with self._lock:
-            return DownloadTask.schema().dumps(list(self._tasks.values()), many=True)
+            return json.dumps([task.to_dict(encode_json=True) for task in self._tasks.values()])
 
     @classmethod
     def from_json(cls, text: str, max_size: int | None = None) -> DownloadQueue:
         """Rebuild a queue from :meth:`to_json`; tasks that were running become pending again."""
         queue = cls(max_size=max_size)
-        tasks = DownloadTask.schema().loads(text, many=True)
+        try:
+            records = json.loads(text)
+            tasks = [DownloadTask.from_dict(record) for record in records]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ConfigError(f"not a saved queue: {exc}", field="queue") from exc
         for task in tasks:
             finished = task.state if task.state.is_finished else None
             error = task.error

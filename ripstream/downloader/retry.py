@@ -149,9 +149,9 @@ def call_with_retries(
     try:
         return retrying(function)
     except DownloadError as exc:
-        if not exc.retryable:
-            raise
         attempts = retrying.statistics.get("attempt_number", settings.max_retries + 1)
+        if not exc.retryable or attempts <= 1:
+            raise  # permanent, or retries were turned off: the error itself says it best
         raise RetryExhaustedError(
             f"{describe} failed after {attempts} attempts: {exc}",
             url=exc.url,

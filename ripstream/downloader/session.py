@@ -10,11 +10,12 @@ and HTTP error status into the exception tree, raised ``from`` the original.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -55,6 +56,10 @@ SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"}
 )
 _TRANSIENT_STATUS = frozenset({408, 425, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
+_SECRET_IN_TEXT = re.compile(
+    r"(?i)([?&;](?:t|s|p|token|apikey|api_key|key|password|signature|sig|x-amz-signature|auth"
+    r"|access_token)=)[^&\s'\"<>;)]*"
+)
 _SECRET_PARAMS = frozenset(
     {
         "t",
@@ -80,11 +85,12 @@ def redact_url(url: str | None) -> str | None:
         return url
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
-        return "<unparseable url>"
+        return redact_text(re.sub(r"//[^/@]*@", "//", url))  # unparseable: still hide secrets
     netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
+    if port:
+        netloc = f"{netloc}:{port}"
     query = "&".join(
         f"{key}=***" if key.lower() in _SECRET_PARAMS and sep else f"{key}{sep}{value}"
         for key, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
@@ -92,11 +98,23 @@ def redact_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def redact_text(text: str) -> str:
+    """``text`` with secret-looking query values (``?token=...``) replaced by ``***``."""
+    return _SECRET_IN_TEXT.sub(r"\1***", text)
+
+
 def map_request_error(exc: Exception, url: str | None, source: str | None = None) -> DownloadError:
     """The typed error for a requests/urllib3/OS failure (the caller raises it ``from exc``)."""
-    safe = redact_url(url)
     if isinstance(exc, DownloadError):
         return exc
+    error = _map_request_error(exc, redact_url(url), source)
+    # urllib3's messages repeat the raw URL: never let a token through them
+    error.message = redact_text(error.message)
+    error.args = (error.message,)
+    return error
+
+
+def _map_request_error(exc: Exception, safe: str | None, source: str | None) -> DownloadError:
     if isinstance(exc, requests.exceptions.SSLError):
         return TLSError(f"TLS verification failed for {safe}: {exc}", url=safe, source=source)
     if isinstance(exc, requests.exceptions.TooManyRedirects):
@@ -187,6 +205,12 @@ class _GuardedSession(requests.Session):
             for name in list(prepared_request.headers):
                 if name.lower() in SENSITIVE_HEADERS:
                     del prepared_request.headers[name]
+        else:
+            # requests drops a hand-set Cookie header on every hop; on the same origin it
+            # belongs to the request as much as Authorization does
+            cookie = response.request.headers.get("Cookie")
+            if cookie and "Cookie" not in prepared_request.headers:
+                prepared_request.headers["Cookie"] = cookie
         super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
 
 
@@ -196,6 +220,8 @@ def _environment_matters() -> bool:
     import urllib.request
 
     if urllib.request.getproxies():
+        return True
+    if os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"):
         return True
     netrc = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
     return os.path.exists(netrc) or os.path.exists(os.path.expanduser("~/_netrc"))
@@ -253,7 +279,14 @@ class DownloadSession:
         :param check_status: raise the typed error for a status >= 400.
         :raises DownloadError: a typed error, chained from the requests/urllib3 error.
         """
-        scheme = urlsplit(url).scheme.lower()
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as exc:
+            raise ConfigError(
+                f"malformed URL {redact_url(url)!r}: {exc}", field="url", value=redact_url(url)
+            ) from exc
+        scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
             raise ConfigError(
                 f"unsupported URL scheme {scheme or '(none)'!r} in "
@@ -264,6 +297,9 @@ class DownloadSession:
         if self._limiter is not None:
             self._limiter.acquire(1)
         kwargs.setdefault("timeout", self.timeout)
+        # passed explicitly so a CA bundle in the environment cannot re-enable verification
+        # that the settings turned off
+        kwargs.setdefault("verify", self.http.verify)
         try:
             response = self.http.request(
                 method, url, headers=dict(headers or {}), stream=stream, **kwargs
@@ -375,7 +411,7 @@ class SessionManager:
         for session in sessions:
             session.close()
 
-    def __enter__(self) -> SessionManager:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -18,7 +18,13 @@ from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.exceptions import SourceError
 from ripstream.sources.http import HttpDownloader
 
-__all__ = ["ENTRY_POINT_GROUP", "SourceRegistry", "create_downloader", "load_registry"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "HttpDownloader",
+    "SourceRegistry",
+    "create_downloader",
+    "load_registry",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from ripstream.downloader import (
 from ripstream.downloader.exceptions import (
     ChecksumError,
     ContentNotFoundError,
-    RetryExhaustedError,
+    IncompleteBodyError,
     StorageError,
     TargetExistsError,
 )
@@ -237,7 +237,8 @@ def test_interrupted_download_resumes_from_the_part_file(server: TestServer,
     server.add("/tracks/t1.flac", body, faults=[Fault.drop_after(200_000, times=1)])
     with minimal(server, out_dir, max_retries=0) as downloader:
         first = downloader.download(downloader.get_download_info("t1"))
-    assert isinstance(first.error, RetryExhaustedError)
+    assert isinstance(first.error, IncompleteBodyError)  # retries off: the error itself
+    assert first.error.received == 200_000
     part = part_path(out_dir / "t1.flac")
     assert part.stat().st_size == 200_000
     state = json.loads(sidecar_path(part).read_text())

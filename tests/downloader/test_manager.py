@@ -371,23 +371,12 @@ def test_ctrl_c_stops_running_downloads_and_starts_nothing_new(
     assert outcome.queue.is_empty
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DownloadManager.run blocks in concurrent.futures.wait() with no timeout, which "
-    "_thread.interrupt_main() (and Ctrl-C on Windows) cannot wake, so the interrupt only "
-    "lands when a running download finishes",
-)
 def test_interrupt_main_stops_running_downloads_promptly(server: TestServer, out_dir: Path) -> None:
     outcome = _run_and_interrupt(server, out_dir, _thread.interrupt_main)
 
     _assert_clean_stop(server, out_dir, outcome)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DownloadManager.run settles a download cancelled by Ctrl-C with "
-    "queue.fail_task, so the queue says FAILED while the result says CANCELLED",
-)
 def test_tasks_interrupted_while_running_are_cancelled_in_the_queue(
     server: TestServer, out_dir: Path
 ) -> None:

@@ -235,12 +235,6 @@ def test_refused_connection_is_connection_failed_error(refusing_port: int) -> No
     assert isinstance(error.__cause__, requests.exceptions.ConnectionError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: map_request_error embeds str(exc) verbatim, and urllib3's message repeats the "
-    "raw path and query ('Max retries exceeded with url: /track/1?token=...'), so secrets "
-    "leak into str(error), logs and --json output",
-)
 def test_secret_query_values_are_redacted_in_network_errors(refusing_port: int) -> None:
     url = f"http://127.0.0.1:{refusing_port}/track/1?token=abc123secret&t=zz9secret"
 
@@ -275,11 +269,6 @@ def test_unsupported_or_malformed_url_is_config_error_naming_it(url: str) -> Non
     assert len(responses.calls) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DownloadSession.request calls urlsplit() outside its try, so an unparseable "
-    "URL escapes as a bare ValueError instead of ConfigError",
-)
 @responses.activate
 def test_unparseable_ipv6_url_is_config_error() -> None:
     url = "http://[::1/song.flac"
@@ -290,11 +279,6 @@ def test_unparseable_ipv6_url_is_config_error() -> None:
     assert "[::1" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: redact_url() reads SplitResult.port outside its try, so mapping the "
-    "InvalidURL of an out-of-range port raises a bare ValueError instead of ConfigError",
-)
 @responses.activate
 def test_out_of_range_port_is_config_error() -> None:
     url = "http://files.example.test:99999/song.flac"
@@ -403,12 +387,6 @@ def test_ssl_verification_is_on_by_default() -> None:
     assert verify_sent(0) is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: SessionManager.create_session sets trust_env=False unless a proxy variable or "
-    ".netrc exists (_environment_matters), so REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE are silently "
-    "ignored and a private CA is no longer trusted",
-)
 @responses.activate
 def test_a_ca_bundle_from_the_environment_is_honoured(ca_env: str) -> None:
     """REQUESTS_CA_BUNDLE is how users trust a private CA; ignoring it breaks their TLS."""
@@ -436,12 +414,6 @@ def test_ssl_verification_can_be_turned_off_per_source() -> None:
     assert verify_sent(1) is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: verify_ssl=False is only set on requests.Session.verify, which requests "
-    "overrides with REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE whenever it reads the environment, "
-    "so certificates are still verified",
-)
 @responses.activate
 @pytest.mark.usefixtures("ca_env")
 def test_ssl_verification_off_wins_over_a_ca_bundle_in_the_environment(
