@@ -7,6 +7,7 @@ Exit status: 0 all succeeded, 1 some failed, 2 bad usage or bad input, 130 inter
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -161,12 +162,11 @@ def _config_from(args: argparse.Namespace) -> DownloadConfig:
             raise ConfigError(f"--timeout must be > 0, got {args.timeout}", field="timeout")
         changes["stall_timeout"] = changes["timeout_seconds"] = args.timeout
     settings = config.default_settings.replace(**changes) if changes else config.default_settings
-    return DownloadConfig(
+    return dataclasses.replace(
+        config,
         download_directory=Path(args.output) if args.output else config.download_directory,
         max_concurrent_downloads=args.jobs or config.max_concurrent_downloads,
         default_settings=settings,
-        source_settings=config.source_settings,
-        filename_template=config.filename_template,
         bandwidth_limit=(
             args.limit_rate if args.limit_rate is not None else config.bandwidth_limit
         ),

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig, OverwritePolicy
 from ripstream.downloader.content import (
@@ -57,6 +57,9 @@ from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.retry import call_with_retries
 from ripstream.downloader.session import DownloadSession, SessionManager, redact_url
 from ripstream.downloader.transfer import Transfer, TransferResult, sidecar_path
+
+if TYPE_CHECKING:
+    from ripstream.library.archive import DownloadArchive
 
 __all__ = ["BaseDownloader", "PathClaims", "ProgressReporter"]
 
@@ -149,6 +152,7 @@ class BaseDownloader(ABC):
         cancel_event: threading.Event | None = None,
         bandwidth: TokenBucket | None = None,
         claims: PathClaims | None = None,
+        archive: DownloadArchive | None = None,
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.config = config or DownloadConfig()
@@ -160,7 +164,17 @@ class BaseDownloader(ABC):
             bandwidth = TokenBucket(self.config.bandwidth_limit)
         self.bandwidth = bandwidth
         self.claims = claims or PathClaims()
+        self.archive = archive
         self._sleep = sleep
+
+    #: The naming template used when the config sets none (``{filename}``: the server's name).
+    default_template: ClassVar[str] = "{filename}"
+    #: Credential keys :meth:`authenticate` needs (the CLI asks for missing ones).
+    required_credentials: ClassVar[tuple[str, ...]] = ()
+    #: One line for ``ripstream sources``.
+    description: ClassVar[str] = ""
+    #: The URL shapes this source claims, for ``ripstream sources``.
+    url_patterns: ClassVar[tuple[str, ...]] = ()
 
     # -- the contract ---
 
@@ -250,8 +264,13 @@ class BaseDownloader(ABC):
             path = Path(file_path)
             return path if path.is_absolute() else resolve_inside(directory, path)
         return resolve_inside(
-            directory, render_template(self.config.filename_template, self.naming_values(content))
+            directory, render_template(self.naming_template, self.naming_values(content))
         )
+
+    @property
+    def naming_template(self) -> str:
+        """The config's filename template, or this source's default."""
+        return self.config.filename_template or self.default_template
 
     def naming_values(self, content: DownloadableContent) -> dict[str, Any]:
         """The values a naming template can use for ``content``."""
@@ -327,6 +346,10 @@ class BaseDownloader(ABC):
         renameable: bool = False,
     ) -> None:
         settings = self.settings
+        if self.archive is not None and self.archive.contains(content.source, content.content_id):
+            result.status = ResultStatus.SKIPPED
+            result.message = "in the download archive"
+            return
         if not self.claims.claim(final):
             raise TargetExistsError(
                 f"another download in this run also writes {str(final)!r}",
@@ -359,7 +382,16 @@ class BaseDownloader(ABC):
                         return
                     final = named
                     result.file_path = final
+                result.message = self.finalize(content, part, final)
                 self._move_into_place(part, final, settings)
+                if self.archive is not None:
+                    self.archive.record(
+                        content.source,
+                        content.content_id,
+                        final,
+                        checksum=outcome.digest,
+                        size=outcome.total,
+                    )
                 result.status = ResultStatus.COMPLETED
                 result.bytes_downloaded = outcome.fetched
                 result.total_bytes = outcome.total
@@ -371,6 +403,21 @@ class BaseDownloader(ABC):
         finally:
             self.claims.release(final)
 
+    def finalize(self, content: DownloadableContent, part: Path, final: Path) -> str | None:
+        """Last touches to the verified ``.part`` file before it moves to ``final``.
+
+        The default writes tags (title, artist, album, track and disc numbers, the cover
+        found beside the file) into tracks when ``config.write_tags`` is on and mutagen is
+        installed (``pip install ripstream[tags]``). Tagging problems never lose the download.
+
+        :returns: a note for the result's ``message`` (e.g. why tags were not written).
+        """
+        if not self.config.write_tags or content.content_type is not ContentType.TRACK:
+            return None
+        from ripstream.library.tags import tag_file
+
+        return tag_file(part, final, self.naming_values(content))
+
     def _renamed(
         self,
         content: DownloadableContent,
@@ -380,7 +427,7 @@ class BaseDownloader(ABC):
         result: DownloadResult,
     ) -> Path | None:
         """The final path under the server's Content-Disposition name; None if skipped."""
-        if safe_filename(name) == final.name and self.config.filename_template == "{filename}":
+        if safe_filename(name) == final.name and self.naming_template == "{filename}":
             return final
         from dataclasses import replace
 

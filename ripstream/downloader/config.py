@@ -266,8 +266,11 @@ class DownloadConfig:
     max_concurrent_downloads: int = 3
     default_settings: DownloadBehaviorSettings = field(default_factory=DownloadBehaviorSettings)
     source_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    filename_template: str = "{filename}"
+    filename_template: str | None = None
     bandwidth_limit: float | None = None
+    source_credentials: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    write_tags: bool = True
+    archive_path: Path | None = None
     _effective: dict[str, tuple[DownloadBehaviorSettings, DownloadBehaviorSettings]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -293,10 +296,35 @@ class DownloadConfig:
             "must be a DownloadBehaviorSettings",
         )
         _check(
-            isinstance(self.filename_template, str) and bool(self.filename_template),
+            self.filename_template is None
+            or (isinstance(self.filename_template, str) and bool(self.filename_template)),
             "filename_template",
             self.filename_template,
-            "must be a non-empty string",
+            "must be a non-empty string, or null for each source's own naming",
+        )
+        _check(
+            isinstance(self.write_tags, bool),
+            "write_tags",
+            self.write_tags,
+            "must be true or false",
+        )
+        if self.archive_path is not None:
+            _check(
+                isinstance(self.archive_path, str | os.PathLike),
+                "archive_path",
+                self.archive_path,
+                "must be a path or null",
+            )
+            self.archive_path = Path(self.archive_path)
+        _check(
+            isinstance(self.source_credentials, dict)
+            and all(
+                isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+                for v in self.source_credentials.values()
+            ),
+            "source_credentials",
+            "<hidden>",
+            "must map source names to objects of strings",
         )
         self.bandwidth_limit = _rate("bandwidth_limit", self.bandwidth_limit)
         for source, overrides in self.source_settings.items():
@@ -347,6 +375,9 @@ class DownloadConfig:
             "source_settings": self.source_settings,
             "filename_template": self.filename_template,
             "bandwidth_limit": self.bandwidth_limit,
+            "source_credentials": self.source_credentials,
+            "write_tags": self.write_tags,
+            "archive_path": str(self.archive_path) if self.archive_path else None,
         }
 
     @classmethod
