@@ -7,22 +7,27 @@ Exit status: 0 all succeeded, 1 some failed, 2 bad usage or bad input, 130 inter
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import getpass
 import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from ripstream import __version__
-from ripstream.batch import BatchItem, read_input_file, run_batch
+from ripstream.batch import Batch, BatchItem, read_input_file
 from ripstream.downloader.config import DownloadConfig, OverwritePolicy, parse_rate
 from ripstream.downloader.content import Checksum, DownloadResult, ResultStatus
 from ripstream.downloader.exceptions import AuthenticationError, ConfigError, DownloadError
+from ripstream.downloader.files import render_template
 from ripstream.downloader.progress import ProgressTracker, TqdmProgress, format_bytes
 from ripstream.downloader.queue import DownloadQueue, DownloadTask
+from ripstream.journal import BatchJournal
+from ripstream.library.archive import DownloadArchive
 
 __all__ = ["main"]
 
@@ -138,6 +143,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without data before a download counts as stalled",
     )
     parser.add_argument("--config", metavar="FILE", help="JSON config file")
+    parser.add_argument(
+        "--template",
+        metavar="TEMPLATE",
+        help="naming template, e.g. '{albumartist}/{album} ({year})/{tracknumber:02d} "
+        "{title}.{ext}' (default: each source's own)",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        help="journal of this batch: a rerun skips what finished (default: "
+        "OUTPUT/.ripstream-state.jsonl)",
+    )
+    parser.add_argument("--no-state", action="store_true", help="keep no batch journal")
+    parser.add_argument(
+        "--no-archive",
+        action="store_true",
+        help="ignore the download archive (OUTPUT/.ripstream-archive.sqlite3) and record nothing",
+    )
+    parser.add_argument("--no-tags", action="store_true", help="do not write tags into tracks")
+    parser.add_argument(
+        "--fsync", action="store_true", help="flush each file to disk before it is renamed"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
@@ -157,13 +184,19 @@ def _config_from(args: argparse.Namespace) -> DownloadConfig:
         changes["max_retries"] = args.retries
     if args.on_exists is not None:
         changes["overwrite"] = args.on_exists
+    if args.fsync:
+        changes["fsync"] = True
     if args.timeout is not None:
         if args.timeout <= 0:
             raise ConfigError(f"--timeout must be > 0, got {args.timeout}", field="timeout")
         changes["stall_timeout"] = changes["timeout_seconds"] = args.timeout
     settings = config.default_settings.replace(**changes) if changes else config.default_settings
+    if args.template is not None:
+        render_template(args.template, {})  # a malformed template is bad input: fail now
     return dataclasses.replace(
         config,
+        filename_template=args.template or config.filename_template,
+        write_tags=config.write_tags and not args.no_tags,
         download_directory=Path(args.output) if args.output else config.download_directory,
         max_concurrent_downloads=args.jobs or config.max_concurrent_downloads,
         default_settings=settings,
@@ -288,10 +321,25 @@ def _run(
             bars = TqdmProgress(total_files=len(queue), file=err)
             tracker.add_callback(bars)
 
+    directory = config.download_directory
     try:
-        results = run_batch(
-            items, config, progress_tracker=tracker, on_result=reporter.result, on_queue=on_queue
-        )
+        with contextlib.ExitStack() as stack:
+            journal = None
+            if not args.no_state:
+                state = Path(args.state) if args.state else directory / ".ripstream-state.jsonl"
+                journal = stack.enter_context(BatchJournal(state))
+            archive = None
+            if not args.no_archive:
+                archive_path = config.archive_path or directory / ".ripstream-archive.sqlite3"
+                archive = stack.enter_context(DownloadArchive(archive_path))
+            batch = Batch(
+                config,
+                progress_tracker=tracker,
+                journal=journal,
+                archive=archive,
+                prompt=_secret_prompt(err),
+            )
+            results = batch.run(items, on_result=reporter.result, on_queue=on_queue)
     except KeyboardInterrupt:
         if bars is not None:
             bars.close()
@@ -308,6 +356,17 @@ def _run(
             bars.close()
     reporter.summary(results)
     return EXIT_OK if all(r.is_success for r in results) else EXIT_FAILED
+
+
+def _secret_prompt(err: TextIO) -> Callable[[str], str] | None:
+    """Ask for a missing secret on the terminal, or ``None`` when there is no terminal."""
+    if not (sys.stdin.isatty() and err.isatty()):
+        return None
+
+    def ask(question: str) -> str:
+        return getpass.getpass(question, stream=err)
+
+    return ask
 
 
 def _subcommand(name: str, argv: list[str], out: TextIO, err: TextIO) -> int:

@@ -115,8 +115,11 @@ def filename_from_content_disposition(value: str | None) -> str | None:
     message = Message()
     try:
         message["content-disposition"] = value
-        names = [v for k, v in message.get_params([], header="content-disposition")
-                 if k.lower() == "filename"]
+        names = [
+            v
+            for k, v in message.get_params([], header="content-disposition")
+            if k.lower() == "filename"
+        ]
     except (ValueError, LookupError, TypeError, IndexError):
         return None
     # RFC 6266: the extended filename* (decoded to a tuple) wins over the plain filename

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from ripstream.downloader.base import BaseDownloader, PathClaims
 from ripstream.downloader.config import DownloadConfig
@@ -23,6 +24,9 @@ from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadQueue, DownloadTask, TaskState
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.session import SessionManager
+
+if TYPE_CHECKING:
+    from ripstream.library.archive import DownloadArchive
 
 __all__ = ["DownloadManager", "execute_task"]
 
@@ -91,6 +95,7 @@ class DownloadManager:
     ) -> None:
         self.config = config or DownloadConfig()
         self.session_manager = session_manager or SessionManager(self.config)
+        self.archive: DownloadArchive | None = None
         self._shared_tracker = progress_tracker is not None
         self.progress_tracker = progress_tracker or ProgressTracker()
         self.cancel_event = threading.Event()
@@ -121,6 +126,8 @@ class DownloadManager:
         downloader.claims = self.claims
         if self._shared_tracker:
             downloader.progress_tracker = self.progress_tracker
+        if self.archive is not None:
+            downloader.archive = self.archive
         if self.bandwidth is not None:
             downloader.bandwidth = self.bandwidth
         with self._lock:

@@ -244,7 +244,10 @@ class Transfer:
                 self.progress(-have)
                 raise ResponseMismatchError(
                     f"{redact_url(url)} sent an encoded partial body; starting over",
-                    url=redact_url(url), source=self.session.source, status_code=status)
+                    url=redact_url(url),
+                    source=self.session.source,
+                    status_code=status,
+                )
             if status == 206 and have:
                 content_range = self._expect_range(response, have, None, state)
                 total = content_range.total
@@ -363,7 +366,9 @@ class Transfer:
         # its end, so the connection is kept and no byte is fetched twice
         probe = min(self.settings.min_segment_size, self.settings.chunk_size)
         response = self.session.get(
-            url, headers={**headers, "Range": f"bytes=0-{probe - 1}"}, stream=True,
+            url,
+            headers={**headers, "Range": f"bytes=0-{probe - 1}"},
+            stream=True,
             check_status=False,
         )
         status = response.status_code

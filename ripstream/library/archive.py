@@ -47,26 +47,39 @@ class DownloadArchive:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            # WAL with synchronous=NORMAL: a commit is durable against a crash of this process
-            # without an fsync per file
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(
-                f"cannot open the download archive {str(path)!r}: {exc}", path=str(path)
-            ) from exc
+        self._db: sqlite3.Connection | None = None  # opened on first use: bad input writes nothing
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                # WAL with synchronous=NORMAL: a commit survives a crash of this process
+                # without an fsync per file
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute(_SCHEMA)
+            except (sqlite3.Error, OSError) as exc:
+                raise StorageError(
+                    f"cannot open the download archive {str(self.path)!r}: {exc}",
+                    path=str(self.path),
+                ) from exc
+            self._db = db
+        return self._db
 
     def contains(self, source: str, content_id: str) -> bool:
         """Whether ``(source, content_id)`` was downloaded and verified before."""
+        if self._db is None and not self.path.exists():
+            return False
         with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM downloads WHERE source = ? AND content_id = ?",
-                (source, content_id),
-            ).fetchone()
+            row = (
+                self._connect()
+                .execute(
+                    "SELECT 1 FROM downloads WHERE source = ? AND content_id = ?",
+                    (source, content_id),
+                )
+                .fetchone()
+            )
         return row is not None
 
     def record(
@@ -81,7 +94,7 @@ class DownloadArchive:
         """Remember a verified download."""
         try:
             with self._lock:
-                self._db.execute(
+                self._connect().execute(
                     "INSERT OR REPLACE INTO downloads VALUES (?, ?, ?, ?, ?, ?)",
                     (source, content_id, str(path), checksum, size, time.time()),
                 )
@@ -93,18 +106,20 @@ class DownloadArchive:
     def forget(self, source: str, content_id: str) -> None:
         """Drop an entry (the next run downloads it again)."""
         with self._lock:
-            self._db.execute(
+            self._connect().execute(
                 "DELETE FROM downloads WHERE source = ? AND content_id = ?", (source, content_id)
             )
 
     def __len__(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM downloads").fetchone()[0])
+            return int(self._connect().execute("SELECT COUNT(*) FROM downloads").fetchone()[0])
 
     def close(self) -> None:
         """Close the database."""
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def __enter__(self) -> Self:
         return self

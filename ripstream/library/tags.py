@@ -11,8 +11,7 @@ __all__ = ["tag_file"]
 
 logger = logging.getLogger(__name__)
 
-_FIELDS = ("title", "artist", "albumartist", "album", "date", "tracknumber", "discnumber",
-           "genre")
+_FIELDS = ("title", "artist", "albumartist", "album", "date", "tracknumber", "discnumber", "genre")
 
 
 def tag_file(part: Path, final: Path, values: Mapping[str, Any]) -> str | None:

@@ -1,0 +1,122 @@
+"""The batch journal behind ``--state``: which URLs of a batch are done, so a rerun of the same
+command after a kill finishes only what is missing.
+
+One JSON object per line, appended and flushed as each URL finishes; a torn last line (the
+process was killed mid-write) is ignored. URLs are stored as a sha256 key plus a redacted form,
+so signed URLs and tokens never land on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from ripstream.downloader.exceptions import StorageError
+from ripstream.downloader.session import redact_url
+
+__all__ = ["BatchJournal", "url_key"]
+
+logger = logging.getLogger(__name__)
+
+
+def url_key(url: str) -> str:
+    """The journal's key for ``url`` (a digest: the URL itself may carry secrets)."""
+    return hashlib.sha256(url.strip().encode("utf-8")).hexdigest()
+
+
+class BatchJournal:
+    """Done and failed URLs of a batch. Thread-safe.
+
+    Example::
+
+        with BatchJournal(Path("out/.ripstream-state.jsonl")) as journal:
+            if not journal.is_done(url):
+                ...
+                journal.record(url, "done", [path])
+
+    :raises StorageError: when the journal cannot be read or written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._done: dict[str, list[str]] = {}
+        self._handle: IO[str] | None = None  # opened on the first record: bad input writes nothing
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StorageError(
+                f"cannot read the state file {str(self.path)!r}: {exc}", path=str(self.path)
+            ) from exc
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                key, status, files = entry["key"], entry["status"], entry.get("files", [])
+            except (ValueError, KeyError, TypeError):
+                logger.info("state file %s: skipping a torn or foreign line", self.path)
+                continue
+            if status == "done":
+                self._done[key] = [str(f) for f in files]
+            else:
+                self._done.pop(key, None)
+
+    def is_done(self, url: str) -> bool:
+        """True when ``url`` finished in an earlier run and its files are all still there."""
+        with self._lock:
+            files = self._done.get(url_key(url))
+        return files is not None and all(Path(f).exists() for f in files)
+
+    def record(self, url: str, status: str, files: list[Path]) -> None:
+        """Append ``url``'s outcome (``done`` or ``failed``) with the files it produced."""
+        key = url_key(url)
+        names = [str(f) for f in files]
+        entry = {
+            "key": key,
+            "url": redact_url(url),
+            "status": status,
+            "files": names,
+            "time": round(time.time(), 3),
+        }
+        with self._lock:
+            if status == "done":
+                self._done[key] = names
+            try:
+                if self._handle is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+                self._handle.write(json.dumps(entry) + "\n")
+                self._handle.flush()
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot write the state file {str(self.path)!r}: {exc.strerror}",
+                    path=str(self.path),
+                ) from exc
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
