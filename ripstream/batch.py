@@ -185,7 +185,11 @@ class Batch:
         """
         queue = DownloadQueue()
         skipped: list[DownloadResult] = []
+        seen: set[str] = set()
         for item in items:
+            if item.url in seen:
+                continue  # the same URL twice is one download, not a clash with itself
+            seen.add(item.url)
             if self.journal is not None and self.journal.is_done(item.url):
                 skipped.append(
                     DownloadResult(

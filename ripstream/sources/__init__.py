@@ -90,8 +90,12 @@ class SourceRegistry:
         """
         ordered = sorted(self.sources.values(), key=lambda cls: cls is HttpDownloader)
         for source in ordered:
-            claims = getattr(source, "claims_url", None)
-            if claims is not None and claims(url):
+            try:
+                claimed = source.claims_url(url)
+            except Exception as exc:  # noqa: BLE001 - a plugin's bug must not stop the others
+                logger.warning("source %s failed to check %r: %s", source.__name__, url, exc)
+                continue
+            if claimed:
                 return source
         raise SourceError(f"no installed source handles {url!r}", url=url)
 

@@ -57,7 +57,8 @@ class HttpDownloader(BaseDownloader):
     @classmethod
     def claims_url(cls, url: str) -> bool:
         """True for http and https URLs."""
-        return urlsplit(url.strip()).scheme.lower() in ("http", "https")
+        # by prefix, so a malformed http URL is still ours and gets a message saying what is wrong
+        return url.strip().lower().startswith(("http://", "https://"))
 
     def authenticate(self, credentials: Mapping[str, Any]) -> bool:
         """Use HTTP basic auth (``username``/``password``) and/or extra ``headers``.
