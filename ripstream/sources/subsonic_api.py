@@ -249,7 +249,7 @@ class Song:
     from the enclosing album's artist (in :meth:`SubsonicClient.get_album`), else ``artist``.
     ``year``, ``track`` and ``disc`` are ``None`` when the server sends nothing or 0;
     ``duration`` is in whole seconds; ``path`` is the server-side path, when the server
-    reveals it.
+    reveals it; ``genre`` is the song's genre, if the server knows one.
     """
 
     id: str
@@ -268,6 +268,7 @@ class Song:
     path: str | None = None
     album_id: str | None = None
     artist_id: str | None = None
+    genre: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +387,7 @@ class _Parser:
             path=self.opt_str(data, "path"),
             album_id=self.opt_str(data, "albumId"),
             artist_id=self.opt_str(data, "artistId"),
+            genre=self.opt_str(data, "genre") or None,
         )
 
     def album(self, data: Mapping[str, Any], *, with_songs: bool) -> Album:
