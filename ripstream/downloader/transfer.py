@@ -1,4 +1,4 @@
-"""Moving bytes: streaming, resume, HTTP Range segments, throttling, and response checks.
+"""Moving bytes: one stream with resume, throttling and response checks (segments: segments.py).
 
 One :class:`Transfer` fills one ``.part`` file from one URL. Each call of :meth:`Transfer.run`
 is one attempt; the retry loop around it lives in :mod:`ripstream.downloader.base`. An
@@ -18,36 +18,44 @@ import contextlib
 import http.client
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import requests
 import urllib3
-from dataclasses_json import DataClassJsonMixin
 
 from ripstream.downloader.config import DownloadBehaviorSettings
 from ripstream.downloader.content import Checksum
 from ripstream.downloader.exceptions import (
     DownloadCancelledError,
-    DownloadError,
     IncompleteBodyError,
     ResponseMismatchError,
     StallError,
 )
 from ripstream.downloader.files import atomic_write_text, storage_error
 from ripstream.downloader.ratelimit import TokenBucket
+from ripstream.downloader.segments import RangesUnusable, run_segmented, start_segmented
 from ripstream.downloader.session import (
     DownloadSession,
     error_for_status,
     map_request_error,
     redact_url,
 )
+from ripstream.downloader.state import ResumeState, TransferResult, sidecar_path
+from ripstream.downloader.wire import (
+    BodyReader,
+    ContentRange,
+    check_wire_length,
+    content_length,
+    is_encoded,
+    parse_content_range,
+)
 
+# ResumeState, TransferResult, sidecar_path, ContentRange and parse_content_range live in
+# state.py and wire.py and are re-exported here, where callers look for them
 __all__ = [
     "ContentRange",
     "ResumeState",
@@ -59,99 +67,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*$", re.IGNORECASE)
 _MIN_READ = 16 * 1024
 _HASH_BLOCK = 4 * 1024 * 1024
 _CHECKPOINT_SECONDS = 1.0
 _CHECKPOINT_BYTES = 1024 * 1024
-_STEAL_MIN = 2 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class ContentRange:
-    """A parsed ``Content-Range``: ``start``/``end`` inclusive, or ``None`` for ``*/total``."""
-
-    start: int | None
-    end: int | None
-    total: int | None
-
-
-def parse_content_range(value: str | None) -> ContentRange | None:
-    """Parse ``bytes a-b/total`` (or ``bytes */total``); ``None`` when absent or malformed."""
-    if not value:
-        return None
-    match = _CONTENT_RANGE.match(value)
-    if not match:
-        return None
-    start_s, end_s, total_s = match.groups()
-    total = int(total_s) if total_s != "*" else None
-    if start_s is None:
-        return ContentRange(None, None, total) if total is not None else None
-    start, end = int(start_s), int(end_s)
-    if end < start or (total is not None and end >= total):
-        return None
-    return ContentRange(start, end, total)
-
-
-def sidecar_path(part: Path) -> Path:
-    """Where the resume state of ``part`` is kept."""
-    return part.with_name(part.name + ".json")
-
-
-@dataclass(slots=True)
-class ResumeState(DataClassJsonMixin):
-    """What proves the bytes of a ``.part`` file: written atomically beside it.
-
-    Keyed by source and content id rather than URL, because streaming services hand out signed
-    URLs that change between runs. ``segments`` holds ``[start, end, done]`` (end exclusive)
-    for a segmented download and is empty for a single stream (the file size is then the
-    resume offset).
-    """
-
-    source: str
-    content_id: str
-    etag: str | None = None
-    last_modified: str | None = None
-    total: int | None = None
-    segments: list[list[int]] = field(default_factory=list)
-    version: int = 1
-
-    @property
-    def validator(self) -> str | None:
-        """The ``If-Range`` value: a strong ETag, else Last-Modified, else ``None``."""
-        if self.etag and not self.etag.startswith("W/"):
-            return self.etag
-        return self.last_modified
-
-    def matches(self, source: str, content_id: str) -> bool:
-        """Whether this state belongs to ``(source, content_id)``."""
-        return (self.source, self.content_id, self.version) == (source, content_id, 1)
-
-
-@dataclass(slots=True)
-class TransferResult:
-    """What one successful attempt produced."""
-
-    total: int
-    resumed_from: int
-    fetched: int
-    digest: str | None = None
-    segmented: bool = False
-
-
-class _FallBack(Exception):
-    """Ranges cannot be used with this server: restart as one plain stream."""
-
-
-@dataclass(slots=True)
-class _Segment:
-    start: int
-    end: int  # exclusive; may shrink when another worker steals the tail
-    done: int
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.end - self.done)
 
 
 class Transfer:
@@ -201,10 +120,10 @@ class Transfer:
         state = self._load_state(part)
         try:
             if state is not None and state.segments and state.total is not None:
-                return self._segmented(url, part, headers, state, None)
+                return run_segmented(self, url, part, headers, state, None)
             if self.settings.segments > 1 and (state is None or part_size(part) == 0):
-                return self._start_segmented(url, part, headers)
-        except _FallBack as reason:
+                return start_segmented(self, url, part, headers)
+        except RangesUnusable as reason:
             logger.info("%s: %s; downloading as one stream", redact_url(url), reason)
             self._reset(part)
             state = None
@@ -238,7 +157,7 @@ class Transfer:
                 return self._check_complete(url, part, response, have, state)
             if status >= 400:
                 raise error_for_status(response, self.session.source)
-            encoded = _is_encoded(response)
+            encoded = is_encoded(response)
             if status == 206 and have and encoded:
                 self._reset(part)
                 self.progress(-have)
@@ -258,7 +177,7 @@ class Transfer:
                     )
                     self.progress(-have)
                 have = 0
-                total = None if encoded else _content_length(response)
+                total = None if encoded else content_length(response)
             else:
                 raise ResponseMismatchError(
                     f"unexpected HTTP {status} for {redact_url(url)}"
@@ -321,7 +240,7 @@ class Transfer:
                     self._save_state(part, pending)
                 raise
             if encoded:
-                _check_wire_length(url, response, self.session.source)
+                check_wire_length(url, response, self.session.source)
             return TransferResult(
                 total=have + received,
                 resumed_from=have,
@@ -359,258 +278,6 @@ class Transfer:
             status_code=416,
         )
 
-    # -- segmented ---
-
-    def _start_segmented(self, url: str, part: Path, headers: dict[str, str]) -> TransferResult:
-        # a bounded first range: it tells the total and whether ranges work, and is read to
-        # its end, so the connection is kept and no byte is fetched twice
-        probe = min(self.settings.min_segment_size, self.settings.chunk_size)
-        response = self.session.get(
-            url,
-            headers={**headers, "Range": f"bytes=0-{probe - 1}"},
-            stream=True,
-            check_status=False,
-        )
-        status = response.status_code
-        if status in (403, 416, 501) or _is_encoded(response):
-            content_range = parse_content_range(response.headers.get("Content-Range"))
-            response.close()
-            if status == 416 and content_range and content_range.total == 0:
-                return self._empty(part)
-            raise _FallBack(f"the server answered a range request with HTTP {status}")
-        if status >= 400:
-            response.close()
-            raise error_for_status(response, self.session.source)
-        if status == 200:
-            # ranges ignored: this response already is the whole file, so use it
-            logger.info("%s: the server ignores ranges; downloading as one stream", redact_url(url))
-            return self._single(url, part, headers, None, response)
-        content_range = parse_content_range(response.headers.get("Content-Range"))
-        if (
-            status != 206
-            or content_range is None
-            or content_range.start != 0
-            or content_range.total is None
-            or content_range.end != min(probe, content_range.total) - 1
-            or _content_length(response) not in (None, content_range.end + 1)
-        ):
-            response.close()
-            raise _FallBack(
-                f"the server answered bytes=0-{probe - 1} with HTTP {status} and "
-                f"Content-Range {response.headers.get('Content-Range')!r}"
-            )
-        total = content_range.total
-        self.on_response(response)
-        state = ResumeState(
-            self.key[0],
-            self.key[1],
-            etag=response.headers.get("ETag"),
-            last_modified=response.headers.get("Last-Modified"),
-            total=total,
-            segments=[[s, e, s] for s, e in self._plan(total)],
-        )
-        try:
-            with open(part, "wb") as handle:
-                handle.truncate(total)
-        except OSError as exc:
-            response.close()
-            raise storage_error(exc, part, url=redact_url(url)) from exc
-        self._save_state(part, state)
-        return self._segmented(url, part, headers, state, response)
-
-    def _plan(self, total: int) -> list[tuple[int, int]]:
-        wanted = min(self.settings.segments, self.settings.max_connections_per_host)
-        count = max(1, min(wanted, total // self.settings.min_segment_size))
-        size = -(-total // count)
-        return [(start, min(total, start + size)) for start in range(0, total, size)] or [(0, 0)]
-
-    def _segmented(
-        self,
-        url: str,
-        part: Path,
-        headers: dict[str, str],
-        state: ResumeState,
-        first: requests.Response | None,
-    ) -> TransferResult:
-        total = state.total
-        assert total is not None
-        if part_size(part) != total:
-            if first is not None:
-                first.close()
-            raise _FallBack("the partial file does not match its resume state")
-        segments = [_Segment(s, e, d) for s, e, d in state.segments]
-        have = sum(seg.done - seg.start for seg in segments)
-        self.on_total(total, have)
-        validator = state.validator
-        lock = threading.Lock()
-        abort = threading.Event()
-        errors: list[BaseException] = []
-        last_save = [self.clock()]
-
-        def checkpoint(force: bool = False) -> None:
-            with lock:
-                now = self.clock()
-                if not force and now - last_save[0] < _CHECKPOINT_SECONDS:
-                    return
-                last_save[0] = now
-                state.segments = [[s.start, s.end, min(s.done, s.end)] for s in segments]
-            self._save_state(part, state)
-
-        def steal() -> _Segment | None:
-            with lock:
-                open_segments = [s for s in segments if s.remaining > 0]
-                victim = max(open_segments, key=lambda s: s.remaining, default=None)
-                if victim is None or victim.remaining < 2 * _STEAL_MIN:
-                    return None
-                cut = victim.done + victim.remaining // 2
-                fresh = _Segment(cut, victim.end, cut)
-                victim.end = cut
-                segments.append(fresh)
-                return fresh
-
-        def worker(segment: _Segment | None, response: requests.Response | None) -> None:
-            try:
-                while segment is not None and not abort.is_set():
-                    if segment.remaining > 0:
-                        self._fetch_segment(
-                            url, part, fd, segment, total, headers, validator, response
-                        )
-                        response = None
-                        checkpoint()
-                    segment = steal()
-            except BaseException as exc:  # noqa: BLE001 - handed to the joining thread
-                errors.append(exc)
-                abort.set()
-            finally:
-                if response is not None:
-                    response.close()
-
-        try:
-            fd = os.open(part, os.O_WRONLY)
-        except OSError as exc:
-            if first is not None:
-                first.close()
-            raise storage_error(exc, part, url=redact_url(url)) from exc
-        try:
-            pending = [s for s in segments if s.remaining > 0]
-            jobs: list[tuple[_Segment | None, requests.Response | None]] = []
-            if first is not None:
-                head = next((s for s in pending if s.start == 0), None)
-                jobs.append((head, first))
-                pending = [s for s in pending if s is not head]
-            jobs.extend((s, None) for s in pending)
-            threads = [
-                threading.Thread(
-                    target=worker, args=job, daemon=True, name=f"ripstream-segment-{i}"
-                )
-                for i, job in enumerate(jobs[1:], 1)
-            ]
-            for thread in threads:
-                thread.start()
-            if jobs:
-                worker(*jobs[0])
-            for thread in threads:
-                thread.join()
-            if self.settings.fsync and not errors:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-            checkpoint(force=True)
-        if errors:
-            first_error = errors[0]
-            if isinstance(first_error, _FallBack | DownloadError):
-                raise first_error
-            raise map_request_error(
-                first_error
-                if isinstance(first_error, Exception)
-                else RuntimeError(str(first_error)),
-                url,
-                self.session.source,
-            ) from first_error
-        if any(seg.remaining for seg in segments):
-            raise IncompleteBodyError(
-                f"{redact_url(url)}: segments left unfinished",
-                url=redact_url(url),
-                source=self.session.source,
-            )
-        hasher = self._hasher_from_disk(part, total)
-        return TransferResult(
-            total=total,
-            resumed_from=have,
-            fetched=total - have,
-            digest=hasher.hexdigest() if hasher else None,
-            segmented=True,
-        )
-
-    def _fetch_segment(
-        self,
-        url: str,
-        part: Path,
-        fd: int,
-        segment: _Segment,
-        total: int,
-        headers: dict[str, str],
-        validator: str | None,
-        response: requests.Response | None,
-    ) -> None:
-        stalls = 0
-        while segment.remaining > 0:
-            self._check_cancel()
-            if response is None:
-                request_headers = {**headers, "Range": f"bytes={segment.done}-{segment.end - 1}"}
-                if validator:
-                    request_headers["If-Range"] = validator
-                response = self.session.get(
-                    url, headers=request_headers, stream=True, check_status=False
-                )
-                status = response.status_code
-                if status in (200, 403, 416, 501) or _is_encoded(response):
-                    response.close()
-                    raise _FallBack(f"a range request was answered with HTTP {status}")
-                if status >= 400:
-                    response.close()
-                    raise error_for_status(response, self.session.source)
-                try:
-                    self._expect_range(response, segment.done, segment.end - 1, None, total=total)
-                except ResponseMismatchError as exc:
-                    response.close()
-                    raise _FallBack(str(exc)) from exc
-            before = segment.done
-
-            def write(view: memoryview | bytes, position: int) -> None:
-                limit = segment.end - position
-                if limit <= 0:
-                    return
-                chunk = view if len(view) <= limit else view[:limit]
-                os.pwrite(fd, chunk, position)
-                segment.done = position + len(chunk)
-
-            with contextlib.closing(response):
-                self._pump(
-                    url, part, response, segment.end - segment.done, None, write, segment.done
-                )
-            response = None
-            if segment.done == before:
-                stalls += 1
-                if stalls >= 3:
-                    raise IncompleteBodyError(
-                        f"{redact_url(url)}: range {segment.done}-{segment.end - 1} keeps "
-                        "coming back empty",
-                        url=redact_url(url),
-                        source=self.session.source,
-                        expected=segment.end - segment.done,
-                        received=0,
-                    )
-
-    def _empty(self, part: Path) -> TransferResult:
-        with open(part, "wb"):
-            pass
-        self.on_total(0, 0)
-        hasher = self._hasher_from_disk(part, 0)
-        return TransferResult(
-            total=0, resumed_from=0, fetched=0, digest=hasher.hexdigest() if hasher else None
-        )
-
     # -- the hot loop ---
 
     def _pump(
@@ -625,7 +292,7 @@ class Transfer:
         tick: Callable[[float, int], None] | None = None,
     ) -> int:
         """Copy the body into ``write`` until ``expected`` bytes or EOF; returns bytes written."""
-        reader = _BodyReader(response, self.settings.chunk_size)
+        reader = BodyReader(response, self.settings.chunk_size)
         size = min(256 * 1024, reader.capacity)
         received = 0
         floor = self.settings.min_speed
@@ -715,7 +382,7 @@ class Transfer:
         elif known_total is not None and content_range.total != known_total:
             problem = f"a total of {content_range.total} bytes where {known_total} was known"
         if problem is None and content_range is not None and content_range.end is not None:
-            length = _content_length(response)
+            length = content_length(response)
             assert content_range.start is not None
             if length is not None and length != content_range.end - content_range.start + 1:
                 problem = f"Content-Length {length} that disagrees with Content-Range {header!r}"
@@ -766,54 +433,6 @@ class Transfer:
             os.truncate(part, 0)
 
 
-class _BodyReader:
-    """Reads a response body into one reusable buffer.
-
-    The common case (identity encoding, not chunked) reads with ``readinto1`` straight from
-    the socket's buffered reader into our buffer: at most one ``recv`` per call, so a slow
-    server never blocks a read for long, and no bytes object is allocated per chunk. The
-    http.client response's ``length`` is kept in step, so the connection goes back to the
-    pool once the body is complete. Chunked bodies use http.client's ``read1`` (it owns the
-    framing); encoded bodies go through urllib3's decoder.
-    """
-
-    def __init__(self, response: requests.Response, capacity: int) -> None:
-        self.raw: urllib3.HTTPResponse = response.raw
-        self.capacity = capacity
-        self.view = memoryview(bytearray(capacity))
-        fp = getattr(self.raw, "_fp", None)
-        self.fp = fp if isinstance(fp, http.client.HTTPResponse) else None
-        self.mode = "decoded"
-        if self.fp is not None and not _is_encoded(response):
-            self.mode = "chunked" if self.fp.chunked else "direct"
-
-    def read(self, want: int) -> memoryview | bytes:
-        """Up to ``want`` bytes (empty at the end of the body)."""
-        fp = self.fp
-        if self.mode == "direct" and fp is not None:
-            length = fp.length
-            if length is not None:
-                want = min(want, length)
-            stream = fp.fp
-            count = stream.readinto1(self.view[:want]) if want and stream is not None else 0
-            if length is not None and count:
-                fp.length = length - count
-            if not count or fp.length == 0:
-                fp.close()
-            return self.view[:count]
-        if self.mode == "chunked" and fp is not None:
-            return fp.read1(want)
-        return self.raw.read(want, decode_content=True)
-
-    def release_if_complete(self) -> None:
-        """Give the connection back to the pool when the body was read exactly to its end."""
-        fp = self.fp
-        if fp is None or not fp.isclosed() or fp.will_close:
-            return
-        if (self.mode == "direct" and fp.length == 0) or self.mode == "chunked":
-            self.raw.release_conn()
-
-
 def part_size(part: Path) -> int:
     """Size of ``part`` in bytes, 0 when it does not exist."""
     try:
@@ -837,28 +456,3 @@ def _open_at(part: Path, offset: int) -> BinaryIO:
         return open(part, "wb", buffering=0)
     except OSError as exc:
         raise storage_error(exc, part) from exc
-
-
-def _is_encoded(response: requests.Response) -> bool:
-    encoding = response.headers.get("Content-Encoding", "").strip().lower()
-    return encoding not in ("", "identity")
-
-
-def _content_length(response: requests.Response) -> int | None:
-    value = response.headers.get("Content-Length")
-    if value is None or "," in value or not value.strip().isdigit():
-        return None
-    return int(value)
-
-
-def _check_wire_length(url: str, response: requests.Response, source: str) -> None:
-    expected = _content_length(response)
-    wire = response.raw.tell()
-    if expected is not None and wire != expected:
-        raise IncompleteBodyError(
-            f"{redact_url(url)} ended after {wire} of {expected} encoded bytes",
-            url=redact_url(url),
-            source=source,
-            expected=expected,
-            received=wire,
-        )

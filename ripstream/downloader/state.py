@@ -1,0 +1,56 @@
+"""What an attempt leaves behind: the resume sidecar of a ``.part`` file, and the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dataclasses_json import DataClassJsonMixin
+
+__all__ = ["ResumeState", "TransferResult", "sidecar_path"]
+
+
+def sidecar_path(part: Path) -> Path:
+    """Where the resume state of ``part`` is kept."""
+    return part.with_name(part.name + ".json")
+
+
+@dataclass(slots=True)
+class ResumeState(DataClassJsonMixin):
+    """What proves the bytes of a ``.part`` file: written atomically beside it.
+
+    Keyed by source and content id rather than URL, because streaming services hand out signed
+    URLs that change between runs. ``segments`` holds ``[start, end, done]`` (end exclusive)
+    for a segmented download and is empty for a single stream (the file size is then the
+    resume offset).
+    """
+
+    source: str
+    content_id: str
+    etag: str | None = None
+    last_modified: str | None = None
+    total: int | None = None
+    segments: list[list[int]] = field(default_factory=list)
+    version: int = 1
+
+    @property
+    def validator(self) -> str | None:
+        """The ``If-Range`` value: a strong ETag, else Last-Modified, else ``None``."""
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+    def matches(self, source: str, content_id: str) -> bool:
+        """Whether this state belongs to ``(source, content_id)``."""
+        return (self.source, self.content_id, self.version) == (source, content_id, 1)
+
+
+@dataclass(slots=True)
+class TransferResult:
+    """What one successful attempt produced."""
+
+    total: int
+    resumed_from: int
+    fetched: int
+    digest: str | None = None
+    segmented: bool = False

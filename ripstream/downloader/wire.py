@@ -1,0 +1,126 @@
+"""What is on the wire: Content-Range parsing, response framing, and the body reader.
+
+Shared by the single-stream and the segmented transfer; nothing here knows about files.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+from dataclasses import dataclass
+
+import requests
+import urllib3
+
+from ripstream.downloader.exceptions import IncompleteBodyError
+from ripstream.downloader.session import redact_url
+
+__all__ = [
+    "BodyReader",
+    "ContentRange",
+    "check_wire_length",
+    "content_length",
+    "is_encoded",
+    "parse_content_range",
+]
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRange:
+    """A parsed ``Content-Range``: ``start``/``end`` inclusive, or ``None`` for ``*/total``."""
+
+    start: int | None
+    end: int | None
+    total: int | None
+
+
+def parse_content_range(value: str | None) -> ContentRange | None:
+    """Parse ``bytes a-b/total`` (or ``bytes */total``); ``None`` when absent or malformed."""
+    if not value:
+        return None
+    match = _CONTENT_RANGE.match(value)
+    if not match:
+        return None
+    start_s, end_s, total_s = match.groups()
+    total = int(total_s) if total_s != "*" else None
+    if start_s is None:
+        return ContentRange(None, None, total) if total is not None else None
+    start, end = int(start_s), int(end_s)
+    if end < start or (total is not None and end >= total):
+        return None
+    return ContentRange(start, end, total)
+
+
+class BodyReader:
+    """Reads a response body into one reusable buffer.
+
+    The common case (identity encoding, not chunked) reads with ``readinto1`` straight from
+    the socket's buffered reader into our buffer: at most one ``recv`` per call, so a slow
+    server never blocks a read for long, and no bytes object is allocated per chunk. The
+    http.client response's ``length`` is kept in step, so the connection goes back to the
+    pool once the body is complete. Chunked bodies use http.client's ``read1`` (it owns the
+    framing); encoded bodies go through urllib3's decoder.
+    """
+
+    def __init__(self, response: requests.Response, capacity: int) -> None:
+        self.raw: urllib3.HTTPResponse = response.raw
+        self.capacity = capacity
+        self.view = memoryview(bytearray(capacity))
+        fp = getattr(self.raw, "_fp", None)
+        self.fp = fp if isinstance(fp, http.client.HTTPResponse) else None
+        self.mode = "decoded"
+        if self.fp is not None and not is_encoded(response):
+            self.mode = "chunked" if self.fp.chunked else "direct"
+
+    def read(self, want: int) -> memoryview | bytes:
+        """Up to ``want`` bytes (empty at the end of the body)."""
+        fp = self.fp
+        if self.mode == "direct" and fp is not None:
+            length = fp.length
+            if length is not None:
+                want = min(want, length)
+            stream = fp.fp
+            count = stream.readinto1(self.view[:want]) if want and stream is not None else 0
+            if length is not None and count:
+                fp.length = length - count
+            if not count or fp.length == 0:
+                fp.close()
+            return self.view[:count]
+        if self.mode == "chunked" and fp is not None:
+            return fp.read1(want)
+        return self.raw.read(want, decode_content=True)
+
+    def release_if_complete(self) -> None:
+        """Give the connection back to the pool when the body was read exactly to its end."""
+        fp = self.fp
+        if fp is None or not fp.isclosed() or fp.will_close:
+            return
+        if (self.mode == "direct" and fp.length == 0) or self.mode == "chunked":
+            self.raw.release_conn()
+
+
+def is_encoded(response: requests.Response) -> bool:
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    return encoding not in ("", "identity")
+
+
+def content_length(response: requests.Response) -> int | None:
+    value = response.headers.get("Content-Length")
+    if value is None or "," in value or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+def check_wire_length(url: str, response: requests.Response, source: str) -> None:
+    expected = content_length(response)
+    wire = response.raw.tell()
+    if expected is not None and wire != expected:
+        raise IncompleteBodyError(
+            f"{redact_url(url)} ended after {wire} of {expected} encoded bytes",
+            url=redact_url(url),
+            source=source,
+            expected=expected,
+            received=wire,
+        )
