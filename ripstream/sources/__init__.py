@@ -17,6 +17,7 @@ from ripstream.downloader.base import BaseDownloader
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.exceptions import SourceError
 from ripstream.sources.http import HttpDownloader
+from ripstream.sources.subsonic import SubsonicDownloader
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -32,7 +33,7 @@ ENTRY_POINT_GROUP = "ripstream.sources"
 
 
 def _builtin_sources() -> list[type[BaseDownloader]]:
-    return [HttpDownloader]
+    return [HttpDownloader, SubsonicDownloader]
 
 
 @dataclass

@@ -1,0 +1,396 @@
+"""The ``subsonic`` source: albums, playlists, artists and songs from a Subsonic server.
+
+A ``subsonic[s]://[user@]host[:port][/prefix]/<album|playlist|artist|song>/<id>`` URL becomes
+tasks: the album's ``cover.<ext>`` first (if the server has one), then each track's original
+file depending on it, then an ``.m3u8`` of the tracks depending on every track.
+
+Nothing secret is stored in a task, a result or a log line: contents carry the *unsigned*
+endpoint URL, signed afresh just before each request. Content ids are stable
+(``<server>#song:<id>``), so resume sidecars and the download archive key on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import mimetypes
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar, Final
+from urllib.parse import parse_qs, quote, urlsplit
+
+import requests
+
+from ripstream.downloader.base import BaseDownloader, ProgressReporter
+from ripstream.downloader.content import ContentType, DownloadableContent
+from ripstream.downloader.exceptions import (
+    AuthenticationError,
+    ConfigError,
+    ContentNotFoundError,
+    DownloadError,
+    ResponseMismatchError,
+)
+from ripstream.downloader.files import render_template, safe_filename, storage_error
+from ripstream.downloader.queue import DownloadTask
+from ripstream.downloader.session import redact_text, redact_url
+from ripstream.downloader.transfer import TransferResult
+from ripstream.sources.subsonic_api import (
+    SOURCE_NAME,
+    Album,
+    Song,
+    SubsonicAPIError,
+    SubsonicClient,
+    SubsonicCredentials,
+    SubsonicKind,
+    SubsonicRef,
+    parse_subsonic_url,
+)
+
+__all__ = ["SubsonicDownloader"]
+
+logger = logging.getLogger(__name__)
+
+_COVER_PRIORITY: Final = 10
+_DOCUMENT_TYPES: Final = frozenset({"application/json", "text/json", "text/xml", "application/xml"})
+_MAX_DOCUMENT: Final = 64 * 1024
+_AUTH_CODES: Final = frozenset({40, 41, 42, 43, 44, 50})
+_NOT_FOUND_CODE: Final = 70
+
+
+@dataclass(frozen=True, slots=True)
+class _Login:
+    """What :meth:`SubsonicDownloader.authenticate` was given; its repr hides the secrets."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
+
+
+def _login(credentials: Mapping[str, Any]) -> _Login:
+    keys = ("username", "password", "api_key")
+    return _Login(**{k: str(credentials[k]) for k in keys if credentials.get(k) not in (None, "")})
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The tasks being built for one URL: one cover per album folder, tracks, playlist lines."""
+
+    client: SubsonicClient
+    ref: SubsonicRef
+    tasks: list[DownloadTask] = field(default_factory=list)
+    covers: dict[PurePosixPath, DownloadTask | None] = field(default_factory=dict)
+    tracks: dict[str, DownloadTask] = field(default_factory=dict)
+    entries: list[tuple[Song, PurePosixPath]] = field(default_factory=list)
+    albums: dict[str, Album] = field(default_factory=dict)
+
+
+def _mime(response: requests.Response) -> str:
+    return str(response.headers.get("Content-Type", "")).split(";")[0].strip().lower()
+
+
+def _raise_for_document(response: requests.Response) -> None:
+    """Raise the typed error for a Subsonic error document (sent with HTTP 200) in place of
+    media, which would otherwise be saved as the track."""
+    kind = _mime(response)
+    if kind not in _DOCUMENT_TYPES:
+        return
+    fields: dict[str, Any] = {"url": redact_url(response.url), "status_code": response.status_code}
+    try:
+        error = json.loads(response.raw.read(_MAX_DOCUMENT, decode_content=True))
+        error = error["subsonic-response"]["error"]
+        code, message = int(error["code"]), redact_text(str(error.get("message", "")))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        text = f"{fields['url']} sent a {kind} document instead of media"
+        raise ResponseMismatchError(text, source=SOURCE_NAME, **fields) from None
+    text = f"the Subsonic server answered with error {code} ({message}) instead of media"
+    if code in _AUTH_CODES:
+        raise AuthenticationError(text, source=SOURCE_NAME, **fields)
+    if code == _NOT_FOUND_CODE:
+        raise ContentNotFoundError(text, source=SOURCE_NAME, **fields)
+    raise SubsonicAPIError(text, code=code, **fields)
+
+
+class _MediaReporter(ProgressReporter):
+    """A reporter that refuses Subsonic error documents before their bytes are written."""
+
+    def __init__(self, inner: ProgressReporter) -> None:
+        super().__init__(inner.tracker, inner.download_id)
+        self._inner = inner
+
+    def on_response(self, response: Any) -> None:
+        _raise_for_document(response)
+        self._inner.on_response(response)
+
+
+class SubsonicDownloader(BaseDownloader):
+    """Downloads from Subsonic-compatible servers (Navidrome, Airsonic, Gonic, Supysonic...).
+
+    Thread-safe: the API clients (one per server and user, pinged on first use) are created
+    under a lock and shared by the download threads.
+
+    Example::
+
+        source = SubsonicDownloader(DownloadConfig(download_directory=Path("music")))
+        source.authenticate({"username": "me", "password": "hunter2"})
+        queue = DownloadQueue()
+        queue.add_tasks(source.tasks_for_url("subsonics://music.example.org/album/al-1"))
+        with DownloadManager(source.config, downloaders=[source]) as manager:
+            results = manager.run(queue)
+    """
+
+    source_name: ClassVar[str] = "subsonic"
+    supported_content_types: ClassVar[list[ContentType]] = [
+        kind for kind in ContentType if kind is not ContentType.FILE
+    ]
+    default_template: ClassVar[str] = (
+        "{albumartist}/{album} ({year})/{discnumber}-{tracknumber:02d} {title}.{ext}"
+    )
+    required_credentials: ClassVar[tuple[str, ...]] = ("password",)
+    description: ClassVar[str] = (
+        "Subsonic/OpenSubsonic servers (subsonics:// for HTTPS): original files, covers, "
+        ".m3u8 playlists; username with password, or api_key"
+    )
+    url_patterns: ClassVar[tuple[str, ...]] = tuple(
+        f"subsonic[s]://[user@]host[:port]/{kind.value}/<id>" for kind in SubsonicKind
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._login: _Login | None = None
+        self._clients: dict[tuple[str, str | None], SubsonicClient] = {}
+        self._clients_lock = threading.Lock()
+
+    @classmethod
+    def claims_url(cls, url: str) -> bool:
+        """True for well-formed ``subsonic://`` and ``subsonics://`` URLs."""
+        try:
+            parse_subsonic_url(url)
+        except ConfigError:
+            return False
+        return True
+
+    def authenticate(self, credentials: Mapping[str, Any]) -> bool:
+        """Keep ``username`` (a URL's ``user@`` wins), and ``password`` or ``api_key``.
+
+        Each server is pinged when first used (a missing or wrong secret raises
+        :class:`AuthenticationError` then); without this call, the config's are used.
+        """
+        with self._clients_lock:
+            self._login = _login(credentials)
+            self._clients.clear()
+        return True
+
+    def get_download_info(self, content_id: str) -> DownloadableContent:
+        """Resolve a ``subsonic://.../song/<id>`` URL into the song's content.
+
+        :raises ConfigError: for another kind of URL (use :meth:`tasks_for_url`).
+        :raises AuthenticationError: when the server refuses the credentials.
+        """
+        ref = parse_subsonic_url(content_id)
+        if ref.kind is not SubsonicKind.SONG:
+            why = f"get_download_info takes a song URL; use tasks_for_url for a {ref.kind.value}"
+            raise ConfigError(why, field="url", value=ref.to_url())
+        plan = _Plan(self._client(ref.base_url, ref.username), ref)
+        return self._track(plan, self._with_album(plan, plan.client.get_song(ref.id))[0])
+
+    def tasks_for_url(self, url: str) -> list[DownloadTask]:
+        """Cover, tracks and playlist file for an album, playlist, artist or song URL.
+
+        :raises ConfigError: for a malformed URL.
+        :raises AuthenticationError: when the server refuses the credentials.
+        :raises ContentNotFoundError: when the server has no such item.
+        """
+        ref = parse_subsonic_url(url)
+        client = self._client(ref.base_url, ref.username)
+        if ref.kind is SubsonicKind.ALBUM:
+            return self._album_tasks(_Plan(client, ref), client.get_album(ref.id))
+        if ref.kind is SubsonicKind.ARTIST:
+            tasks: list[DownloadTask] = []
+            for album in client.get_artist(ref.id).albums:
+                tasks += self._album_tasks(_Plan(client, ref), client.get_album(album.id))
+            return tasks
+        plan = _Plan(client, ref)
+        if ref.kind is SubsonicKind.PLAYLIST:
+            playlist = client.get_playlist(ref.id)
+            for song in playlist.songs:
+                self._add_song(plan, *self._with_album(plan, song))
+            self._add_playlist(plan, playlist.name, PurePosixPath())
+        else:
+            self._add_song(plan, *self._with_album(plan, client.get_song(ref.id)))
+        return plan.tasks
+
+    def _album_tasks(self, plan: _Plan, album: Album) -> list[DownloadTask]:
+        for song in album.songs:
+            self._add_song(plan, song, album.cover_art or song.cover_art)
+        if plan.entries:
+            self._add_playlist(plan, album.name, plan.entries[0][1].parent)
+        return plan.tasks
+
+    def _with_album(self, plan: _Plan, song: Song) -> tuple[Song, str | None]:
+        """The song with its album's artist (playlists lack it), and the album's cover id."""
+        if song.album_id is None:
+            return song, song.cover_art
+        album = plan.albums.get(song.album_id)
+        if album is None:
+            album = plan.albums[song.album_id] = plan.client.get_album(song.album_id)
+        song = replace(song, album_artist=album.artist or song.album_artist)
+        return song, album.cover_art or song.cover_art
+
+    def _add_song(self, plan: _Plan, song: Song, cover_id: str | None) -> None:
+        content = self._track(plan, song)
+        path = PurePosixPath(render_template(self.naming_template, self.naming_values(content)))
+        plan.entries.append((song, path))
+        if content.content_id in plan.tracks:
+            return  # listed twice: downloaded once, listed twice in the playlist file
+        if path.parent not in plan.covers:
+            cover = self._cover(plan, cover_id, song, path.parent) if cover_id else None
+            plan.covers[path.parent] = cover
+            plan.tasks += [cover] if cover else []
+        depends = [cover.task_id for cover in (plan.covers[path.parent],) if cover]
+        task = DownloadTask.from_content(content, file_path=str(path), dependencies=depends)
+        plan.tracks[content.content_id] = task
+        plan.tasks.append(task)
+
+    def _add_playlist(self, plan: _Plan, name: str, folder: PurePosixPath) -> None:
+        """The ``.m3u8`` of every entry so far, in ``folder``, after every track."""
+        lines = ["#EXTM3U"]
+        for song, path in plan.entries:
+            label = " - ".join(filter(None, (song.artist or song.album_artist, song.title)))
+            lines.append(f"#EXTINF:{song.duration or -1},{label}")
+            lines.append(PurePosixPath(os.path.relpath(path, folder)).as_posix())
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        filename = safe_filename(f"{name or plan.ref.id}.m3u8")
+        # the digest in the id: a changed playlist is written again despite the archive
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        content = DownloadableContent(
+            content_id=f"{plan.client.base_url}#{plan.ref.kind.value}-m3u8:{plan.ref.id}:{digest}",
+            content_type=ContentType.PLAYLIST,
+            source=self.source_name,
+            title=name or plan.ref.id,
+            url=plan.ref.to_url(),
+            file_extension="m3u8",
+            filename=filename,
+            size=len(data),
+            metadata={"m3u8": data.decode("utf-8")},
+        )
+        deps = [task.task_id for task in plan.tracks.values()]
+        target = str(folder / filename)
+        plan.tasks.append(DownloadTask.from_content(content, file_path=target, dependencies=deps))
+
+    def _track(self, plan: _Plan, song: Song) -> DownloadableContent:
+        suffix, title = song.suffix or "bin", song.title or song.id
+        tags = {"title": title, "artist": song.artist, "album": song.album, "year": song.year}
+        tags |= {"albumartist": song.album_artist or song.artist, "genre": song.genre}
+        tags |= {"tracknumber": song.track, "discnumber": song.disc or 1}
+        return DownloadableContent(
+            content_id=f"{plan.client.base_url}#song:{song.id}",
+            content_type=ContentType.TRACK,
+            source=self.source_name,
+            title=title,
+            url=_unsigned(plan, "download", song.id),
+            artist=song.artist,
+            album=song.album,
+            file_extension=suffix,
+            filename=PurePosixPath(song.path).name if song.path else f"{title}.{suffix}",
+            size=song.size,
+            metadata=tags,
+        )
+
+    def _cover(
+        self, plan: _Plan, cover_id: str, song: Song, folder: PurePosixPath
+    ) -> DownloadTask | None:
+        """The task for ``folder/cover.<ext>``; ``None`` when the server has no such image."""
+        extension = self._cover_extension(plan.client, cover_id)
+        if extension is None:
+            return None
+        content = DownloadableContent(
+            content_id=f"{plan.client.base_url}#cover:{cover_id}",
+            content_type=ContentType.COVER,
+            source=self.source_name,
+            title=f"{song.album or song.title} (cover)",
+            url=_unsigned(plan, "getCoverArt", cover_id),
+            file_extension=extension,
+            filename=f"cover.{extension}",
+        )
+        path = str(folder / f"cover.{extension}")
+        return DownloadTask.from_content(content, priority=_COVER_PRIORITY, file_path=path)
+
+    def _cover_extension(self, client: SubsonicClient, cover_id: str) -> str | None:
+        """Read the cover's headers (not its body): whether it exists, and its image type."""
+        try:
+            url = client.cover_art_url(cover_id)
+            with contextlib.closing(self.session.get(url, stream=True, check_status=False)) as got:
+                if got.status_code < 400:
+                    _raise_for_document(got)
+                    if _mime(got).startswith("image/"):
+                        return (mimetypes.guess_extension(_mime(got)) or ".jpg").lstrip(".")
+                reason = f"HTTP {got.status_code} {_mime(got) or 'without a type'}"
+        except AuthenticationError:
+            raise
+        except DownloadError as exc:
+            reason = str(exc)
+        logger.info("no cover %r on %s: %s", cover_id, client.base_url, reason)
+        return None
+
+    def _download_content(
+        self, content: DownloadableContent, file_path: Path, progress_callback: ProgressReporter
+    ) -> TransferResult | None:
+        """Write a playlist file, or stream a track or cover from a freshly signed URL."""
+        if content.content_type is ContentType.PLAYLIST:
+            data = str(content.metadata.get("m3u8", "#EXTM3U\n")).encode("utf-8")
+            try:
+                file_path.write_bytes(data)
+            except OSError as exc:
+                raise storage_error(exc, file_path) from exc
+            progress_callback.set_total(len(data))
+            progress_callback(len(data))
+            return None
+        signed = replace(content, url=self._sign(content.url))
+        return super()._download_content(signed, file_path, _MediaReporter(progress_callback))
+
+    def _sign(self, url: str) -> str:
+        """Turn an unsigned endpoint URL (see :func:`_unsigned`) into a signed one."""
+        base_url, _, rest = url.rpartition("/rest/")
+        method = rest.partition(".view?")[0]
+        query = parse_qs(urlsplit(url).query)
+        if method not in ("download", "getCoverArt") or "id" not in query:
+            shown = redact_url(url)
+            raise ConfigError(f"not a Subsonic media URL: {shown!r}", field="url", value=shown)
+        client, item = self._client(base_url, query.get("u", [None])[0]), query["id"][0]
+        return client.download_url(item) if method == "download" else client.cover_art_url(item)
+
+    def _client(self, base_url: str, username: str | None) -> SubsonicClient:
+        """The client for ``base_url`` as ``username``; created and pinged on first use.
+
+        :raises AuthenticationError: when no secret is known or the server refuses it.
+        """
+        with self._clients_lock:
+            login = self._login or _login(self.config.source_credentials.get(self.source_name, {}))
+            user = username or login.username
+            client = self._clients.get((base_url, user))
+            if client is not None:
+                return client
+            if login.api_key is not None:
+                credentials = SubsonicCredentials(api_key=login.api_key)
+            elif login.password is not None:
+                credentials = SubsonicCredentials(username=user, password=login.password)
+            else:
+                why = "the subsonic source needs a password or an api_key; none was given"
+                raise AuthenticationError(why, source=self.source_name)
+            timeout = self.settings.timeout_seconds
+            client = SubsonicClient(base_url, credentials, self.session.http, timeout=timeout)
+            client.ping()
+            logger.debug("signed in to %s as %s", base_url, user or "(API key)")
+            self._clients[(base_url, user)] = client
+            return client
+
+
+def _unsigned(plan: _Plan, method: str, item: str) -> str:
+    """A media endpoint's URL without authentication (signed just before each request)."""
+    user = f"&u={quote(plan.ref.username, safe='')}" if plan.ref.username else ""
+    return f"{plan.client.base_url}/rest/{method}.view?id={quote(item, safe='')}{user}"
