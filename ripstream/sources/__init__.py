@@ -17,6 +17,7 @@ from ripstream.downloader.base import BaseDownloader
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.exceptions import SourceError
 from ripstream.sources.http import HttpDownloader
+from ripstream.sources.internet_archive import InternetArchiveDownloader
 from ripstream.sources.subsonic import SubsonicDownloader
 
 __all__ = [
@@ -33,7 +34,7 @@ ENTRY_POINT_GROUP = "ripstream.sources"
 
 
 def _builtin_sources() -> list[type[BaseDownloader]]:
-    return [HttpDownloader, SubsonicDownloader]
+    return [HttpDownloader, SubsonicDownloader, InternetArchiveDownloader]
 
 
 @dataclass
