@@ -229,8 +229,12 @@ def storage_error(exc: OSError, path: Path, *, url: str | None = None) -> Storag
     """Turn an OSError from writing ``path`` into a StorageError that says what happened."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         what = "the disk is full"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    elif exc.errno == errno.EROFS:
+        what = "the file system is read-only"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
         what = "permission denied"
+    elif exc.errno == errno.EFBIG:
+        what = "the file is larger than this file system or limit allows"
     elif exc.errno == errno.ENAMETOOLONG:
         what = "the name is too long"
     else:

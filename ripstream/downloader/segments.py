@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 _CHECKPOINT_SECONDS = 1.0
 _STEAL_MIN = 2 * 1024 * 1024
+# small, so the other parts start after one round trip, not after a megabyte at a throttled rate
+_PROBE_BYTES = 64 * 1024
 
 
 class RangesUnusable(Exception):
@@ -62,7 +64,7 @@ def start_segmented(
 ) -> TransferResult:
     # a bounded first range: it tells the total and whether ranges work, and is read to
     # its end, so the connection is kept and no byte is fetched twice
-    probe = min(transfer.settings.min_segment_size, transfer.settings.chunk_size)
+    probe = min(transfer.settings.min_segment_size, _PROBE_BYTES)
     response = transfer.session.get(
         url,
         headers={**headers, "Range": f"bytes=0-{probe - 1}"},

@@ -10,9 +10,11 @@ and HTTP error status into the exception tree, raised ``from`` the original.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -215,16 +217,16 @@ class _GuardedSession(requests.Session):
 
 
 def _environment_matters() -> bool:
-    """Whether proxy variables or a .netrc could change what requests sends."""
-    import os
-    import urllib.request
-
+    """Whether proxy variables or a .netrc could change what requests sends per request."""
     if urllib.request.getproxies():
-        return True
-    if os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"):
         return True
     netrc = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
     return os.path.exists(netrc) or os.path.exists(os.path.expanduser("~/_netrc"))
+
+
+def _environment_ca_bundle() -> str | None:
+    """The CA bundle requests would take from the environment, read once per session."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
 
 class DownloadSession:
@@ -377,7 +379,9 @@ class SessionManager:
         # (most of its per-request cost); skip that when there is nothing to find
         session.trust_env = _environment_matters()
         session.max_redirects = settings.max_redirects
-        session.verify = settings.verify_ssl
+        # with trust_env off, the environment's CA bundle is applied here, once
+        bundle = _environment_ca_bundle() if settings.verify_ssl else None
+        session.verify = bundle or settings.verify_ssl
         session.headers["User-Agent"] = settings.user_agent
         session.headers["Accept-Encoding"] = "identity"
         session.headers.update(settings.headers)
