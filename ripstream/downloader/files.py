@@ -128,7 +128,7 @@ def filename_from_content_disposition(value: str | None) -> str | None:
         return None
     try:
         name = email.utils.collapse_rfc2231_value(name, errors="strict")
-    except (LookupError, UnicodeError):
+    except (LookupError, UnicodeError, ValueError):  # ValueError: e.g. an embedded NUL
         return None
     name = str(name).replace("\\", "/").rsplit("/", 1)[-1]
     return name or None
