@@ -50,7 +50,10 @@ class DownloadTask(DataClassJsonMixin):
     """One unit of work for the manager: plain data, serialisable to JSON.
 
     :param priority: higher starts first; equal priorities start in the order added.
-    :param dependencies: task ids that must complete before this one may start.
+    :param dependencies: task ids that must complete before this one may start; if one fails,
+        this task is cancelled.
+    :param after: task ids that must have finished, whatever their outcome, before this one
+        starts (a cover before the tracks that embed it: a missing cover must not cancel them).
 
     Example::
 
@@ -67,6 +70,7 @@ class DownloadTask(DataClassJsonMixin):
     file_path: str | None = None
     priority: int = 0
     dependencies: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
     task_id: str = field(default_factory=_new_id)
     state: TaskState = TaskState.PENDING
     error: str | None = None
@@ -149,6 +153,7 @@ class DownloadQueue:
         self._sequence = itertools.count()
         self._unmet: dict[str, int] = {}
         self._dependents: dict[str, list[str]] = {}
+        self._followers: dict[str, list[str]] = {}
         self._counts = dict.fromkeys(TaskState, 0)
 
     # -- adding ---
@@ -168,7 +173,7 @@ class DownloadQueue:
                 raise QueueFullError(
                     f"queue is full ({self.max_size} unfinished tasks)", max_size=self.max_size
                 )
-            for dependency in task.dependencies:
+            for dependency in (*task.dependencies, *task.after):
                 if dependency not in self._tasks:
                     raise TaskStateError(
                         f"task {task.task_id} depends on unknown task {dependency}",
@@ -187,8 +192,12 @@ class DownloadQueue:
                     broken = dependency
                 unmet += 1
                 self._dependents.setdefault(dependency, []).append(task.task_id)
+            for earlier in dict.fromkeys(task.after):
+                if not self._tasks[earlier].state.is_finished:
+                    unmet += 1
+                    self._followers.setdefault(earlier, []).append(task.task_id)
             if broken is not None:
-                self._finish(task, TaskState.CANCELLED, f"dependency {broken} did not complete")
+                self._finish(task, TaskState.CANCELLED, self._why(broken))
             elif unmet:
                 self._unmet[task.task_id] = unmet
             else:
@@ -235,16 +244,9 @@ class DownloadQueue:
             task = self._require(task_id, TaskState.RUNNING, "complete")
             self._move(task, TaskState.COMPLETED)
             for dependent_id in self._dependents.pop(task_id, []):
-                left = self._unmet.get(dependent_id)
-                if left is None:
-                    continue
-                if left == 1:
-                    del self._unmet[dependent_id]
-                    dependent = self._tasks[dependent_id]
-                    if dependent.state is TaskState.PENDING:
-                        self._push(dependent)
-                else:
-                    self._unmet[dependent_id] = left - 1
+                self._release(dependent_id)
+            for follower_id in self._followers.pop(task_id, []):
+                self._release(follower_id)
             self._changed.notify_all()
 
     def fail_task(self, task_id: str, error: str | None = None) -> list[str]:
@@ -363,14 +365,17 @@ class DownloadQueue:
             for dependency in dict.fromkeys(task.dependencies):
                 dep = queue._tasks.get(dependency)
                 if dep is None or dep.state in (TaskState.FAILED, TaskState.CANCELLED):
-                    queue._finish(
-                        task, TaskState.CANCELLED, f"dependency {dependency} did not complete"
-                    )
+                    queue._finish(task, TaskState.CANCELLED, queue._why(dependency))
                     break
                 if dep.state is not TaskState.COMPLETED:
                     unmet += 1
                     queue._dependents.setdefault(dependency, []).append(task.task_id)
             else:
+                for earlier in dict.fromkeys(task.after):
+                    previous = queue._tasks.get(earlier)
+                    if previous is not None and not previous.state.is_finished:
+                        unmet += 1
+                        queue._followers.setdefault(earlier, []).append(task.task_id)
                 if unmet:
                     queue._unmet[task.task_id] = unmet
                 else:
@@ -378,6 +383,24 @@ class DownloadQueue:
         return queue
 
     # -- internals (lock held) ------------------------------------------------------------------
+
+    def _release(self, waiting_id: str) -> None:
+        """One thing ``waiting_id`` waited for is done; push it when nothing is left."""
+        left = self._unmet.get(waiting_id)
+        if left is None:
+            return
+        if left == 1:
+            del self._unmet[waiting_id]
+            waiting = self._tasks[waiting_id]
+            if waiting.state is TaskState.PENDING:
+                self._push(waiting)
+        else:
+            self._unmet[waiting_id] = left - 1
+
+    def _why(self, dependency_id: str) -> str:
+        dependency = self._tasks.get(dependency_id)
+        name = repr(dependency.title) if dependency else dependency_id
+        return f"{name} (a task this one depends on) did not complete"
 
     def _has_unfinished(self) -> bool:
         return self.active_count > 0
@@ -398,6 +421,8 @@ class DownloadQueue:
         self._move(task, state)
         task.error = error
         self._unmet.pop(task.task_id, None)
+        for follower_id in self._followers.pop(task.task_id, []):
+            self._release(follower_id)  # ordered after it, not dependent on it: go ahead
 
     def _require(self, task_id: str, state: TaskState | None, action: str) -> DownloadTask:
         task = self._tasks.get(task_id)
@@ -421,7 +446,7 @@ class DownloadQueue:
             dependent = self._tasks[stack.pop()]
             if dependent.state.is_finished:
                 continue
-            self._finish(dependent, TaskState.CANCELLED, f"dependency {task_id} did not complete")
+            self._finish(dependent, TaskState.CANCELLED, self._why(task_id))
             cancelled.append(dependent.task_id)
             stack.extend(self._dependents.pop(dependent.task_id, []))
         return cancelled

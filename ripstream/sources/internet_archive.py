@@ -311,7 +311,8 @@ class InternetArchiveDownloader(BaseDownloader):
             file_path=str(folder / COVER_NAME),
         )
         return [cover_task] + [
-            DownloadTask.from_content(track, dependencies=[cover_task.task_id]) for track in tracks
+            # after the cover (so tags can embed it), but not cancelled if the cover fails
+            DownloadTask.from_content(track, after=[cover_task.task_id]) for track in tracks
         ]
 
     def file_content(

@@ -251,8 +251,9 @@ class SubsonicDownloader(BaseDownloader):
             cover = self._cover(plan, cover_id, song, path.parent) if cover_id else None
             plan.covers[path.parent] = cover
             plan.tasks += [cover] if cover else []
-        depends = [cover.task_id for cover in (plan.covers[path.parent],) if cover]
-        task = DownloadTask.from_content(content, file_path=str(path), dependencies=depends)
+        # after the cover (so tags can embed it), but not cancelled if the cover fails
+        after = [cover.task_id for cover in (plan.covers[path.parent],) if cover]
+        task = DownloadTask.from_content(content, file_path=str(path), after=after)
         plan.tracks[content.content_id] = task
         plan.tasks.append(task)
 

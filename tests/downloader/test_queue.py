@@ -488,3 +488,36 @@ def test_task_json_round_trip() -> None:
     assert back.metadata == {"disc": 2}
     assert back.content == original.content
     assert back.state is TaskState.PENDING
+
+
+# -- "after": ordering without dependence ---
+
+
+def test_after_waits_for_the_earlier_task_but_survives_its_failure() -> None:
+    queue = DownloadQueue()
+    cover = queue.add_task(task("cover", priority=0))
+    track = DownloadTask(content_id="track", content_type=ContentType.TRACK, source="s",
+                         title="track", url="u", priority=10, after=[cover.task_id])
+    queue.add_task(track)
+    first = queue.get_next_task()
+    assert first is cover  # the track's higher priority does not let it start first
+    assert queue.get_next_task() is None
+    queue.fail_task(cover.task_id, "404")
+    assert queue.get_next_task() is track  # not cancelled: it only had to wait
+    queue.complete_task(track.task_id)
+    assert queue.counts()[TaskState.COMPLETED] == 1
+    assert queue.counts()[TaskState.FAILED] == 1
+
+
+def test_after_survives_a_json_round_trip() -> None:
+    queue = DownloadQueue()
+    cover = queue.add_task(task("cover"))
+    track = DownloadTask(content_id="track", content_type=ContentType.TRACK, source="s",
+                         title="track", url="u", after=[cover.task_id])
+    queue.add_task(track)
+    restored = DownloadQueue.from_json(queue.to_json())
+    assert restored.get_task(track.task_id).after == [cover.task_id]
+    assert restored.get_next_task().task_id == cover.task_id  # type: ignore[union-attr]
+    assert restored.get_next_task() is None
+    restored.cancel_task(cover.task_id)
+    assert restored.get_next_task().task_id == track.task_id  # type: ignore[union-attr]

@@ -167,7 +167,7 @@ def test_an_album_is_the_cover_then_flac_originals_in_track_order(
     assert cover.file_path == str(FOLDER / "cover.jpg")
     assert all(cover.priority > track.priority for track in tracks)
     assert [t.content_id.split("/", 1)[1] for t in tracks] == FLAC_NAMES  # 24bit Flac included
-    assert all(t.dependencies == [cover.task_id] for t in tracks)
+    assert all(t.after == [cover.task_id] and t.dependencies == [] for t in tracks)
     assert all(t.content_type is ContentType.TRACK for t in tracks)
     second = tracks[1].content
     assert second is not None
@@ -372,14 +372,17 @@ def test_a_corrupted_file_fails_its_md5_after_one_refetch(
     assert results["03 - Closing Time.flac"].is_success
 
 
-def test_a_failed_cover_cancels_the_tracks_that_wait_for_it(
+def test_a_failed_cover_does_not_cost_the_tracks(
     api: responses.RequestsMock, server: TestServer, config: DownloadConfig, out_dir: Path
 ) -> None:
-    serve_item(api, server, ALBUM, "album", corrupt=("cover.jpg",))
+    bodies = serve_item(api, server, ALBUM, "album", corrupt=("cover.jpg",))
     results = by_id(run(config, archive(config, server), f"{API}/details/{ALBUM}"))
     assert isinstance(results["cover.jpg"].error, ChecksumError)
-    assert not any(results[name].is_success for name in FLAC_NAMES)
-    assert not [p for p in out_dir.rglob("*") if p.is_file()]
+    assert all(results[name].is_success for name in FLAC_NAMES)
+    landed = {p.name: p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
+    assert "cover.jpg" not in landed
+    assert all(landed[Path(results[name].file_path or "").name] == bodies[name]
+               for name in FLAC_NAMES)
 
 
 def test_the_cover_follows_a_custom_template(
