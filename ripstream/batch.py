@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -149,6 +150,7 @@ class Batch:
     :param archive: the download archive: verified content is skipped next time.
     :param environ: where credentials may come from (``os.environ`` by default).
     :param prompt: asks for a missing secret, or ``None``.
+    :param cancel_event: setting it stops the run cleanly, as Ctrl-C does.
     """
 
     def __init__(
@@ -161,8 +163,10 @@ class Batch:
         archive: DownloadArchive | None = None,
         environ: Mapping[str, str] | None = None,
         prompt: Callable[[str], str] | None = None,
+        cancel_event: threading.Event | None = None,
     ) -> None:
         self.config = config
+        self.cancel_event = cancel_event
         self.registry = registry or load_registry()
         self.progress_tracker = progress_tracker
         self.journal = journal
@@ -242,6 +246,7 @@ class Batch:
             self.config,
             progress_tracker=self.progress_tracker,
             factory=lambda name, cfg: registry.get(name)(cfg),
+            cancel_event=self.cancel_event,
         ) as manager:
             manager.archive = self.archive
             queue, skipped = self.build_queue(items, manager)

@@ -22,12 +22,20 @@ from ripstream import __version__
 from ripstream.batch import Batch, BatchItem, read_input_file
 from ripstream.downloader.config import DownloadConfig, OverwritePolicy, parse_rate
 from ripstream.downloader.content import Checksum, DownloadResult, ResultStatus
-from ripstream.downloader.exceptions import AuthenticationError, ConfigError, DownloadError
+from ripstream.downloader.exceptions import (
+    AuthenticationError,
+    ConfigError,
+    DownloadError,
+    SourceError,
+)
 from ripstream.downloader.files import render_template
 from ripstream.downloader.progress import ProgressTracker, TqdmProgress, format_bytes
 from ripstream.downloader.queue import DownloadQueue, DownloadTask
 from ripstream.journal import BatchJournal
 from ripstream.library.archive import DownloadArchive
+from ripstream.parallel import auto_processes, run_in_processes
+from ripstream.sources import load_registry
+from ripstream.sources.http import HttpDownloader, validate_http_url
 
 __all__ = ["main"]
 
@@ -163,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-tags", action="store_true", help="do not write tags into tracks")
     parser.add_argument(
+        "--processes",
+        type=_positive_int("--processes", 0),
+        default=0,
+        metavar="N",
+        help="split many plain URLs over N processes (default 0: automatic, by CPUs and -j)",
+    )
+    parser.add_argument(
         "--fsync", action="store_true", help="flush each file to disk before it is renamed"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -237,16 +252,15 @@ class _Reporter:
         self.started = time.monotonic()
 
     def result(self, task: DownloadTask, result: DownloadResult) -> None:
+        self.titled(task.title, result)
+
+    def titled(self, title: str, result: DownloadResult) -> None:
         if self.as_json:
             record = result.to_record()
-            record["title"] = task.title
+            record["title"] = title
             print(json.dumps(record), file=self.out, flush=True)
         if result.status is ResultStatus.FAILED:
-            print(
-                f"ripstream: failed: {task.title}: {result.error_message}",
-                file=self.err,
-                flush=True,
-            )
+            print(f"ripstream: failed: {title}: {result.error_message}", file=self.err, flush=True)
 
     def summary(self, results: list[DownloadResult]) -> None:
         if self.quiet:
@@ -322,16 +336,35 @@ def _run(
             tracker.add_callback(bars)
 
     directory = config.download_directory
+    state = (
+        None
+        if args.no_state
+        else (Path(args.state) if args.state else directory / ".ripstream-state.jsonl")
+    )
+    archive_path = (
+        None
+        if args.no_archive
+        else (config.archive_path or directory / ".ripstream-archive.sqlite3")
+    )
     try:
+        processes = _processes(items, config, args.processes)
+        if processes > 1:
+            if show_bars:
+                bars = TqdmProgress(total_files=len(items), file=err)
+
+            def counted(title: str, result: DownloadResult) -> None:
+                reporter.titled(title, result)
+                if bars is not None:
+                    bars.overall.update(1)
+
+            results = run_in_processes(
+                items, config, processes, journal=state, archive=archive_path, on_result=counted
+            )
+            reporter.summary(results)
+            return EXIT_OK if all(r.is_success for r in results) else EXIT_FAILED
         with contextlib.ExitStack() as stack:
-            journal = None
-            if not args.no_state:
-                state = Path(args.state) if args.state else directory / ".ripstream-state.jsonl"
-                journal = stack.enter_context(BatchJournal(state))
-            archive = None
-            if not args.no_archive:
-                archive_path = config.archive_path or directory / ".ripstream-archive.sqlite3"
-                archive = stack.enter_context(DownloadArchive(archive_path))
+            journal = stack.enter_context(BatchJournal(state)) if state else None
+            archive = stack.enter_context(DownloadArchive(archive_path)) if archive_path else None
             batch = Batch(
                 config,
                 progress_tracker=tracker,
@@ -356,6 +389,22 @@ def _run(
             bars.close()
     reporter.summary(results)
     return EXIT_OK if all(r.is_success for r in results) else EXIT_FAILED
+
+
+def _processes(items: list[BatchItem], config: DownloadConfig, wanted: int) -> int:
+    """How many processes to use: several only for many plain http(s) URLs (validated here)."""
+    count = wanted or auto_processes(len(items), config.max_concurrent_downloads)
+    if count <= 1:
+        return 1
+    registry = load_registry()
+    for item in items:
+        try:
+            if registry.for_url(item.url) is not HttpDownloader:
+                return 1  # other sources resolve (and log in) in one process
+        except SourceError:
+            return 1  # let the one-process path report it as the usual bad input
+        validate_http_url(item.url)
+    return min(count, len(items))
 
 
 def _secret_prompt(err: TextIO) -> Callable[[str], str] | None:

@@ -81,6 +81,8 @@ class DownloadManager:
     :param executor: any ``concurrent.futures.Executor``; by default the manager builds a
         ``ThreadPoolExecutor(max_concurrent_downloads)`` and shuts it down on close. A
         non-thread executor gets plain JSON tasks and runs each in a fresh downloader.
+    :param cancel_event: setting it stops the run as Ctrl-C does (running downloads end at
+        their next buffer and keep their ``.part`` files); by default the manager makes one.
     """
 
     def __init__(
@@ -92,13 +94,14 @@ class DownloadManager:
         session_manager: SessionManager | None = None,
         progress_tracker: ProgressTracker | None = None,
         executor: Executor | None = None,
+        cancel_event: threading.Event | None = None,
     ) -> None:
         self.config = config or DownloadConfig()
         self.session_manager = session_manager or SessionManager(self.config)
         self.archive: DownloadArchive | None = None
         self._shared_tracker = progress_tracker is not None
         self.progress_tracker = progress_tracker or ProgressTracker()
-        self.cancel_event = threading.Event()
+        self.cancel_event = cancel_event or threading.Event()
         self.claims = PathClaims()
         self.bandwidth = (
             TokenBucket(self.config.bandwidth_limit) if self.config.bandwidth_limit else None

@@ -1,0 +1,144 @@
+"""Many plain URLs over several processes (--processes): exact bytes, bounded concurrency,
+clean interrupts, and workers that stop when their parent is killed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from ripstream.parallel import auto_processes
+from tests.support.httpserver import TestServer, make_body
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ripstream", "--no-progress", *args]
+
+
+def listing(tmp_path: Path, server: TestServer, paths: list[str]) -> Path:
+    path = tmp_path / "list.txt"
+    path.write_text("".join(server.url(p) + "\n" for p in paths))
+    return path
+
+
+def test_auto_processes_only_for_many_urls() -> None:
+    assert auto_processes(10, jobs=8, cpus=2) == 1
+    assert auto_processes(2000, jobs=8, cpus=2) == 2
+    assert auto_processes(2000, jobs=1, cpus=8) == 1
+    assert auto_processes(2000, jobs=8, cpus=64) == 8
+
+
+def test_two_processes_land_every_file_exactly(server: TestServer, tmp_path: Path) -> None:
+    bodies = {f"/p/{n:03d}.bin": make_body(20_000 + n, n) for n in range(120)}
+    for path, body in bodies.items():
+        server.add(path, body, rate_limit_bps=5_000_000)
+    out = tmp_path / "out"
+    run = subprocess.run(command("--processes", "2", "-j", "4", "--json", "-o", str(out),
+                                 "-i", str(listing(tmp_path, server, list(bodies)))),
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(records) == 120
+    assert all(r["ok"] for r in records)
+    for path, body in bodies.items():
+        assert sha((out / Path(path).name).read_bytes()) == sha(body)
+    assert server.max_concurrent_requests <= 4  # two workers of ceil(4 / 2) threads
+    assert len({r.connection_id for r in server.requests}) >= 2  # both workers took part
+
+
+def test_a_failure_in_one_worker_gives_exit_1(server: TestServer, tmp_path: Path) -> None:
+    paths = [f"/q/{n:03d}.bin" for n in range(60)]
+    for n, path in enumerate(paths):
+        if n != 17:
+            server.add(path, make_body(1000, n))
+    out = tmp_path / "out"
+    run = subprocess.run(command("--processes", "2", "-o", str(out),
+                                 "-i", str(listing(tmp_path, server, paths))),
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 1
+    assert "failed: 017.bin" in run.stderr
+    assert len([p for p in out.iterdir() if not p.name.startswith(".")]) == 59
+
+
+def test_ctrl_c_stops_every_worker_and_a_rerun_finishes(server: TestServer,
+                                                        tmp_path: Path) -> None:
+    bodies = {f"/r/{n:03d}.bin": make_body(400_000, n) for n in range(60)}
+    for path, body in bodies.items():
+        server.add(path, body, rate_limit_bps=400_000)
+    out = tmp_path / "out"
+    files = str(listing(tmp_path, server, list(bodies)))
+    process = subprocess.Popen(command("--processes", "2", "-j", "4", "-o", str(out), "-i",
+                                       files), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        server.wait_until(lambda: len(server.requests) >= 4, timeout=30)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    finished = [p for p in out.iterdir() if p.suffix == ".bin"]
+    assert len(finished) < 60
+    for path in finished:  # whatever landed is whole
+        assert path.read_bytes() == bodies[f"/r/{path.name}"]
+    for resource in bodies:
+        server.resource(resource).rate_limit_bps = None
+    again = subprocess.run(command("--processes", "2", "-o", str(out), "-i", files),
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    for path, body in bodies.items():
+        assert (out / Path(path).name).read_bytes() == body
+
+
+def test_workers_stop_when_the_parent_is_killed(server: TestServer, tmp_path: Path) -> None:
+    bodies = {f"/k/{n:03d}.bin": make_body(2_000_000, n) for n in range(60)}
+    for path, body in bodies.items():
+        server.add(path, body, rate_limit_bps=200_000)
+    out = tmp_path / "out"
+    process = subprocess.Popen(command("--processes", "2", "-j", "2", "-o", str(out), "-i",
+                                       str(listing(tmp_path, server, list(bodies)))),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        server.wait_until(lambda: server.in_flight >= 2, timeout=30)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    # the orphaned workers notice within a fraction of a second and drop their connections
+    server.wait_until(lambda: server.in_flight == 0, timeout=10)
+    assert len(server.requests) <= 4
+    assert not [p for p in out.iterdir() if p.suffix == ".bin"]
+    # and the workers themselves are gone, not idling
+    pause = threading.Event()
+    for _ in range(100):
+        if not workers_writing_to(out):
+            break
+        pause.wait(0.1)
+    assert workers_writing_to(out) == []
+
+
+def workers_writing_to(out: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(out).encode() in cmdline and b"ripstream" in cmdline:
+                found.append(int(entry.name))
+    return found
