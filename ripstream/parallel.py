@@ -98,6 +98,9 @@ def run_in_processes(
     :param on_result: called in this process as ``(title, result)`` as each file ends.
     :raises KeyboardInterrupt: after the workers stopped, when interrupted.
     """
+    if archive is not None:
+        with DownloadArchive(archive) as created:
+            len(created)  # create it (and switch it to WAL) once, before the workers share it
     jobs = math.ceil(config.max_concurrent_downloads / processes)
     shared = replace(config, max_concurrent_downloads=jobs)
     plan = ParallelPlan(shared.to_json(), journal, archive)

@@ -53,10 +53,15 @@ class DownloadArchive:
         if self._db is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                db = sqlite3.connect(
+                    self.path, timeout=30, check_same_thread=False, isolation_level=None
+                )
                 # WAL with synchronous=NORMAL: a commit survives a crash of this process
-                # without an fsync per file
-                db.execute("PRAGMA journal_mode=WAL")
+                # without an fsync per file. Switching to WAL takes an exclusive lock, so
+                # only the first opener does it (the mode sticks to the file); several worker
+                # processes may open one archive at once.
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute(_SCHEMA)
             except (sqlite3.Error, OSError) as exc:
