@@ -27,7 +27,6 @@ from ripstream.downloader.session import redact_url
 from ripstream.journal import BatchJournal
 from ripstream.library.archive import DownloadArchive
 from ripstream.sources import SourceRegistry, load_registry
-from ripstream.sources.http import HttpDownloader, validate_http_url
 
 __all__ = [
     "Batch",
@@ -205,9 +204,7 @@ class Batch:
                     )
                 )
                 continue
-            source = _claimant(self.registry, item.url)
-            if source is HttpDownloader:
-                validate_http_url(item.url)
+            source = _claimant(self.registry, item.url)  # http URLs are validated offline
             name = _source_name(source)
             downloader = manager.get_downloader(name)
             if name not in self._authenticated:

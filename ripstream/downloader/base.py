@@ -166,6 +166,7 @@ class BaseDownloader(ABC):
         self.claims = claims or PathClaims()
         self.archive = archive
         self._sleep = sleep
+        self._resolved_directory: tuple[Path, Path] | None = None
 
     #: The naming template used when the config sets none (``{filename}``: the server's name).
     default_template: ClassVar[str] = "{filename}"
@@ -259,13 +260,20 @@ class BaseDownloader(ABC):
 
         :raises StorageError: when the path would leave the output folder.
         """
-        directory = self.config.download_directory
+        directory = self._real_directory()
         if file_path is not None:
             path = Path(file_path)
-            return path if path.is_absolute() else resolve_inside(directory, path)
-        return resolve_inside(
-            directory, render_template(self.naming_template, self.naming_values(content))
-        )
+            return path if path.is_absolute() else resolve_inside(directory, path, resolved=True)
+        relative = render_template(self.naming_template, self.naming_values(content))
+        return resolve_inside(directory, relative, resolved=True)
+
+    def _real_directory(self) -> Path:
+        """``download_directory`` through symlinks, resolved once per directory value."""
+        directory = self.config.download_directory
+        cached = self._resolved_directory
+        if cached is None or cached[0] != directory:
+            cached = self._resolved_directory = (directory, Path(os.path.realpath(directory)))
+        return cached[1]
 
     @property
     def naming_template(self) -> str:

@@ -184,17 +184,18 @@ def render_template(template: str, values: Mapping[str, Any]) -> Path:
     return Path(*parts)
 
 
-def resolve_inside(directory: Path, relative: Path | str) -> Path:
+def resolve_inside(directory: Path, relative: Path | str, *, resolved: bool = False) -> Path:
     """Join ``relative`` under ``directory`` and refuse anything that escapes it.
 
     ``..`` is folded lexically, and the target's folder is resolved through symlinks too, so
     a link inside the output folder cannot lead a write outside it.
 
+    :param resolved: ``directory`` is already a real path (the caller resolved it once).
     :raises StorageError: when the joined path leaves ``directory``.
     """
-    base = Path(os.path.realpath(directory))
+    base = directory if resolved else Path(os.path.realpath(directory))
     target = Path(os.path.normpath(base / relative))
-    if target != base and base in target.parents and os.path.lexists(target.parent):
+    if base in target.parents and target.parent != base and os.path.lexists(target.parent):
         target = Path(os.path.realpath(target.parent)) / target.name
     if target != base and base not in target.parents:
         raise StorageError(
