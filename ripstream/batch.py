@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ripstream.downloader.base import BaseDownloader
 from ripstream.downloader.config import DownloadConfig
-from ripstream.downloader.content import Checksum, DownloadResult, ResultStatus
+from ripstream.downloader.content import Checksum, ContentType, DownloadResult, ResultStatus
 from ripstream.downloader.exceptions import AuthenticationError, ConfigError, SourceError
 from ripstream.downloader.manager import DownloadManager
 from ripstream.downloader.progress import ProgressTracker
@@ -255,6 +255,19 @@ class Batch:
                 if on_result is not None:
                     on_result(task, result)
 
+            if on_result is not None:
+                for result in skipped:  # reported like every other result (--json, summary)
+                    shown = result.url or result.content_id
+                    on_result(
+                        DownloadTask(
+                            content_id=result.content_id,
+                            content_type=ContentType.FILE,
+                            source="batch",
+                            title=shown,
+                            url=shown,
+                        ),
+                        result,
+                    )
             return skipped + manager.run(queue, on_result=finished)
 
     def _note(self, task: DownloadTask, result: DownloadResult) -> None:

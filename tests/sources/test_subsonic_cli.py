@@ -21,11 +21,12 @@ def subsonic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SubsonicServe
         yield running
 
 
-def cli(*args: str, password: str | None) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, password: str | None, options: tuple[str, ...] = ("--no-progress",)
+        ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIPSTREAM_")}
     if password is not None:
         env["RIPSTREAM_SUBSONIC_PASSWORD"] = password
-    return subprocess.run([sys.executable, "-m", "ripstream", "--no-progress", *args],
+    return subprocess.run([sys.executable, "-m", "ripstream", *options, *args],
                           capture_output=True, text=True, env=env, timeout=120, check=False,
                           stdin=subprocess.DEVNULL)
 
@@ -90,7 +91,7 @@ def test_wrong_or_missing_password_is_exit_2_and_writes_nothing(
 
 
 def test_sources_lists_subsonic_and_the_internet_archive() -> None:
-    run = cli("sources", password=None)
+    run = cli("sources", password=None, options=())
     assert run.returncode == 0
-    assert "subsonic://" in run.stdout
+    assert "subsonic[s]://" in run.stdout
     assert "archive.org/details/" in run.stdout
