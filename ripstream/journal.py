@@ -14,10 +14,10 @@ import logging
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 from ripstream.downloader.exceptions import StorageError
+from ripstream.downloader.resources import Closing
 from ripstream.downloader.session import redact_url
 
 __all__ = ["BatchJournal", "url_key"]
@@ -30,7 +30,7 @@ def url_key(url: str) -> str:
     return hashlib.sha256(url.strip().encode("utf-8")).hexdigest()
 
 
-class BatchJournal:
+class BatchJournal(Closing):
     """Done and failed URLs of a batch. Thread-safe.
 
     Example::
@@ -109,14 +109,3 @@ class BatchJournal:
             if self._handle is not None:
                 self._handle.close()
                 self._handle = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

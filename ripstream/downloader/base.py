@@ -18,12 +18,11 @@ import logging
 import os
 import threading
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig, OverwritePolicy
 from ripstream.downloader.content import (
@@ -54,6 +53,7 @@ from ripstream.downloader.files import (
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadTask
 from ripstream.downloader.ratelimit import TokenBucket
+from ripstream.downloader.resources import Closing
 from ripstream.downloader.retry import call_with_retries
 from ripstream.downloader.session import DownloadSession, SessionManager, redact_url
 from ripstream.downloader.transfer import Transfer, TransferResult, sidecar_path
@@ -118,7 +118,7 @@ class ProgressReporter:
             self.suggested_name = name
 
 
-class BaseDownloader(ABC):
+class BaseDownloader(Closing):
     """The base of every source. Thread-safe: ``download`` may run on many threads at once.
 
     Subclasses define ``source_name``, ``supported_content_types``, ``authenticate`` and
@@ -611,17 +611,6 @@ class BaseDownloader(ABC):
         """Close the sessions this downloader created."""
         if self._owns_sessions:
             self.session_manager.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _file_digest(path: Path, checksum: Checksum) -> str:

@@ -13,7 +13,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ripstream.downloader.base import BaseDownloader, PathClaims
@@ -23,6 +22,7 @@ from ripstream.downloader.exceptions import DownloadCancelledError, DownloadErro
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadQueue, DownloadTask, TaskState
 from ripstream.downloader.ratelimit import TokenBucket
+from ripstream.downloader.resources import Closing
 from ripstream.downloader.session import SessionManager
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _run_task(downloader: BaseDownloader, task: DownloadTask) -> DownloadResult:
     return downloader.download(content, task.file_path)
 
 
-class DownloadManager:
+class DownloadManager(Closing):
     """Runs queued tasks concurrently, each on the downloader registered for its source.
 
     Thread-safe to :meth:`cancel` from another thread; :meth:`run` itself is called from one.
@@ -266,17 +266,6 @@ class DownloadManager:
         for downloader in downloaders:
             downloader.close()
         self.session_manager.close()
-
-    def __enter__(self) -> DownloadManager:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _cancelled_result(task: DownloadTask) -> DownloadResult:

@@ -101,14 +101,8 @@ def start_segmented(
         )
     total = content_range.total
     transfer.on_response(response)
-    state = ResumeState(
-        transfer.key[0],
-        transfer.key[1],
-        etag=response.headers.get("ETag"),
-        last_modified=response.headers.get("Last-Modified"),
-        total=total,
-        segments=[[s, e, s] for s, e in plan_segments(transfer, total)],
-    )
+    parts = [[start, end, start] for start, end in plan_segments(transfer, total)]
+    state = ResumeState.from_response(transfer.key, response, total, parts)
     try:
         with open(part, "wb") as handle:
             handle.truncate(total)

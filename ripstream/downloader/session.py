@@ -16,8 +16,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -41,6 +40,7 @@ from ripstream.downloader.exceptions import (
     TLSError,
 )
 from ripstream.downloader.ratelimit import TokenBucket
+from ripstream.downloader.resources import Closing
 from ripstream.downloader.retry import parse_retry_after
 
 __all__ = [
@@ -340,7 +340,7 @@ class DownloadSession:
         self.http.close()
 
 
-class SessionManager:
+class SessionManager(Closing):
     """One :class:`DownloadSession` per source, created on first use. Thread-safe.
 
     Subclass and override :meth:`create_session` to add auth, adapters or proxies.
@@ -414,14 +414,3 @@ class SessionManager:
             sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             session.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

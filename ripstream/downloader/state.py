@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dataclasses_json import DataClassJsonMixin
 
@@ -32,6 +33,24 @@ class ResumeState(DataClassJsonMixin):
     total: int | None = None
     segments: list[list[int]] = field(default_factory=list)
     version: int = 1
+
+    @classmethod
+    def from_response(
+        cls,
+        key: tuple[str, str],
+        response: Any,
+        total: int | None,
+        segments: list[list[int]] | None = None,
+    ) -> ResumeState:
+        """The state proving bytes that came from ``response`` (its validators, the total)."""
+        return cls(
+            key[0],
+            key[1],
+            etag=response.headers.get("ETag"),
+            last_modified=response.headers.get("Last-Modified"),
+            total=total,
+            segments=segments or [],
+        )
 
     @property
     def validator(self) -> str | None:

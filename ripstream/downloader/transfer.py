@@ -189,13 +189,7 @@ class Transfer:
                     status_code=status,
                 )
             self.on_response(response)
-            new_state = ResumeState(
-                self.key[0],
-                self.key[1],
-                etag=response.headers.get("ETag"),
-                last_modified=response.headers.get("Last-Modified"),
-                total=total,
-            )
+            new_state = ResumeState.from_response(self.key, response, total)
             pending: ResumeState | None = None
             if encoded:
                 # a decoded body cannot be checked against ranges: never resume it

@@ -11,10 +11,9 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from ripstream.downloader.exceptions import StorageError
+from ripstream.downloader.resources import Closing
 
 __all__ = ["DownloadArchive"]
 
@@ -31,7 +30,7 @@ CREATE TABLE IF NOT EXISTS downloads (
 """
 
 
-class DownloadArchive:
+class DownloadArchive(Closing):
     """What has been downloaded and verified. Thread-safe.
 
     Example::
@@ -125,14 +124,3 @@ class DownloadArchive:
             if self._db is not None:
                 self._db.close()
                 self._db = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

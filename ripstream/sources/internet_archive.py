@@ -312,7 +312,8 @@ class InternetArchiveDownloader(BaseDownloader):
         )
         return [cover_task] + [
             # after the cover (so tags can embed it), but not cancelled if the cover fails
-            DownloadTask.from_content(track, after=[cover_task.task_id]) for track in tracks
+            DownloadTask.from_content(track, after=[cover_task.task_id])
+            for track in tracks
         ]
 
     def file_content(
