@@ -218,7 +218,8 @@ class _GuardedSession(requests.Session):
 
 def _environment_matters() -> bool:
     """Whether proxy variables or a .netrc could change what requests sends per request."""
-    if urllib.request.getproxies():
+    # a no_proxy list alone changes nothing: it only narrows proxies that are set
+    if any(scheme != "no" for scheme in urllib.request.getproxies()):
         return True
     netrc = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
     return os.path.exists(netrc) or os.path.exists(os.path.expanduser("~/_netrc"))
