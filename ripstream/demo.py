@@ -176,13 +176,14 @@ def run_demo(output: Path, *, out: TextIO, err: TextIO, progress: bool = True) -
 
     files = make_album()
     tracker = ProgressTracker()
-    bars = TqdmProgress(total_files=len(files), file=err) if progress else None
-    if bars is not None:
-        tracker.add_callback(bars)
+    bars: TqdmProgress | None = None
     config = DownloadConfig(download_directory=output, max_concurrent_downloads=4)
     try:
         with serve(files) as base_url:
-            print(f"serving a {len(files)}-file album on {base_url}", file=out)
+            print(f"serving a {len(files)}-file album on {base_url}", file=out, flush=True)
+            if progress:  # after the line above, so the bars do not cut into it
+                bars = TqdmProgress(total_files=len(files), file=err)
+                tracker.add_callback(bars)
             items = [
                 BatchItem(base_url + quote(f.path), Checksum("sha256", f.sha256)) for f in files
             ]
