@@ -36,7 +36,7 @@ def fast_settings(**changes: object) -> DownloadBehaviorSettings:
     return DownloadBehaviorSettings(**values)  # type: ignore[arg-type]
 
 
-def make_config(directory: Path, jobs: int = 3, **changes: object) -> DownloadConfig:
+def make_config(directory: Path, *, jobs: int = 3, **changes: object) -> DownloadConfig:
     """A config writing to ``directory`` with :func:`fast_settings`."""
     return DownloadConfig(download_directory=directory, max_concurrent_downloads=jobs,
                           default_settings=fast_settings(**changes))

@@ -34,8 +34,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 class Locked(BaseDownloader):
     """A source that needs a password and checks it."""
 
-    source_name: ClassVar[str] = "locked"  # type: ignore[misc]
-    supported_content_types: ClassVar[list[ContentType]] = [ContentType.TRACK]  # type: ignore[misc]
+    source_name: ClassVar[str] = "locked"
+    supported_content_types: ClassVar[list[ContentType]] = [ContentType.TRACK]
     required_credentials: ClassVar[tuple[str, ...]] = ("password",)
     base_url: ClassVar[str] = ""
     seen: ClassVar[list[Mapping[str, Any]]] = []
@@ -66,8 +66,12 @@ def test_credentials_come_from_config_then_environment_then_prompt(tmp_path: Pat
     assert credentials_for(Locked, config, environ=env) == {"password": "from-config"}
     config.source_credentials.clear()
     asked: list[str] = []
-    answer = credentials_for(Locked, config, environ={},
-                             prompt=lambda q: asked.append(q) or "typed")
+
+    def prompt(question: str) -> str:
+        asked.append(question)
+        return "typed"
+
+    answer = credentials_for(Locked, config, environ={}, prompt=prompt)
     assert answer == {"password": "typed"}
     assert asked == ["locked password: "]
     with pytest.raises(AuthenticationError, match="RIPSTREAM_LOCKED_PASSWORD"):

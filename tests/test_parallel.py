@@ -91,8 +91,8 @@ def test_ctrl_c_stops_every_worker_and_a_rerun_finishes(server: TestServer,
     assert "Traceback" not in stderr
     finished = [p for p in out.iterdir() if p.suffix == ".bin"]
     assert len(finished) < 60
-    for path in finished:  # whatever landed is whole
-        assert path.read_bytes() == bodies[f"/r/{path.name}"]
+    for landed in finished:  # whatever landed is whole
+        assert landed.read_bytes() == bodies[f"/r/{landed.name}"]
     for resource in bodies:
         server.resource(resource).rate_limit_bps = None
     again = subprocess.run(command("--processes", "2", "-o", str(out), "-i", files),

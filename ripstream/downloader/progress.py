@@ -94,7 +94,8 @@ class DownloadProgress:
 class ProgressCallback(Protocol):
     """Anything called as ``callback(download_id, progress)``."""
 
-    def __call__(self, download_id: str, progress: DownloadProgress) -> None: ...
+    # positional-only, so any two-argument function fits, whatever it names its parameters
+    def __call__(self, download_id: str, progress: DownloadProgress, /) -> None: ...
 
 
 @dataclass(slots=True)

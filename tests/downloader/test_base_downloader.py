@@ -63,7 +63,7 @@ class Minimal(BaseDownloader):
 
 
 def minimal(server: TestServer, directory: Path, tracker: ProgressTracker | None = None,
-            **settings: object) -> Minimal:
+            **settings: Any) -> Minimal:
     return Minimal(make_config(directory, **settings), progress_tracker=tracker,
                    base_url=server.base_url)
 
@@ -312,7 +312,12 @@ def test_cancel_event_stops_a_download_and_keeps_the_part(server: TestServer,
     server.add("/tracks/slow.flac", make_body(2_000_000), rate_limit_bps=500_000)
     tracker = ProgressTracker(min_interval=0)
     started = threading.Event()
-    tracker.add_callback(lambda _id, p: p.downloaded_bytes > 100_000 and started.set())
+
+    def on_progress(_id: str, progress: DownloadProgress) -> None:
+        if progress.downloaded_bytes > 100_000:
+            started.set()
+
+    tracker.add_callback(on_progress)
     with minimal(server, out_dir, tracker) as downloader:
         done = threading.Event()
         results = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,7 +43,7 @@ class Scenario:
     faults: list[Fault]
     error: type[DownloadError] | None = None  # None: the exact bytes must land
     size: int = SIZE
-    settings: dict[str, object] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
     with_checksum: bool = False
 
 
@@ -106,7 +107,7 @@ def body_for(scenario: Scenario) -> bytes:
 
 
 def run(server: TestServer, directory: Path, *, checksum: str | None = None,
-        path: str = "/file.bin", **settings: object) -> DownloadResult:
+        path: str = "/file.bin", **settings: Any) -> DownloadResult:
     config = make_config(directory, **settings)
     with HttpDownloader(config) as downloader:
         content = downloader.get_download_info(server.url(path))
