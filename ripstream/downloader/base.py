@@ -59,6 +59,8 @@ from ripstream.downloader.session import DownloadSession, SessionManager, redact
 from ripstream.downloader.transfer import Transfer, TransferResult, sidecar_path
 
 if TYPE_CHECKING:
+    import requests
+
     from ripstream.library.archive import DownloadArchive
 
 __all__ = ["BaseDownloader", "PathClaims", "ProgressReporter"]
@@ -234,9 +236,24 @@ class BaseDownloader(Closing):
             cancel=self.cancel_event,
             buckets=[b for b in (self.bandwidth, self._download_bucket(settings)) if b],
             checksum=expected,
-            on_response=progress_callback.on_response,
+            on_response=lambda response: self._on_response(content, response, progress_callback),
         )
         return transfer.run(content.url, file_path, dict(content.headers))
+
+    def check_response(self, content: DownloadableContent, response: requests.Response) -> None:
+        """Refuse a response whose body is not the content, before a byte of it is written.
+
+        The default accepts everything the HTTP checks passed. Override it for services that
+        answer errors with a 200 and a JSON or XML document instead of the media.
+
+        :raises DownloadError: a typed error (retryable or not) describing the refusal.
+        """
+
+    def _on_response(
+        self, content: DownloadableContent, response: requests.Response, reporter: ProgressReporter
+    ) -> None:
+        self.check_response(content, response)
+        reporter.on_response(response)
 
     # -- conveniences for sources ---
 

@@ -115,18 +115,6 @@ def _raise_for_document(response: requests.Response) -> None:
     raise SubsonicAPIError(text, code=code, **fields)
 
 
-class _MediaReporter(ProgressReporter):
-    """A reporter that refuses Subsonic error documents before their bytes are written."""
-
-    def __init__(self, inner: ProgressReporter) -> None:
-        super().__init__(inner.tracker, inner.download_id)
-        self._inner = inner
-
-    def on_response(self, response: Any) -> None:
-        _raise_for_document(response)
-        self._inner.on_response(response)
-
-
 class SubsonicDownloader(BaseDownloader):
     """Downloads from Subsonic-compatible servers (Navidrome, Airsonic, Gonic, Supysonic...).
 
@@ -352,7 +340,11 @@ class SubsonicDownloader(BaseDownloader):
             progress_callback(len(data))
             return None
         signed = replace(content, url=self._sign(content.url))
-        return super()._download_content(signed, file_path, _MediaReporter(progress_callback))
+        return super()._download_content(signed, file_path, progress_callback)
+
+    def check_response(self, content: DownloadableContent, response: Any) -> None:
+        """Subsonic servers answer errors with a 200 and a document: never save one as media."""
+        _raise_for_document(response)
 
     def _sign(self, url: str) -> str:
         """Turn an unsigned endpoint URL (see :func:`_unsigned`) into a signed one."""

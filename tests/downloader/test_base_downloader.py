@@ -335,3 +335,21 @@ def test_cancel_event_stops_a_download_and_keeps_the_part(server: TestServer,
     assert results[0].status is ResultStatus.CANCELLED
     assert not (out_dir / "slow.flac").exists()
     assert part_path(out_dir / "slow.flac").stat().st_size > 0
+
+
+def test_check_response_refuses_an_error_document_before_it_is_written(
+        server: TestServer, out_dir: Path) -> None:
+    class Picky(Minimal):
+        def check_response(self, content: DownloadableContent, response: Any) -> None:
+            if response.headers.get("Content-Type", "").startswith("application/json"):
+                raise ContentNotFoundError("the service answered with an error document",
+                                           source=self.source_name)
+
+    server.add("/tracks/t1.flac", b'{"error": "no such track"}', content_type="application/json")
+    with Picky(make_config(out_dir), base_url=server.base_url) as downloader:
+        result = downloader.download(downloader.get_download_info("t1"))
+    assert isinstance(result.error, ContentNotFoundError)
+    assert "error document" in str(result.error)
+    assert len(server.requests_for("/tracks/t1.flac")) == 1  # permanent: not retried
+    assert not (out_dir / "t1.flac").exists()
+    assert not part_path(out_dir / "t1.flac").exists()  # not a byte of it was written
