@@ -278,7 +278,6 @@ class TqdmProgress:
         self._disable = disable
         self._file = file
         self._max_bars = max_bars
-        self._bytes_done: dict[str, int] = {}
         self.overall = tqdm(
             total=total_files,
             desc="total",
