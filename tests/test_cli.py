@@ -270,3 +270,41 @@ def test_interrupted_process_leaves_no_traceback_on_kill(server: TestServer,
     assert asked[0] is not None
     resumed_at = int(asked[0].removeprefix("bytes=").rstrip("-"))
     assert resumed_at >= 1_000_000  # well under the whole file was fetched again
+
+
+def test_progress_bars_on_a_terminal_and_none_in_a_pipe(server: TestServer, out_dir: Path) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    for n in range(3):
+        server.add(f"/t{n}.bin", make_body(300_000, n), rate_limit_bps=3_000_000)
+    urls = [server.url(f"/t{n}.bin") for n in range(3)]
+    primary, secondary = pty.openpty()
+    # a real terminal has a size; a bare pty is 0x0, which tqdm draws nothing into
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "ripstream", "--config",
+                                    str(FAST_CONFIG), "-o", str(out_dir / "tty"), *urls],
+                                   stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary)
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                data = os.read(primary, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert process.wait(timeout=60) == 0
+    finally:
+        os.close(primary)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert "total: 100%" in screen
+    assert "3/3" in screen
+    assert all(f"t{n}.bin" in screen for n in range(3))  # each file had its own bar
+    piped = ripstream(*fast("-o", str(out_dir / "pipe"), *urls))
+    assert piped.returncode == 0
+    assert "%|" not in piped.stderr  # no bars when stderr is not a terminal
