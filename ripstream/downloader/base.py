@@ -44,6 +44,7 @@ from ripstream.downloader.files import (
     filename_from_content_disposition,
     filename_from_url,
     part_path,
+    rename_no_clobber,
     render_template,
     resolve_inside,
     safe_filename,
@@ -586,7 +587,7 @@ class BaseDownloader(Closing):
             if settings.overwrite is OverwritePolicy.OVERWRITE:
                 os.replace(part, final)
             else:
-                _link_no_clobber(part, final)
+                rename_no_clobber(part, final)
             with contextlib.suppress(FileNotFoundError):
                 sidecar_path(part).unlink()
             if settings.fsync:
@@ -645,20 +646,6 @@ def _outcome_from_disk(part: Path, expected: Checksum | None) -> TransferResult:
         raise StorageError(f"the download wrote no file at {str(part)!r}", path=str(part)) from exc
     digest = _file_digest(part, expected) if expected is not None else None
     return TransferResult(total=size, resumed_from=0, fetched=size, digest=digest)
-
-
-def _link_no_clobber(part: Path, final: Path) -> None:
-    """Rename ``part`` to ``final`` only if ``final`` does not exist (atomic where links work)."""
-    try:
-        os.link(part, final)
-    except FileExistsError:
-        raise
-    except OSError:
-        if final.exists():
-            raise FileExistsError(str(final)) from None
-        os.replace(part, final)
-        return
-    os.unlink(part)
 
 
 def _fsync_directory(directory: Path) -> None:

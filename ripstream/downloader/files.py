@@ -8,8 +8,10 @@ outside the output folder.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import email.utils
 import errno
+import functools
 import os
 import re
 import string
@@ -29,6 +31,7 @@ __all__ = [
     "filename_from_content_disposition",
     "filename_from_url",
     "part_path",
+    "rename_no_clobber",
     "render_template",
     "resolve_inside",
     "safe_filename",
@@ -241,6 +244,53 @@ def storage_error(exc: OSError, path: Path, *, url: str | None = None) -> Storag
     else:
         what = exc.strerror or str(exc)
     return StorageError(f"cannot write {str(path)!r}: {what}", path=str(path), url=url)
+
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+@functools.cache
+def _renameat2() -> Any:
+    """libc's ``renameat2`` (Linux, glibc 2.28+), or ``None`` where there is none."""
+    try:
+        return getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    except OSError:
+        return None
+
+
+def rename_no_clobber(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target`` atomically, failing if ``target`` exists.
+
+    One ``renameat2(RENAME_NOREPLACE)`` where the system has it; elsewhere a hard link and an
+    unlink (still atomic against a clobber), and a checked rename where links do not work.
+
+    :raises FileExistsError: when ``target`` exists; ``source`` is left where it was.
+    """
+    rename = _renameat2()
+    if rename is not None:
+        if (
+            rename(
+                _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
+            )
+            == 0
+        ):
+            return
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            raise FileExistsError(code, os.strerror(code), str(target))
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), str(target))
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+        os.replace(source, target)
+        return
+    os.unlink(source)
 
 
 def atomic_write_text(path: Path, text: str, *, fsync: bool = True) -> None:

@@ -16,6 +16,7 @@ from ripstream.downloader.files import (
     filename_from_content_disposition,
     filename_from_url,
     part_path,
+    rename_no_clobber,
     render_template,
     resolve_inside,
     safe_filename,
@@ -348,3 +349,16 @@ def test_atomic_write_failure_keeps_the_old_file_and_no_temporary(tmp_path: Path
         atomic_write_text(target, "bad \ud800 text")
     assert target.read_text(encoding="utf-8") == "old"
     assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_rename_no_clobber_moves_and_never_replaces(tmp_path: Path) -> None:
+    source, taken, free = tmp_path / "new.part", tmp_path / "mine.flac", tmp_path / "free.flac"
+    source.write_bytes(b"new bytes")
+    taken.write_bytes(b"the user's file")
+    with pytest.raises(FileExistsError):
+        rename_no_clobber(source, taken)
+    assert taken.read_bytes() == b"the user's file"
+    assert source.read_bytes() == b"new bytes"  # still there, to be kept or retried
+    rename_no_clobber(source, free)
+    assert free.read_bytes() == b"new bytes"
+    assert not source.exists()
