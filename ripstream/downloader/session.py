@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -59,7 +59,7 @@ SENSITIVE_HEADERS = frozenset(
 )
 _TRANSIENT_STATUS = frozenset({408, 425, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
 _SECRET_IN_TEXT = re.compile(
-    r"(?i)([?&;](?:t|s|p|token|apikey|api_key|key|password|signature|sig|x-amz-signature|auth"
+    r"(?i)([?&;](?:t|s|p|token|apikey|api_key|key|password|salt|signature|sig|x-amz-signature|auth"
     r"|access_token)=)[^&\s'\"<>;)]*"
 )
 _SECRET_PARAMS = frozenset(
@@ -72,6 +72,7 @@ _SECRET_PARAMS = frozenset(
         "api_key",
         "key",
         "password",
+        "salt",
         "signature",
         "sig",
         "x-amz-signature",
@@ -81,6 +82,10 @@ _SECRET_PARAMS = frozenset(
 )
 
 
+@overload
+def redact_url(url: str) -> str: ...
+@overload
+def redact_url(url: None) -> None: ...
 def redact_url(url: str | None) -> str | None:
     """``url`` without user info and with secret-looking query values replaced by ``***``."""
     if not url:

@@ -56,21 +56,21 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import requests
 
 from ripstream.downloader.exceptions import (
     AuthenticationError,
     ConfigError,
-    ConnectionFailedError,
     ContentNotFoundError,
     DownloadError,
-    HTTPStatusError,
-    NetworkError,
-    RateLimitError,
-    ServerError,
-    StallError,
+)
+from ripstream.downloader.session import (
+    error_for_status,
+    map_request_error,
+    redact_text,
+    redact_url,
 )
 
 __all__ = [
@@ -100,10 +100,6 @@ CLIENT_NAME: Final = "ripstream"
 #: The ``source`` field of the errors this module raises.
 SOURCE_NAME: Final = "subsonic"
 
-#: Query parameters whose values are secrets (or derived from one).
-_SECRET_PARAMS: Final = frozenset({"p", "t", "s", "apikey", "password", "token", "salt"})
-_SECRET_IN_TEXT: Final = re.compile(r"(?i)([?&;](?:p|t|s|apiKey|password|token|salt)=)[^&\s'\"<>]*")
-_REDACTED: Final = "REDACTED"
 _INTEGER: Final = re.compile(r"-?[0-9]+")
 
 #: Subsonic error codes.
@@ -141,43 +137,6 @@ class SubsonicAPIError(DownloadError):
         super().__init__(message, url=url, source=source)
         self.code = code
         self.status_code = status_code
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with the values of secret query parameters replaced by ``REDACTED``.
-
-    The secret parameters are ``p``, ``t``, ``s``, ``apiKey`` (and ``password``, ``token``,
-    ``salt``), case-insensitively; a password in the user-info part is dropped too.
-
-    :param url: any URL.
-    :returns: the URL, safe to log or to put into an exception.
-
-    Example::
-
-        >>> redact_url("http://h/rest/ping.view?u=me&t=abc&s=xyz&v=1.16.1")
-        'http://h/rest/ping.view?u=me&t=REDACTED&s=REDACTED&v=1.16.1'
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _SECRET_IN_TEXT.sub(r"\1" + _REDACTED, url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        netloc = f"{userinfo.split(':', 1)[0]}@{hostport}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, _REDACTED if k.lower() in _SECRET_PARAMS else v) for k, v in pairs],
-            safe=":",
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _scrub(text: str) -> str:
-    """Redact secret query parameters wherever they appear in free text."""
-    return _SECRET_IN_TEXT.sub(r"\1" + _REDACTED, text)
 
 
 # --------------------------------------------------------------------------- credentials
@@ -675,36 +634,26 @@ class SubsonicClient:
                 timeout=self._timeout,
                 headers={"Accept": "application/json"},
             )
-        except requests.exceptions.ReadTimeout:
-            raise StallError(
-                f"the Subsonic server sent nothing for {self._timeout:g} s on {method}",
-                url=shown,
-                source=SOURCE_NAME,
-            ) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise ConnectionFailedError(
-                f"could not reach the Subsonic server for {method}: "
-                f"{type(exc).__name__}: {_scrub(str(exc))}",
-                url=shown,
-                source=SOURCE_NAME,
-            ) from None
-        except requests.exceptions.RequestException as exc:
-            raise NetworkError(
-                f"the request for {method} failed: {type(exc).__name__}: {_scrub(str(exc))}",
-                url=shown,
-                source=SOURCE_NAME,
-            ) from None
+        except (requests.RequestException, OSError, ValueError) as exc:
+            # the shared mapping, with a redacted message; not chained, because the requests
+            # error's own text carries the signed URL (the password or its token)
+            raise map_request_error(exc, shown, SOURCE_NAME) from None
         with response:
             status = response.status_code
             try:
                 document = response.json()
             except ValueError:
                 document = None
-            retry_after_header = response.headers.get("Retry-After")
         body = document.get("subsonic-response") if isinstance(document, Mapping) else None
         if isinstance(body, Mapping) and (status < 400 or self._error_of(body) is not None):
             return body, status, shown
-        raise self._http_error(method, shown, status, retry_after_header)
+        if status >= 400:
+            raise error_for_status(response, SOURCE_NAME)
+        raise SubsonicAPIError(
+            f"the answer to {method} is not a Subsonic JSON response (HTTP {status})",
+            url=shown,
+            status_code=status,
+        )
 
     @staticmethod
     def _error_of(body: Mapping[str, Any]) -> tuple[int | None, str] | None:
@@ -713,7 +662,10 @@ class SubsonicClient:
         if status == "ok":
             return None
         if status != "failed":
-            return None, f"the response status is {_scrub(str(status))!r}, not 'ok' or 'failed'"
+            return (
+                None,
+                f"the response status is {redact_text(str(status))!r}, not 'ok' or 'failed'",
+            )
         error = body.get("error")
         if not isinstance(error, Mapping):
             return None, "the response failed without an error object"
@@ -724,51 +676,23 @@ class SubsonicClient:
     def _error(
         self, method: str, url: str, status: int, code: int | None, message: str
     ) -> DownloadError:
-        text = f"Subsonic {method} failed with error {code}: {_scrub(message)}"
+        text = f"Subsonic {method} failed with error {code}: {redact_text(message)}"
         if code in _AUTH_ERRORS:
             return AuthenticationError(
                 f"the Subsonic server refused the credentials for {method} "
-                f"(error {code}: {_scrub(message)})",
+                f"(error {code}: {redact_text(message)})",
                 url=url,
                 source=SOURCE_NAME,
                 status_code=status,
             )
         if code == _ERR_NOT_FOUND:
             return ContentNotFoundError(
-                f"the Subsonic server has no such item for {method} ({_scrub(message)})",
+                f"the Subsonic server has no such item for {method} ({redact_text(message)})",
                 url=url,
                 source=SOURCE_NAME,
                 status_code=status,
             )
         return SubsonicAPIError(text, url=url, code=code, status_code=status)
-
-    @staticmethod
-    def _http_error(
-        method: str, url: str, status: int, retry_after_header: str | None
-    ) -> DownloadError:
-        if status < 400:
-            return SubsonicAPIError(
-                f"the answer to {method} is not a Subsonic JSON response (HTTP {status})",
-                url=url,
-                status_code=status,
-            )
-        text = f"the Subsonic server answered {method} with HTTP {status}"
-        if status in (401, 403):
-            return AuthenticationError(text, url=url, source=SOURCE_NAME, status_code=status)
-        if status in (404, 410):
-            return ContentNotFoundError(text, url=url, source=SOURCE_NAME, status_code=status)
-        retry_after: float | None = None
-        if retry_after_header is not None and retry_after_header.strip().isdigit():
-            retry_after = float(retry_after_header.strip())
-        if status == 429:
-            return RateLimitError(
-                text, url=url, source=SOURCE_NAME, status_code=status, retry_after=retry_after
-            )
-        if status in (408, 425) or status >= 500:
-            return ServerError(
-                text, url=url, source=SOURCE_NAME, status_code=status, retry_after=retry_after
-            )
-        return HTTPStatusError(text, url=url, source=SOURCE_NAME, status_code=status)
 
 
 # --------------------------------------------------------------------------- subsonic:// URLs
