@@ -10,14 +10,7 @@ import pytest
 
 from ripstream.downloader import DownloadProgress, ProgressCallback, ProgressTracker, TqdmProgress
 from ripstream.downloader.progress import ProgressState, format_bytes
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 class Recorder:
@@ -107,7 +100,7 @@ def test_snapshots_are_immutable() -> None:
 
 
 def test_lifecycle_events_and_values() -> None:
-    clock = Clock()
+    clock = FakeClock(500.0)
     tracker = ProgressTracker(min_interval=0.0, clock=clock)
     recorder = Recorder()
     tracker.add_callback(recorder)
@@ -145,7 +138,7 @@ def test_lifecycle_events_and_values() -> None:
 
 
 def test_failed_download_is_reported_as_failed() -> None:
-    tracker = ProgressTracker(clock=Clock())
+    tracker = ProgressTracker(clock=FakeClock(500.0))
     recorder = Recorder()
     tracker.add_callback(recorder)
     tracker.start("a", total=100)
@@ -158,7 +151,7 @@ def test_failed_download_is_reported_as_failed() -> None:
 
 
 def test_unknown_total_becomes_the_byte_count_on_success() -> None:
-    tracker = ProgressTracker(min_interval=0.0, clock=Clock())
+    tracker = ProgressTracker(min_interval=0.0, clock=FakeClock(500.0))
     tracker.start("a")
     tracker.update("a", 321)
     snapshot = tracker.get_progress("a")
@@ -170,7 +163,7 @@ def test_unknown_total_becomes_the_byte_count_on_success() -> None:
 
 
 def test_resume_counts_the_bytes_already_on_disk() -> None:
-    clock = Clock()
+    clock = FakeClock(500.0)
     tracker = ProgressTracker(min_interval=0.0, clock=clock)
     tracker.start("a", already=600)
     tracker.set_total("a", 1000, already=700)  # the server confirmed a bigger resume point
@@ -184,7 +177,7 @@ def test_resume_counts_the_bytes_already_on_disk() -> None:
 
 
 def test_restart_that_throws_bytes_away() -> None:
-    clock = Clock()
+    clock = FakeClock(500.0)
     tracker = ProgressTracker(min_interval=0.0, clock=clock)
     tracker.start("a", total=1000)
     clock.now += 1.0
@@ -198,7 +191,7 @@ def test_restart_that_throws_bytes_away() -> None:
 
 
 def test_updates_for_unknown_ids_are_ignored() -> None:
-    tracker = ProgressTracker(clock=Clock())
+    tracker = ProgressTracker(clock=FakeClock(500.0))
     recorder = Recorder()
     tracker.add_callback(recorder)
     tracker.update("ghost", 100)
@@ -208,7 +201,7 @@ def test_updates_for_unknown_ids_are_ignored() -> None:
 
 
 def test_speed_is_measured_over_the_window() -> None:
-    clock = Clock()
+    clock = FakeClock(500.0)
     tracker = ProgressTracker(min_interval=0.5, window=3.0, clock=clock)
     tracker.start("a", total=None)
     for _ in range(10):
@@ -227,7 +220,7 @@ def test_speed_is_measured_over_the_window() -> None:
 
 
 def test_min_interval_throttles_callbacks_but_not_start_or_finish() -> None:
-    clock = Clock()
+    clock = FakeClock(500.0)
     tracker = ProgressTracker(min_interval=1.0, clock=clock)
     recorder = Recorder()
     tracker.add_callback(recorder)
@@ -247,7 +240,7 @@ def test_min_interval_throttles_callbacks_but_not_start_or_finish() -> None:
 
 
 def test_each_download_is_throttled_on_its_own() -> None:
-    clock = Clock()
+    clock = FakeClock(500.0)
     tracker = ProgressTracker(min_interval=1.0, clock=clock)
     recorder = Recorder()
     tracker.add_callback(recorder)
@@ -265,7 +258,7 @@ def test_each_download_is_throttled_on_its_own() -> None:
 
 
 def test_every_callback_gets_every_snapshot_and_can_be_removed() -> None:
-    tracker = ProgressTracker(min_interval=0.0, clock=Clock())
+    tracker = ProgressTracker(min_interval=0.0, clock=FakeClock(500.0))
     first, second = Recorder(), Recorder()
     tracker.add_callback(first)
     tracker.add_callback(second)
@@ -280,7 +273,7 @@ def test_every_callback_gets_every_snapshot_and_can_be_removed() -> None:
 def test_a_raising_callback_is_logged_and_does_not_stop_the_others(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    tracker = ProgressTracker(min_interval=0.0, clock=Clock())
+    tracker = ProgressTracker(min_interval=0.0, clock=FakeClock(500.0))
     before, after = Recorder(), Recorder()
 
     def broken(download_id: str, progress: DownloadProgress) -> None:
@@ -334,7 +327,7 @@ def test_a_plain_function_satisfies_the_callback_protocol() -> None:
         seen.append(progress.percentage)
 
     callback: ProgressCallback = on_progress
-    tracker = ProgressTracker(min_interval=0.0, clock=Clock())
+    tracker = ProgressTracker(min_interval=0.0, clock=FakeClock(500.0))
     tracker.add_callback(callback)
     tracker.start("a", total=4)
     tracker.update("a", 1)
@@ -347,7 +340,7 @@ def test_a_plain_function_satisfies_the_callback_protocol() -> None:
 
 def test_tqdm_adapter_draws_bars_and_closes() -> None:
     out = io.StringIO()
-    clock = Clock()
+    clock = FakeClock(500.0)
     tracker = ProgressTracker(min_interval=0.0, clock=clock)
     with TqdmProgress(total_files=2, disable=False, file=out) as bars:
         tracker.add_callback(bars)
@@ -374,7 +367,7 @@ def test_tqdm_adapter_draws_bars_and_closes() -> None:
 def test_tqdm_adapter_limits_the_number_of_bars() -> None:
     out = io.StringIO()
     bars = TqdmProgress(total_files=5, disable=False, file=out, max_bars=2)
-    tracker = ProgressTracker(min_interval=0.0, clock=Clock())
+    tracker = ProgressTracker(min_interval=0.0, clock=FakeClock(500.0))
     tracker.add_callback(bars)
     for name in ("one", "two", "three"):
         tracker.start(name, total=10, title=name)

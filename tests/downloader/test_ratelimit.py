@@ -7,28 +7,7 @@ import threading
 import pytest
 
 from ripstream.downloader.ratelimit import TokenBucket
-
-
-class FakeClock:
-    """Simulated time: ``sleep`` advances the clock instead of waiting."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
+from tests.support.clock import FakeClock
 
 
 def test_burst_is_free_then_the_rate_applies() -> None:

@@ -40,6 +40,7 @@ from ripstream.downloader.exceptions import (
 from ripstream.downloader.session import DownloadSession
 from ripstream.sources.http import HttpDownloader
 from tests.conftest import fast_settings, make_config
+from tests.support.clock import FakeClock
 from tests.support.httpserver import Fault, TestServer, make_body
 
 API = "https://api.example.test"
@@ -506,26 +507,13 @@ def test_pool_full_warning_is_detected_when_the_pool_is_too_small(
 # -- per-source rate limit ---------------------------------------------------------------------
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @responses.activate
 def test_requests_are_paced_to_the_source_rate_limit() -> None:
     responses.get(f"{API}/a", body=b"ok")
     config = DownloadConfig(
         default_settings=fast_settings(requests_per_period=2, rate_period_seconds=1.0)
     )
-    fake = FakeTime()
+    fake = FakeClock()
     session = SessionManager(config, clock=fake.clock, sleep=fake.sleep).get_session("http")
 
     started = time.monotonic()
@@ -546,7 +534,7 @@ def test_rate_limit_applies_per_source() -> None:
     config = DownloadConfig(default_settings=fast_settings())
     config.add_source_setting("strict", "requests_per_period", 1)
     config.add_source_setting("strict", "rate_period_seconds", 4.0)
-    fake = FakeTime()
+    fake = FakeClock()
     manager = SessionManager(config, clock=fake.clock, sleep=fake.sleep)
 
     for _ in range(3):

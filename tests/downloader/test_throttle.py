@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 from ripstream.downloader import DownloadConfig, TokenBucket
@@ -11,25 +10,8 @@ from ripstream.downloader.files import part_path
 from ripstream.downloader.transfer import sidecar_path
 from ripstream.sources.http import HttpDownloader
 from tests.conftest import fast_settings
+from tests.support.clock import FakeClock
 from tests.support.httpserver import TestServer, make_body
-
-
-class FakeTime:
-    """A clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept = 0.0
-        self.lock = threading.Lock()
-
-    def clock(self) -> float:
-        with self.lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self.lock:
-            self.now += seconds
-            self.slept += seconds
 
 
 def downloader(directory: Path, bucket: TokenBucket, jobs: int = 1,
@@ -42,7 +24,7 @@ def downloader(directory: Path, bucket: TokenBucket, jobs: int = 1,
 def test_a_run_wide_limit_paces_the_bytes(server: TestServer, out_dir: Path) -> None:
     body = make_body(2_000_000)
     server.add("/a.bin", body)
-    fake = FakeTime()
+    fake = FakeClock()
     rate = 500_000.0
     bucket = TokenBucket(rate, burst=64 * 1024, clock=fake.clock, sleep=fake.sleep)
     with downloader(out_dir, bucket) as http:
@@ -58,7 +40,7 @@ def test_the_limit_is_shared_by_parallel_downloads(server: TestServer, out_dir: 
     bodies = {f"/f{n}.bin": make_body(400_000, n) for n in range(4)}
     for path, body in bodies.items():
         server.add(path, body)
-    fake = FakeTime()
+    fake = FakeClock()
     rate = 1_000_000.0
     bucket = TokenBucket(rate, burst=1024, clock=fake.clock, sleep=fake.sleep)
     with downloader(out_dir, bucket, jobs=4) as http:
@@ -80,7 +62,7 @@ def test_bytes_already_on_disk_do_not_count(server: TestServer, out_dir: Path) -
     etag = server.resource("/a.bin").etag
     sidecar_path(part).write_text(json.dumps({"source": "http", "content_id": server.url("/a.bin"),
                                               "etag": etag, "total": len(body)}))
-    fake = FakeTime()
+    fake = FakeClock()
     rate = 100_000.0
     bucket = TokenBucket(rate, burst=1, clock=fake.clock, sleep=fake.sleep)
     with downloader(out_dir, bucket) as http:
