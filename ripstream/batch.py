@@ -36,6 +36,7 @@ __all__ = [
     "parse_items",
     "read_input_file",
     "run_batch",
+    "unique_items",
 ]
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,14 @@ def read_input_file(name: str, stdin: TextIO | None = None) -> list[BatchItem]:
             f"cannot read input file {name!r}: {exc}", field="input-file", value=name
         ) from exc
     return parse_items(text.splitlines(), origin=name)
+
+
+def unique_items(items: Iterable[BatchItem]) -> list[BatchItem]:
+    """``items`` without repeated URLs (the first wins): one URL is one download."""
+    first: dict[str, BatchItem] = {}
+    for item in items:
+        first.setdefault(item.url, item)
+    return list(first.values())
 
 
 def credential_variable(source: str, key: str) -> str:
@@ -188,11 +197,7 @@ class Batch:
         """
         queue = DownloadQueue()
         skipped: list[DownloadResult] = []
-        seen: set[str] = set()
-        for item in items:
-            if item.url in seen:
-                continue  # the same URL twice is one download, not a clash with itself
-            seen.add(item.url)
+        for item in unique_items(items):  # the same URL twice is one download
             if self.journal is not None and self.journal.is_done(item.url):
                 skipped.append(
                     DownloadResult(

@@ -26,7 +26,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from ripstream.batch import Batch, BatchItem
+from ripstream.batch import Batch, BatchItem, unique_items
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import DownloadResult
 from ripstream.journal import BatchJournal
@@ -109,6 +109,7 @@ def run_in_processes(
     context: Any = multiprocessing.get_context(method)
     results: Any = context.Queue()
     stop = context.RawValue("b", 0)
+    items = unique_items(items)  # a URL listed twice must not go to two workers
     chunks = [items[index::processes] for index in range(processes)]
     workers: list[BaseProcess] = [
         context.Process(

@@ -142,3 +142,17 @@ def workers_writing_to(out: Path) -> list[int]:
             if str(out).encode() in cmdline and b"ripstream" in cmdline:
                 found.append(int(entry.name))
     return found
+
+
+def test_a_url_listed_twice_is_downloaded_once(server: TestServer, tmp_path: Path) -> None:
+    paths = [f"/d/{n:03d}.bin" for n in range(60)]
+    for n, path in enumerate(paths):
+        server.add(path, make_body(1000, n))
+    doubled = paths + paths[1:11]  # round-robin would send each repeat to the other worker
+    out = tmp_path / "out"
+    run = subprocess.run(command("--processes", "2", "--json", "-o", str(out),
+                                 "-i", str(listing(tmp_path, server, doubled))),
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    assert len(run.stdout.splitlines()) == 60
+    assert all(len(server.requests_for(path)) == 1 for path in paths)
