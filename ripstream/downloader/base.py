@@ -105,7 +105,7 @@ class ProgressReporter:
     def __init__(self, tracker: ProgressTracker, download_id: str) -> None:
         self.tracker = tracker
         self.download_id = download_id
-        self.suggested_name: str | None = None
+        self._disposition: str | None = None
 
     def __call__(self, delta: int) -> None:
         self.tracker.update(self.download_id, delta)
@@ -115,10 +115,13 @@ class ProgressReporter:
         self.tracker.set_total(self.download_id, total, already=already)
 
     def on_response(self, response: Any) -> None:
-        """Note the file name a ``Content-Disposition`` header suggests."""
-        name = filename_from_content_disposition(response.headers.get("Content-Disposition"))
-        if name:
-            self.suggested_name = name
+        """Keep the ``Content-Disposition`` header (parsed only if the name may change)."""
+        self._disposition = response.headers.get("Content-Disposition") or self._disposition
+
+    @property
+    def suggested_name(self) -> str | None:
+        """The file name the server's ``Content-Disposition`` suggests, if any."""
+        return filename_from_content_disposition(self._disposition)
 
 
 class BaseDownloader(Closing):
