@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -233,7 +232,6 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(server: TestServer, out_d
 def test_segments_flag_uses_parallel_ranges(server: TestServer, out_dir: Path) -> None:
     body = make_body(2_000_000)
     server.add("/big.bin", body, rate_limit_bps=4_000_000)
-    started = time.monotonic()
     run = ripstream(*fast("--segments", "4", "-o", str(out_dir), server.url("/big.bin")))
     assert run.returncode == 0, run.stderr
     assert sha((out_dir / "big.bin").read_bytes()) == sha(body)
@@ -241,7 +239,6 @@ def test_segments_flag_uses_parallel_ranges(server: TestServer, out_dir: Path) -
     assert len(ranges) >= 4
     assert all(r and r.startswith("bytes=") for r in ranges)
     assert server.max_concurrent_requests >= 2
-    assert time.monotonic() - started < 30
 
 
 def test_interrupted_process_leaves_no_traceback_on_kill(server: TestServer,

@@ -131,10 +131,8 @@ def get(server: TestServer, path: str, headers: Mapping[str, str] | None = None)
 
 
 # --------------------------------------------------------------------- basics
-def test_make_body_is_deterministic_and_fast() -> None:
-    start = time.monotonic()
+def test_make_body_is_deterministic() -> None:
     big = make_body(32 * 1024 * 1024, seed=7)
-    assert time.monotonic() - start < 2
     assert len(big) == 32 * 1024 * 1024
     assert make_body(1000, seed=7) == big[:1000]
     assert make_body(1000, seed=8) != big[:1000]
