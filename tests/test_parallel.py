@@ -42,7 +42,7 @@ def test_two_processes_land_every_file_exactly(server: TestServer, tmp_path: Pat
     for path, body in bodies.items():
         server.add(path, body, rate_limit_bps=5_000_000)
     out = tmp_path / "out"
-    run = subprocess.run(command("--processes", "2", "-j", "4", "--json", "-o", str(out),
+    run = subprocess.run(command("--processes", "2", "-j", "2", "--json", "-o", str(out),
                                  "-i", str(listing(tmp_path, server, list(bodies)))),
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
@@ -51,8 +51,9 @@ def test_two_processes_land_every_file_exactly(server: TestServer, tmp_path: Pat
     assert all(r["ok"] for r in records)
     for path, body in bodies.items():
         assert sha((out / Path(path).name).read_bytes()) == sha(body)
-    assert server.max_concurrent_requests <= 4  # two workers of ceil(4 / 2) threads
-    assert len({r.connection_id for r in server.requests}) >= 2  # both workers took part
+    # two workers of one download thread each: two requests at once means both worked,
+    # and never more than -j
+    assert server.max_concurrent_requests == 2
 
 
 def test_a_failure_in_one_worker_gives_exit_1(server: TestServer, tmp_path: Path) -> None:
