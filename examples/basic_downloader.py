@@ -27,6 +27,7 @@ from ripstream.downloader import (
     ProgressReporter,
     ProgressTracker,
     SessionManager,
+    TrackMetadata,
 )
 from ripstream.downloader.exceptions import AuthenticationError, ResponseMismatchError
 
@@ -75,7 +76,7 @@ class MyStreamingServiceDownloader(BaseDownloader):
             file_extension=info["format"],
             size=info["size"],
             checksum=f"sha256:{info['sha256']}",
-            metadata={"tracknumber": info["track_number"]},
+            metadata=TrackMetadata(tracknumber=info["track_number"]),
         )
 
     # There is no _download_content here, on purpose: the base class streams content.url

@@ -13,19 +13,17 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ripstream.downloader import BaseDownloader, ContentType, DownloadableContent, DownloadTask
-from ripstream.downloader import exceptions as errors
-from ripstream.downloader.files import render_template
+from ripstream.downloader import plugin as rs
 
 URL = re.compile(r"https?://(?:www\.)?deezer\.com(?:/[a-z]{2})?/(track|album)/(\d+)/?([?#].*)?")
-ERRORS = {4: errors.RateLimitError, 700: errors.ServerError, 800: errors.ContentNotFoundError}
+ERRORS = {4: rs.RateLimitError, 700: rs.ServerError, 800: rs.ContentNotFoundError}
 
 
-class DeezerPreviews(BaseDownloader):
+class DeezerPreviews(rs.BaseDownloader):
     """The 30 s MP3 previews of a Deezer track or album, and the album's cover.jpg."""
 
     source_name = "deezer_previews"
-    supported_content_types: ClassVar[list[ContentType]] = [ContentType.TRACK, ContentType.COVER]
+    supported_content_types: ClassVar = [rs.ContentType.TRACK, rs.ContentType.COVER]
     default_template = "{albumartist}/{album} ({year})/{tracknumber:02d} {title}.{ext}"
     description = "Deezer's 30-second previews (MP3) and album covers; no account needed"
     url_patterns = ("https://www.deezer.com/[xx/]{track,album}/<id>",)
@@ -46,43 +44,44 @@ class DeezerPreviews(BaseDownloader):
         url = f"{self.api_base}/{path}"
         data: dict[str, Any] = self.session.get_json(url)
         if error := data.get("error"):
-            kind = ERRORS.get(error.get("code"), errors.HTTPStatusError)
+            kind = ERRORS.get(error.get("code"), rs.HTTPStatusError)
             raise kind(f"Deezer {path}: {error['message']}", url=url, source=self.source_name)
         return data
 
-    def get_download_info(self, content_id: str) -> DownloadableContent:
+    def get_download_info(self, content_id: str) -> rs.DownloadableContent:
         track = self.api(f"track/{content_id}")
         return self.preview(track, track["album"], track["artist"]["name"], 1)
 
     def preview(self, track: dict[str, Any], album: dict[str, Any], albumartist: str,
-                position: int) -> DownloadableContent:
+                position: int) -> rs.DownloadableContent:
         """A track's preview; ``metadata`` feeds the naming template and the tags."""
-        return DownloadableContent(
-            content_id=str(track["id"]), content_type=ContentType.TRACK, source=self.source_name,
+        return rs.DownloadableContent(
+            content_id=str(track["id"]), content_type=rs.ContentType.TRACK, source=self.source_name,
             title=track["title"], url=track["preview"], artist=track["artist"]["name"],
             album=album["title"], file_extension="mp3",
-            metadata={"albumartist": albumartist, "year": int(album["release_date"][:4]) or None,
-                      "tracknumber": track.get("track_position", position),
-                      "discnumber": track.get("disk_number", 1)})
+            metadata=rs.TrackMetadata(
+                albumartist=albumartist, year=int(album["release_date"][:4]) or None,
+                tracknumber=track.get("track_position", position),
+                discnumber=track.get("disk_number", 1)))
 
-    def tasks_for_url(self, url: str) -> list[DownloadTask]:
+    def tasks_for_url(self, url: str) -> list[rs.DownloadTask]:
         """A track URL gives one task; an album URL its cover, then each track with a preview."""
         if (match := URL.fullmatch(url.strip())) is None:
-            raise errors.ConfigError(f"not a Deezer track or album URL: {url!r}", field="url")
+            raise rs.ConfigError(f"not a Deezer track or album URL: {url!r}", field="url")
         if match[1] == "track":
-            return [DownloadTask.from_content(self.get_download_info(match[2]))]
+            return [rs.DownloadTask.from_content(self.get_download_info(match[2]))]
         album = self.api(f"album/{match[2]}")
         tracks = [self.preview(track, album, album["artist"]["name"], position)
                   for position, track in enumerate(album["tracks"]["data"], 1) if track["preview"]]
         if not tracks or not album.get("cover_xl"):
-            return [DownloadTask.from_content(track) for track in tracks]
-        folder = render_template(self.naming_template, self.naming_values(tracks[0])).parent
-        cover = DownloadableContent(content_id=f"{album['id']}/cover", url=album["cover_xl"],
-                                    content_type=ContentType.COVER, source=self.source_name,
+            return [rs.DownloadTask.from_content(track) for track in tracks]
+        folder = rs.render_template(self.naming_template, self.naming_values(tracks[0])).parent
+        cover = rs.DownloadableContent(content_id=f"{album['id']}/cover", url=album["cover_xl"],
+                                    content_type=rs.ContentType.COVER, source=self.source_name,
                                     title=f"{album['title']} (cover)", file_extension="jpg")
-        first = DownloadTask.from_content(cover, file_path=str(folder / "cover.jpg"), priority=10)
+        first = rs.DownloadTask.from_content(cover, file_path=f"{folder}/cover.jpg", priority=10)
         # "after", not "dependencies": tags embed the cover, yet a failed cover costs no track
-        return [first, *(DownloadTask.from_content(t, after=[first.task_id]) for t in tracks)]
+        return [first, *(rs.DownloadTask.from_content(t, after=[first.task_id]) for t in tracks)]
 
 
 if __name__ == "__main__":

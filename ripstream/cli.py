@@ -12,6 +12,8 @@ import dataclasses
 import getpass
 import json
 import logging
+import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,8 +21,10 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from ripstream import __version__
-from ripstream.batch import Batch, BatchItem, read_input_file
-from ripstream.downloader.config import DownloadConfig, OverwritePolicy, parse_rate
+from ripstream.app.batch import Batch, BatchItem, read_input_file
+from ripstream.app.config import AppConfig
+from ripstream.app.journal import BatchJournal
+from ripstream.downloader.config import OverwritePolicy, parse_rate
 from ripstream.downloader.content import Checksum, DownloadResult, ResultStatus
 from ripstream.downloader.exceptions import (
     AuthenticationError,
@@ -28,14 +32,15 @@ from ripstream.downloader.exceptions import (
     DownloadError,
     SourceError,
 )
+from ripstream.downloader.executors import ExecutorStrategy, Processes
 from ripstream.downloader.files import render_template
 from ripstream.downloader.progress import ProgressTracker, TqdmProgress, format_bytes
 from ripstream.downloader.queue import DownloadQueue, DownloadTask
-from ripstream.journal import BatchJournal
+from ripstream.downloader.urls import validate_http_url
+from ripstream.downloader.worker import watch_parent
 from ripstream.library.archive import DownloadArchive
-from ripstream.parallel import auto_processes, run_in_processes
 from ripstream.sources import load_registry
-from ripstream.sources.http import HttpDownloader, validate_http_url
+from ripstream.sources.http import HttpDownloader
 
 __all__ = ["main"]
 
@@ -190,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_from(args: argparse.Namespace) -> DownloadConfig:
-    config = DownloadConfig.load(args.config) if args.config else DownloadConfig()
+def _config_from(args: argparse.Namespace) -> AppConfig:
+    app = AppConfig.load(args.config) if args.config else AppConfig()
+    config = app.download
     changes: dict[str, Any] = {}
     if args.segments is not None:
         changes["segments"] = args.segments
@@ -208,10 +214,9 @@ def _config_from(args: argparse.Namespace) -> DownloadConfig:
     settings = config.default_settings.replace(**changes) if changes else config.default_settings
     if args.template is not None:
         render_template(args.template, {})  # a malformed template is bad input: fail now
-    return dataclasses.replace(
+    download = dataclasses.replace(
         config,
         filename_template=args.template or config.filename_template,
-        write_tags=config.write_tags and not args.no_tags,
         download_directory=Path(args.output) if args.output else config.download_directory,
         max_concurrent_downloads=args.jobs or config.max_concurrent_downloads,
         default_settings=settings,
@@ -219,6 +224,7 @@ def _config_from(args: argparse.Namespace) -> DownloadConfig:
             args.limit_rate if args.limit_rate is not None else config.bandwidth_limit
         ),
     )
+    return app.replace(download=download, write_tags=app.write_tags and not args.no_tags)
 
 
 def _items_from(args: argparse.Namespace, stdin: TextIO) -> list[BatchItem]:
@@ -306,7 +312,7 @@ def main(
             level=logging.WARNING - 10 * args.verbose if args.verbose else logging.CRITICAL,
             format="%(levelname)s %(name)s: %(message)s",
         )
-        config = _config_from(args)
+        app = _config_from(args)
         items = _items_from(args, stdin or sys.stdin)
     except _UsageError as exc:
         print(f"ripstream: error: {exc}", file=err)
@@ -314,12 +320,12 @@ def main(
     except ConfigError as exc:
         print(f"ripstream: error: {exc}", file=err)
         return EXIT_USAGE
-    return _run(items, config, args, out, err)
+    return _run(items, app, args, out, err)
 
 
 def _run(
     items: list[BatchItem],
-    config: DownloadConfig,
+    app: AppConfig,
     args: argparse.Namespace,
     out: TextIO,
     err: TextIO,
@@ -335,44 +341,34 @@ def _run(
             bars = TqdmProgress(total_files=len(queue), file=err)
             tracker.add_callback(bars)
 
-    directory = config.download_directory
+    def on_result(task: DownloadTask, result: DownloadResult) -> None:
+        reporter.result(task, result)
+        if bars is not None and strategy is not None:  # workers report no bytes: count files
+            bars.overall.update(1)
+
+    directory = app.download.download_directory
     state = (
         None
         if args.no_state
         else (Path(args.state) if args.state else directory / ".ripstream-state.jsonl")
     )
     archive_path = (
-        None
-        if args.no_archive
-        else (config.archive_path or directory / ".ripstream-archive.sqlite3")
+        None if args.no_archive else (app.archive_path or directory / ".ripstream-archive.sqlite3")
     )
     try:
-        processes = _processes(items, config, args.processes)
-        if processes > 1:
-            if show_bars:
-                bars = TqdmProgress(total_files=len(items), file=err)
-
-            def counted(title: str, result: DownloadResult) -> None:
-                reporter.titled(title, result)
-                if bars is not None:
-                    bars.overall.update(1)
-
-            results = run_in_processes(
-                items, config, processes, journal=state, archive=archive_path, on_result=counted
-            )
-            reporter.summary(results)
-            return EXIT_OK if all(r.is_success for r in results) else EXIT_FAILED
+        strategy = _strategy(items, app, args.processes, None if args.quiet else err)
         with contextlib.ExitStack() as stack:
             journal = stack.enter_context(BatchJournal(state)) if state else None
             archive = stack.enter_context(DownloadArchive(archive_path)) if archive_path else None
             batch = Batch(
-                config,
+                app,
                 progress_tracker=tracker,
                 journal=journal,
                 archive=archive,
                 prompt=_secret_prompt(err),
+                executor=strategy,
             )
-            results = batch.run(items, on_result=reporter.result, on_queue=on_queue)
+            results = batch.run(items, on_result=on_result, on_queue=on_queue)
     except KeyboardInterrupt:
         if bars is not None:
             bars.close()
@@ -391,20 +387,46 @@ def _run(
     return EXIT_OK if all(r.is_success for r in results) else EXIT_FAILED
 
 
-def _processes(items: list[BatchItem], config: DownloadConfig, wanted: int) -> int:
-    """How many processes to use: several only for many plain http(s) URLs (validated here)."""
-    count = wanted or auto_processes(len(items), config.max_concurrent_downloads)
+#: Below this many URLs per process, starting processes costs more than it saves.
+MIN_ITEMS_PER_PROCESS = 50
+
+
+def auto_processes(items: int, jobs: int, cpus: int | None = None) -> int:
+    """How many processes ``--processes 0`` (auto) uses for ``items`` URLs and ``jobs``."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(cpus, jobs, items // MIN_ITEMS_PER_PROCESS, 8))
+
+
+def _strategy(
+    items: list[BatchItem], app: AppConfig, wanted: int, say: TextIO | None
+) -> ExecutorStrategy | None:
+    """Worker processes, when asked for or worth it; ``None`` for threads. Says why, so the
+    mode never changes silently."""
+    jobs = app.download.max_concurrent_downloads
+    count = wanted or auto_processes(len(items), jobs)
     if count <= 1:
-        return 1
+        return None
     registry = load_registry()
     for item in items:
         try:
-            if registry.for_url(item.url) is not HttpDownloader:
-                return 1  # other sources resolve (and log in) in one process
+            other = registry.for_url(item.url) is not HttpDownloader
         except SourceError:
-            return 1  # let the one-process path report it as the usual bad input
+            return None  # the threaded path reports it as the usual bad input
+        if other:
+            if wanted and say is not None:
+                print(
+                    "ripstream: --processes applies to plain http(s) URLs only; "
+                    "this list has other sources, so it runs on threads",
+                    file=say,
+                )
+            return None
         validate_http_url(item.url)
-    return min(count, len(items))
+    count = min(count, len(items))
+    if say is not None:
+        why = "as asked" if wanted else f"{len(items)} URLs, -j {jobs}, {os.cpu_count()} CPUs"
+        print(f"ripstream: downloading with {count} worker processes ({why})", file=say)
+    stop = multiprocessing.get_context().RawValue("b", 0)
+    return Processes(count, initializer=watch_parent, initargs=(stop, os.getpid()))
 
 
 def _secret_prompt(err: TextIO) -> Callable[[str], str] | None:

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TextIO
 
-from ripstream.batch import BatchItem, run_batch
+from ripstream.app.batch import BatchItem, run_batch
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import Checksum
 from ripstream.downloader.progress import ProgressTracker, TqdmProgress

@@ -12,10 +12,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ripstream.batch import Batch, BatchItem, credential_variable, credentials_for
+from ripstream.app.batch import Batch, BatchItem
+from ripstream.app.config import AppConfig
+from ripstream.app.credentials import credential_variable, credentials_for
+from ripstream.app.journal import BatchJournal, url_key
 from ripstream.downloader import BaseDownloader, ContentType, DownloadableContent, ResultStatus
 from ripstream.downloader.exceptions import AuthenticationError
-from ripstream.journal import BatchJournal, url_key
 from ripstream.library.archive import DownloadArchive
 from ripstream.sources import load_registry
 from tests.conftest import make_config
@@ -57,7 +59,7 @@ class Locked(BaseDownloader):
 
 
 def test_credentials_come_from_config_then_environment_then_prompt(tmp_path: Path) -> None:
-    config = make_config(tmp_path)
+    config = AppConfig(download=make_config(tmp_path))
     assert credential_variable("subsonic", "password") == "RIPSTREAM_SUBSONIC_PASSWORD"
     assert credential_variable("archive.org", "api_key") == "RIPSTREAM_ARCHIVE_ORG_API_KEY"
     env = {"RIPSTREAM_LOCKED_PASSWORD": "from-env"}
@@ -176,7 +178,7 @@ def test_template_flag_names_files_from_metadata(server: TestServer, out_dir: Pa
 
 
 def test_missing_credentials_without_a_terminal_are_exit_2(tmp_path: Path) -> None:
-    config = make_config(tmp_path)
+    config = AppConfig(download=make_config(tmp_path))
     with pytest.raises(AuthenticationError) as info:
         credentials_for(Locked, config, environ={})
     assert info.value.source == "locked"

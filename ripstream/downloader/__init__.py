@@ -5,7 +5,7 @@ Every public name is importable from here; see the submodules for the details.
 
 from __future__ import annotations
 
-from ripstream.downloader.base import BaseDownloader, PathClaims, ProgressReporter
+from ripstream.downloader.base import BaseDownloader
 from ripstream.downloader.config import (
     DownloadBehaviorSettings,
     DownloadConfig,
@@ -19,6 +19,13 @@ from ripstream.downloader.content import (
     DownloadableContent,
     DownloadResult,
     ResultStatus,
+    TrackMetadata,
+)
+from ripstream.downloader.engine import (
+    DownloadEngine,
+    EngineServices,
+    PostProcessor,
+    ProgressReporter,
 )
 from ripstream.downloader.exceptions import (
     AuthenticationError,
@@ -32,7 +39,10 @@ from ripstream.downloader.exceptions import (
     RateLimitError,
     RetryExhaustedError,
 )
-from ripstream.downloader.manager import DownloadManager
+from ripstream.downloader.executors import ExecutorStrategy, GivenExecutor, Processes, Threads
+from ripstream.downloader.fetch import Fetcher, FetcherRegistry, FetchJob
+from ripstream.downloader.manager import DownloadManager, RunHook
+from ripstream.downloader.placement import PathClaims
 from ripstream.downloader.progress import (
     DownloadProgress,
     ProgressCallback,
@@ -58,6 +68,7 @@ __all__ = [
     "DownloadBehaviorSettings",
     "DownloadCancelledError",
     "DownloadConfig",
+    "DownloadEngine",
     "DownloadError",
     "DownloadManager",
     "DownloadProgress",
@@ -68,9 +79,17 @@ __all__ = [
     "DownloadTask",
     "DownloadableContent",
     "DownloaderConfig",
+    "EngineServices",
+    "ExecutorStrategy",
+    "FetchJob",
+    "Fetcher",
+    "FetcherRegistry",
+    "GivenExecutor",
     "NetworkError",
     "OverwritePolicy",
     "PathClaims",
+    "PostProcessor",
+    "Processes",
     "ProgressCallback",
     "ProgressReporter",
     "ProgressTracker",
@@ -79,9 +98,12 @@ __all__ = [
     "ResultStatus",
     "RetryExhaustedError",
     "RetryStrategy",
+    "RunHook",
     "SessionManager",
     "TaskState",
+    "Threads",
     "TokenBucket",
     "TqdmProgress",
+    "TrackMetadata",
     "parse_rate",
 ]

@@ -20,6 +20,7 @@ from ripstream import __version__
 from ripstream.downloader.exceptions import ConfigError
 
 __all__ = [
+    "APPLICATION_KEYS",
     "DownloadBehaviorSettings",
     "DownloadConfig",
     "OverwritePolicy",
@@ -28,6 +29,8 @@ __all__ = [
 ]
 
 DEFAULT_USER_AGENT = f"ripstream/{__version__}"
+#: Keys of older config files that now belong to the application (``ripstream.app``).
+APPLICATION_KEYS = frozenset({"source_credentials", "write_tags", "archive_path"})
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?[bB]?)?(?:/s)?\s*$")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -268,9 +271,6 @@ class DownloadConfig:
     source_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     filename_template: str | None = None
     bandwidth_limit: float | None = None
-    source_credentials: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
-    write_tags: bool = True
-    archive_path: Path | None = None
     _effective: dict[str, tuple[DownloadBehaviorSettings, DownloadBehaviorSettings]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -301,30 +301,6 @@ class DownloadConfig:
             "filename_template",
             self.filename_template,
             "must be a non-empty string, or null for each source's own naming",
-        )
-        _check(
-            isinstance(self.write_tags, bool),
-            "write_tags",
-            self.write_tags,
-            "must be true or false",
-        )
-        if self.archive_path is not None:
-            _check(
-                isinstance(self.archive_path, str | os.PathLike),
-                "archive_path",
-                self.archive_path,
-                "must be a path or null",
-            )
-            self.archive_path = Path(self.archive_path)
-        _check(
-            isinstance(self.source_credentials, dict)
-            and all(
-                isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
-                for v in self.source_credentials.values()
-            ),
-            "source_credentials",
-            "<hidden>",
-            "must map source names to objects of strings",
         )
         self.bandwidth_limit = _rate("bandwidth_limit", self.bandwidth_limit)
         for source, overrides in self.source_settings.items():
@@ -375,9 +351,6 @@ class DownloadConfig:
             "source_settings": self.source_settings,
             "filename_template": self.filename_template,
             "bandwidth_limit": self.bandwidth_limit,
-            "source_credentials": self.source_credentials,
-            "write_tags": self.write_tags,
-            "archive_path": str(self.archive_path) if self.archive_path else None,
         }
 
     @classmethod
@@ -390,6 +363,14 @@ class DownloadConfig:
                 value=data,
             )
         known = {f.name for f in dataclasses.fields(cls) if f.init}
+        moved = sorted(set(data) & APPLICATION_KEYS)
+        if moved:
+            raise ConfigError(
+                f"{moved[0]!r} is an application setting, not a DownloadConfig one: load the "
+                "file with ripstream.app.AppConfig.load (as the CLI's --config does)",
+                field=moved[0],
+                value="<hidden>" if moved[0] == "source_credentials" else data[moved[0]],
+            )
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(

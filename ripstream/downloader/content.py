@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import enum
 import hashlib
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataclasses_json import DataClassJsonMixin
+from dataclasses_json import DataClassJsonMixin, config
 
-from ripstream.downloader.exceptions import ConfigError, DownloadError
+from ripstream.downloader.exceptions import (
+    ConfigError,
+    DownloadError,
+    error_from_dict,
+    error_to_dict,
+)
 
 __all__ = [
     "Checksum",
@@ -19,6 +28,7 @@ __all__ = [
     "DownloadResult",
     "DownloadableContent",
     "ResultStatus",
+    "TrackMetadata",
 ]
 
 #: Digest algorithms accepted in ``ALGO:HEX`` checksums, with their hex lengths.
@@ -90,6 +100,118 @@ class Checksum:
         return f"{self.algorithm}:{self.hexdigest}"
 
 
+#: Extra naming values a source may add beside the typed fields (``{bitrate}``, ``{label}``).
+ExtraValue = str | int | float | list[str]
+
+
+@dataclass(slots=True)
+class TrackMetadata(DataClassJsonMixin):
+    """What naming templates and tags know about a track; every field optional.
+
+    ``tracknumber``/``discnumber`` given as ``"3/12"`` are split into number and total.
+    Keys that are not fields go to :attr:`extra` and are naming values too.
+
+    Example::
+
+        TrackMetadata.from_mapping({"tracknumber": "3/12", "year": 1999, "label": "Warp"})
+        # TrackMetadata(tracknumber=3, tracktotal=12, year=1999, extra={'label': 'Warp'})
+    """
+
+    title: str | None = None
+    artist: str | None = None
+    albumartist: str | None = None
+    album: str | None = None
+    tracknumber: int | None = None
+    tracktotal: int | None = None
+    discnumber: int | None = None
+    disctotal: int | None = None
+    year: int | None = None
+    date: str | None = None
+    genre: str | None = None
+    cover_path: str | None = None
+    extra: dict[str, ExtraValue] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> TrackMetadata:
+        """Typed metadata from a plain mapping (the seed's ``metadata={...}``).
+
+        :raises ConfigError: for a number field that is not a number, naming it.
+        """
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        values: dict[str, Any] = {}
+        extra: dict[str, ExtraValue] = dict(data.get("extra") or {})
+        for key, raw in data.items():
+            if raw is None or key == "extra":
+                continue
+            if key not in known:
+                extra[key] = _extra(raw)
+            elif key in _NUMBER_PAIRS:
+                number, total = _number_pair(key, raw)
+                values[key] = number
+                if total is not None and data.get(_NUMBER_PAIRS[key]) is None:
+                    values[_NUMBER_PAIRS[key]] = total
+            elif key in _NUMBERS:
+                values[key] = _number_pair(key, raw)[0]
+            else:
+                values[key] = str(raw)
+        return cls(**values, extra=extra)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A value by name, fields and extras alike (the seed's dict-style reading)."""
+        return self.values().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        values = self.values()
+        if key not in values:
+            raise KeyError(key)
+        return values[key]
+
+    def values(self) -> dict[str, Any]:
+        """The naming values: every field that is set, and the extras."""
+        found = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "extra" and getattr(self, f.name) is not None
+        }
+        return {**self.extra, **found}
+
+
+_NUMBER_PAIRS = {"tracknumber": "tracktotal", "discnumber": "disctotal"}
+_NUMBERS = frozenset({"tracktotal", "disctotal", "year"})
+
+
+def _extra(raw: object) -> ExtraValue:
+    if isinstance(raw, str | int | float):
+        return raw
+    if isinstance(raw, list | tuple):
+        return [str(item) for item in raw]
+    return str(raw)
+
+
+def _number_pair(key: str, raw: object) -> tuple[int | None, int | None]:
+    """``3`` or ``"3"`` or ``"3/12"`` as ``(3, None)`` / ``(3, 12)``."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw, None
+    text = str(raw).strip()
+    first, _, second = text.partition("/")
+    try:
+        number = int(first) if first.strip() else None
+        total = int(second) if second.strip() else None
+    except ValueError:
+        raise ConfigError(f"{key} {raw!r} is not a number", field=key, value=raw) from None
+    return number, total
+
+
+def _encode_bytes(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def _decode_bytes(text: str | bytes | None) -> bytes | None:
+    if text is None or isinstance(text, bytes):
+        return text
+    return base64.b64decode(text)
+
+
 @dataclass(slots=True)
 class DownloadableContent(DataClassJsonMixin):
     """One downloadable thing, as a source resolved it.
@@ -101,7 +223,11 @@ class DownloadableContent(DataClassJsonMixin):
     :param size: expected size in bytes, if the source knows it.
     :param headers: extra request headers for this content's URL (never logged).
     :param filename: a suggested file name; sanitised before use.
-    :param metadata: free-form tags used by naming templates (``{album}``, ``{tracknumber}``).
+    :param metadata: what naming templates (``{album}``, ``{tracknumber}``) and tags use: a
+        :class:`TrackMetadata`, or a plain mapping that is turned into one.
+    :param data: the bytes themselves, for generated files (a playlist): written, not fetched.
+    :param protocol: how the bytes arrive when it is not a plain http(s) stream (``"hls"``);
+        fetchers look at it to decide whether they are suitable.
 
     Example::
 
@@ -123,9 +249,17 @@ class DownloadableContent(DataClassJsonMixin):
     size: int | None = None
     checksum: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: TrackMetadata = field(default_factory=TrackMetadata)
+    data: bytes | None = field(
+        default=None,
+        repr=False,
+        metadata=config(encoder=_encode_bytes, decoder=_decode_bytes),
+    )
+    protocol: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.metadata, TrackMetadata):
+            self.metadata = TrackMetadata.from_mapping(self.metadata or {})
         if not isinstance(self.content_type, ContentType):
             try:
                 self.content_type = ContentType(self.content_type)
@@ -205,6 +339,31 @@ class DownloadResult:
         """Re-raise the typed error of a failed download; do nothing on success."""
         if self.error is not None:
             raise self.error
+
+    def to_json(self) -> str:
+        """The whole result as JSON, typed error included (results cross processes so)."""
+        data: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, enum.Enum):
+                value = value.value
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, DownloadError):
+                value = error_to_dict(value)
+            data[item.name] = value
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> DownloadResult:
+        """The result :meth:`to_json` wrote."""
+        data = json.loads(text)
+        data["status"] = ResultStatus(data["status"])
+        if data.get("file_path") is not None:
+            data["file_path"] = Path(data["file_path"])
+        if data.get("error") is not None:
+            data["error"] = error_from_dict(data["error"])
+        return cls(**data)
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready dict (the CLI's ``--json`` line and the batch journal)."""

@@ -58,6 +58,8 @@ __all__ = [
     "TLSError",
     "TargetExistsError",
     "TaskStateError",
+    "error_from_dict",
+    "error_to_dict",
 ]
 
 
@@ -213,7 +215,11 @@ class AuthenticationError(DownloadError):
 
 
 class ChecksumError(DownloadError):
-    """The downloaded bytes do not match the expected digest."""
+    """The downloaded bytes do not match the expected digest.
+
+    ``refetch`` marks the first mismatch of a download: the retry policy fetches the whole
+    file once more (without counting it against ``max_retries``); a second one is final.
+    """
 
     def __init__(
         self,
@@ -224,11 +230,13 @@ class ChecksumError(DownloadError):
         algorithm: str,
         expected: str,
         actual: str,
+        refetch: bool = False,
     ) -> None:
         super().__init__(message, url=url, source=source)
         self.algorithm = algorithm
         self.expected = expected
         self.actual = actual
+        self.refetch = refetch
 
 
 class StorageError(DownloadError):
@@ -289,3 +297,40 @@ class TaskStateError(DownloadError):
 
 class SourceError(DownloadError):
     """No source claims a URL, or a source plugin failed to load."""
+
+
+def error_to_dict(error: DownloadError) -> dict[str, Any]:
+    """``error`` as JSON-ready data: its class name, message and fields (nested errors too)."""
+    fields: dict[str, Any] = {}
+    for key, value in vars(error).items():
+        if isinstance(value, DownloadError):
+            fields[key] = {"__error__": error_to_dict(value)}
+        elif value is None or isinstance(value, str | int | float | bool):
+            fields[key] = value
+        else:
+            fields[key] = str(value)
+    return {"type": type(error).__name__, "fields": fields}
+
+
+def error_from_dict(data: dict[str, Any]) -> DownloadError:
+    """The typed error :func:`error_to_dict` described; an unknown class becomes its nearest
+    known base, :class:`DownloadError` (a plugin's error class may not exist here)."""
+    kinds = {kind.__name__: kind for kind in _subclasses(DownloadError)}
+    kind = kinds.get(str(data.get("type")), DownloadError)
+    fields = {
+        key: error_from_dict(value["__error__"])
+        if isinstance(value, dict) and "__error__" in value
+        else value
+        for key, value in dict(data.get("fields") or {}).items()
+    }
+    error = kind.__new__(kind)
+    error.__dict__.update(fields)
+    error.args = (fields.get("message", ""),)
+    return error
+
+
+def _subclasses(kind: type[DownloadError]) -> list[type[DownloadError]]:
+    found = [kind]
+    for sub in kind.__subclasses__():
+        found += _subclasses(sub)
+    return found

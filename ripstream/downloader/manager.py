@@ -1,70 +1,72 @@
-"""DownloadManager: drains a DownloadQueue through a bounded executor.
+"""DownloadManager: the one scheduler. It drains a DownloadQueue through an executor strategy.
 
-The manager owns its executor, cancel event and path claims and hands them to the downloaders
-it dispatches to, one per source. It never has more than ``max_concurrent_downloads`` tasks in
-flight. On Ctrl-C (``KeyboardInterrupt``) it sets the cancel event, so running downloads stop
-at their next buffer and keep their ``.part`` files for resume, cancels what has not started,
-waits for the running ones, and re-raises.
+Everything that downloads more than one thing goes through here: ``BaseDownloader.
+download_many``, the CLI, and ``--processes``. The manager owns its executor, its engine (with
+the cancel event, path claims, run-wide bandwidth and the bounded segment pool) and the
+sources it created; it never has more than ``max_concurrent_downloads`` tasks in flight.
+
+Hooks (:class:`RunHook`) see every task before it is dispatched and every result after it
+ends, on the manager's own thread: the download archive is one (it skips what it holds and
+records what completed), so it works the same whether work runs on threads, processes or a
+cluster, and only this process writes it.
+
+On Ctrl-C (``KeyboardInterrupt``) it sets the cancel event, so running downloads stop at their
+next buffer and keep their ``.part`` files for resume, cancels what has not started, waits for
+the running ones, and re-raises.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Executor, Future, wait
+from typing import Protocol
 
-from ripstream.downloader.base import BaseDownloader, PathClaims
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import DownloadableContent, DownloadResult, ResultStatus
-from ripstream.downloader.exceptions import DownloadCancelledError, DownloadError
+from ripstream.downloader.engine import DownloadEngine, EngineServices, PostProcessor, Source
+from ripstream.downloader.exceptions import DownloadCancelledError, DownloadError, SourceError
+from ripstream.downloader.executors import (
+    ExecutorStrategy,
+    GivenExecutor,
+    SegmentPool,
+    Threads,
+    segment_pool_for,
+)
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadQueue, DownloadTask, TaskState
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.resources import Closing
-from ripstream.downloader.session import SessionManager
+from ripstream.downloader.worker import SourceFactory, WorkerSpec, resolve_and_run, run_task_json
 
-if TYPE_CHECKING:
-    from ripstream.library.archive import DownloadArchive
-
-__all__ = ["DownloadManager", "execute_task"]
+__all__ = ["DownloadManager", "ManagedSource", "RunHook"]
 
 logger = logging.getLogger(__name__)
 
 ResultHandler = Callable[[DownloadTask, DownloadResult], None]
 
 
-def execute_task(task_json: str, config_json: str) -> DownloadResult:
-    """Run one task in a fresh downloader: the entry point for process-based executors.
+class ManagedSource(Source, Protocol):
+    """A source the manager can dispatch to: it resolves ids and can be closed."""
 
-    Both arguments are JSON (a :class:`DownloadTask` and a :class:`DownloadConfig`), and the
-    result is a picklable :class:`DownloadResult`, so nothing live crosses the boundary.
+    def get_download_info(self, content_id: str) -> DownloadableContent: ...
+    def close(self) -> None: ...
+
+
+class RunHook(Protocol):
+    """Sees each task before dispatch and each result after (an archive, metrics, events).
+
+    ``before`` may return a result to settle the task without running it (a skip).
+    Both run on the manager's thread, never concurrently.
     """
-    from ripstream.sources import create_downloader
 
-    task = DownloadTask.from_json(task_json)
-    config = DownloadConfig.from_json(config_json)
-    with create_downloader(task.source, config) as downloader:
-        return _run_task(downloader, task)
-
-
-def _run_task(downloader: BaseDownloader, task: DownloadTask) -> DownloadResult:
-    try:
-        content = (
-            task.to_content()
-            if task.url or task.content
-            else downloader.get_download_info(task.content_id)
-        )
-    except DownloadError as exc:
-        return DownloadResult(
-            content_id=task.content_id, source=task.source, status=ResultStatus.FAILED, error=exc
-        )
-    return downloader.download(content, task.file_path)
+    def before(self, task: DownloadTask) -> DownloadResult | None: ...
+    def after(self, task: DownloadTask, result: DownloadResult) -> None: ...
 
 
 class DownloadManager(Closing):
-    """Runs queued tasks concurrently, each on the downloader registered for its source.
+    """Runs queued tasks concurrently, each on the source registered for it.
 
     Thread-safe to :meth:`cancel` from another thread; :meth:`run` itself is called from one.
 
@@ -75,86 +77,100 @@ class DownloadManager(Closing):
             queue.add_task(DownloadTask(...))
             results = manager.run(queue)
 
-    :param downloaders: downloaders to dispatch to, by their ``source_name``.
-    :param factory: builds a downloader for a source not registered yet (default: the
-        installed sources, see :mod:`ripstream.sources`).
-    :param executor: any ``concurrent.futures.Executor``; by default the manager builds a
-        ``ThreadPoolExecutor(max_concurrent_downloads)`` and shuts it down on close. A
-        non-thread executor gets plain JSON tasks and runs each in a fresh downloader.
-    :param cancel_event: setting it stops the run as Ctrl-C does (running downloads end at
-        their next buffer and keep their ``.part`` files); by default the manager makes one.
+    :param downloaders: sources to dispatch to, by their ``source_name`` (the caller keeps
+        and closes them).
+    :param factory: builds a source that is not registered, as ``factory(name, config)``;
+        the manager closes what it built. For isolated executors it must be picklable (a
+        module-level function), since each worker process builds its own.
+    :param executor: an :class:`ExecutorStrategy` (``Threads()`` by default,
+        ``Processes(n)``), or any ``concurrent.futures.Executor`` (tasks and results cross a
+        non-thread executor as JSON).
+    :param cancel_event: setting it stops the run as Ctrl-C does.
+    :param services: the engine's collaborators, when the caller has them (a downloader's
+        own ``download_many``); by default the manager builds them.
+    :param post_processors: run on every verified file (tags), when ``services`` is not given.
+    :param hooks: see :class:`RunHook`.
     """
 
     def __init__(
         self,
         config: DownloadConfig | None = None,
         *,
-        downloaders: Iterable[BaseDownloader] = (),
-        factory: Callable[[str, DownloadConfig], BaseDownloader] | None = None,
-        session_manager: SessionManager | None = None,
+        downloaders: Iterable[ManagedSource] = (),
+        factory: SourceFactory | None = None,
         progress_tracker: ProgressTracker | None = None,
-        executor: Executor | None = None,
+        executor: ExecutorStrategy | Executor | None = None,
         cancel_event: threading.Event | None = None,
+        services: EngineServices | None = None,
+        post_processors: Sequence[PostProcessor] = (),
+        hooks: Sequence[RunHook] = (),
     ) -> None:
         self.config = config or DownloadConfig()
-        self.session_manager = session_manager or SessionManager(self.config)
-        self.archive: DownloadArchive | None = None
-        self._shared_tracker = progress_tracker is not None
-        self.progress_tracker = progress_tracker or ProgressTracker()
-        self.cancel_event = cancel_event or threading.Event()
-        self.claims = PathClaims()
-        self.bandwidth = (
-            TokenBucket(self.config.bandwidth_limit) if self.config.bandwidth_limit else None
-        )
+        self._segments: SegmentPool | None = None
+        if services is None:
+            self._segments = segment_pool_for(self.config)
+            bandwidth = self.config.bandwidth_limit
+            services = EngineServices(
+                cancel=cancel_event or threading.Event(),
+                tracker=progress_tracker or ProgressTracker(),
+                bandwidth=TokenBucket(bandwidth) if bandwidth else None,
+                post_processors=tuple(post_processors),
+                segment_pool=self._segments,
+            )
+        self.engine = DownloadEngine(services)
+        self.hooks = tuple(hooks)
         self._factory = factory
-        self._downloaders: dict[str, BaseDownloader] = {}
+        self._sources: dict[str, ManagedSource] = {}
+        self._created: list[ManagedSource] = []
         self._lock = threading.Lock()
-        self._own_executor = executor is None
-        self._executor: Executor = executor or ThreadPoolExecutor(
-            self.config.max_concurrent_downloads, thread_name_prefix="ripstream"
-        )
-        self._isolated = not isinstance(self._executor, ThreadPoolExecutor)
+        if executor is None:
+            executor = Threads()
+        elif isinstance(executor, Executor):
+            executor = GivenExecutor(executor)
+        self.strategy: ExecutorStrategy = executor
+        self._executor: Executor | None = None
         for downloader in downloaders:
             self.register(downloader)
 
-    def register(self, downloader: BaseDownloader) -> None:
-        """Dispatch tasks of ``downloader.source_name`` to ``downloader``.
+    @property
+    def cancel_event(self) -> threading.Event:
+        """The event that stops the run (shared with every download)."""
+        return self.engine.services.cancel
 
-        The downloader is joined to this manager's cancel event, bandwidth limit and path
-        claims, so Ctrl-C and ``--limit-rate`` cover every source at once, and to the
-        manager's progress tracker when one was given. It keeps its own sessions (and with
-        them any login it did).
-        """
-        downloader.cancel_event = self.cancel_event
-        downloader.claims = self.claims
-        if self._shared_tracker:
-            downloader.progress_tracker = self.progress_tracker
-        if self.archive is not None:
-            downloader.archive = self.archive
-        if self.bandwidth is not None:
-            downloader.bandwidth = self.bandwidth
+    @property
+    def progress_tracker(self) -> ProgressTracker:
+        """Where the progress of every download goes."""
+        return self.engine.services.tracker
+
+    def register(self, downloader: ManagedSource, *, name: str | None = None) -> None:
+        """Dispatch tasks of source ``name`` (default ``downloader.source_name``) to
+        ``downloader``, which keeps its own sessions and login."""
         with self._lock:
-            self._downloaders[downloader.source_name] = downloader
+            self._sources[name or downloader.source_name] = downloader
 
-    def get_downloader(self, source: str) -> BaseDownloader:
-        """The downloader for ``source``, created through the factory on first use.
+    def get_downloader(self, source: str) -> ManagedSource:
+        """The source called ``source``, built through the factory on first use.
 
-        :raises SourceError: when no downloader is registered or installed for ``source``.
+        :raises SourceError: when none is registered and there is no factory.
         """
         with self._lock:
-            downloader = self._downloaders.get(source)
-        if downloader is not None:
-            return downloader
-        factory = self._factory
-        if factory is None:
-            from ripstream.sources import create_downloader
+            found: ManagedSource | None = self._sources.get(source)
+            if found is not None:
+                return found
+            if self._factory is None:
+                raise SourceError(
+                    f"no downloader registered for source {source!r}; registered: "
+                    f"{', '.join(sorted(self._sources)) or 'none'}",
+                    source=source,
+                )
+            found = self._factory(source, self.config)
+            self._sources[source] = found
+            self._created.append(found)
+            return found
 
-            factory = create_downloader
-        downloader = factory(source, self.config)
-        downloader.session_manager = self.session_manager
-        downloader.progress_tracker = self.progress_tracker
-        self.register(downloader)
-        return downloader
+    def describe(self) -> str:
+        """What runs the downloads, e.g. ``8 threads`` or ``2 processes``."""
+        return self.strategy.describe(self.config.max_concurrent_downloads)
 
     def run(
         self, queue: DownloadQueue, *, on_result: ResultHandler | None = None
@@ -167,70 +183,22 @@ class DownloadManager(Closing):
         :returns: one result per task that ended in this run, in queue order.
         :raises KeyboardInterrupt: after a clean stop, when interrupted.
         """
-        results: dict[str, DownloadResult] = {}
-        in_flight: dict[Future[DownloadResult], DownloadTask] = {}
-        limit = self.config.max_concurrent_downloads
-
-        def record(task: DownloadTask, result: DownloadResult) -> None:
-            results[task.task_id] = result
-            if on_result is not None:
-                on_result(task, result)
-
-        def settle(future: Future[DownloadResult], task: DownloadTask) -> None:
-            try:
-                result = future.result()
-            except DownloadError as exc:
-                result = DownloadResult(
-                    content_id=task.content_id,
-                    source=task.source,
-                    status=ResultStatus.FAILED,
-                    error=exc,
-                )
-            if task.state is TaskState.RUNNING:
-                if result.is_success:
-                    queue.complete_task(task.task_id)
-                elif result.status is ResultStatus.CANCELLED or self.cancel_event.is_set():
-                    for cancelled_id in queue.cancel_task(task.task_id, "interrupted")[1:]:
-                        cancelled = queue.get_task(cancelled_id)
-                        record(cancelled, _cancelled_result(cancelled))
-                else:
-                    for cancelled_id in queue.fail_task(task.task_id, result.error_message):
-                        cancelled = queue.get_task(cancelled_id)
-                        record(cancelled, _cancelled_result(cancelled))
-            record(task, result)
-
+        run = _Run(self, queue, on_result)
         try:
-            while True:
-                while len(in_flight) < limit and not self.cancel_event.is_set():
-                    task = queue.get_next_task()
-                    if task is None:
-                        break
-                    in_flight[self._submit(task)] = task
-                if not in_flight:
-                    break
-                # a short timeout keeps this thread responsive to KeyboardInterrupt raised by
-                # _thread.interrupt_main() (and Ctrl-C on Windows), which a plain wait ignores
-                done, _ = wait(in_flight, timeout=0.1, return_when=FIRST_COMPLETED)
-                for future in done:
-                    settle(future, in_flight.pop(future))
+            run.drain()
         except KeyboardInterrupt:
-            logger.warning("interrupted: stopping %d running downloads", len(in_flight))
-            self.cancel()
-            for future in list(in_flight):
-                task = in_flight.pop(future)
-                future.cancel()
-                if not future.cancelled():
-                    wait([future])
-                    settle(future, task)
-            self._cancel_rest(queue, record)
+            run.interrupt()
             raise
-        self._cancel_rest(queue, record)
-        return [results[task.task_id] for task in queue.tasks() if task.task_id in results]
+        run.cancel_rest()
+        return run.results_in_order()
 
     def download_many(
         self, contents: Iterable[DownloadableContent], *, on_result: ResultHandler | None = None
     ) -> list[DownloadResult]:
-        """Queue ``contents`` (each to its own source) and :meth:`run` them."""
+        """Queue ``contents`` (each to its own source) and :meth:`run` them.
+
+        :returns: one result per content, in the order given.
+        """
         queue = DownloadQueue()
         for content in contents:
             queue.add_task(DownloadTask.from_content(content))
@@ -240,35 +208,167 @@ class DownloadManager(Closing):
         """Stop: running downloads end at their next buffer; nothing new starts."""
         self.cancel_event.set()
 
-    def _submit(self, task: DownloadTask) -> Future[DownloadResult]:
-        if self._isolated:
-            return self._executor.submit(execute_task, task.to_json(), self.config.to_json())
+    def submit(self, task: DownloadTask) -> Future[DownloadResult]:
+        """Start ``task`` on the executor (hooks are the caller's: see :meth:`run`)."""
+        executor = self._start_executor()
+        if self.strategy.isolated:
+            return _Parsed(executor.submit(run_task_json, task.to_json(), self._spec()))
         try:
-            downloader = self.get_downloader(task.source)
+            source = self.get_downloader(task.source)
         except DownloadError as exc:
-            future: Future[DownloadResult] = Future()
-            future.set_exception(exc)
-            return future
-        return self._executor.submit(_run_task, downloader, task)
+            failed: Future[DownloadResult] = Future()
+            failed.set_exception(exc)
+            return failed
+        return executor.submit(resolve_and_run, self.engine, source, task)
 
-    def _cancel_rest(self, queue: DownloadQueue, record: ResultHandler) -> None:
-        unfinished = [task for task in queue.tasks() if not task.state.is_finished]
-        queue.cancel_all("the run stopped before this task started")
-        for task in unfinished:
-            record(task, _cancelled_result(task))
+    def _start_executor(self) -> Executor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = self.strategy.create(self.config.max_concurrent_downloads)
+            return self._executor
+
+    def _spec(self) -> WorkerSpec:
+        if self._factory is None:
+            raise SourceError("an isolated executor needs a picklable source factory")
+        return WorkerSpec(
+            self.config.to_json(), self._factory, self.engine.services.post_processors
+        )
 
     def close(self) -> None:
-        """Shut the executor down and close every session."""
-        if self._own_executor:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        """Shut the executor down and close the sources this manager built."""
         with self._lock:
-            downloaders = list(self._downloaders.values())
-        for downloader in downloaders:
-            downloader.close()
-        self.session_manager.close()
+            executor, self._executor = self._executor, None
+            created, self._created = self._created, []
+        if executor is not None and self.strategy.owned:
+            executor.shutdown(wait=True, cancel_futures=True)
+        if self._segments is not None:
+            self._segments.close()
+        for source in created:
+            source.close()
 
 
-def _cancelled_result(task: DownloadTask) -> DownloadResult:
+class _Run:
+    """One :meth:`DownloadManager.run`: the tasks in flight and the results so far."""
+
+    def __init__(
+        self, manager: DownloadManager, queue: DownloadQueue, on_result: ResultHandler | None
+    ) -> None:
+        self.manager = manager
+        self.queue = queue
+        self.on_result = on_result
+        self.results: dict[str, DownloadResult] = {}
+        self.in_flight: dict[Future[DownloadResult], DownloadTask] = {}
+
+    def drain(self) -> None:
+        limit = self.manager.config.max_concurrent_downloads
+        cancel = self.manager.cancel_event
+        while True:
+            while len(self.in_flight) < limit and not cancel.is_set():
+                task = self.queue.get_next_task()
+                if task is None:
+                    break
+                self._dispatch(task)
+            if not self.in_flight:
+                break
+            # a short timeout keeps this thread responsive to KeyboardInterrupt raised by
+            # _thread.interrupt_main() (and Ctrl-C on Windows), which a plain wait ignores
+            done, _ = wait(self.in_flight, timeout=0.1, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._settle(future, self.in_flight.pop(future))
+
+    def _dispatch(self, task: DownloadTask) -> None:
+        for hook in self.manager.hooks:
+            early = hook.before(task)
+            if early is not None:
+                self.queue.complete_task(task.task_id)
+                self._record(task, early)
+                return
+        self.in_flight[self.manager.submit(task)] = task
+
+    def _settle(self, future: Future[DownloadResult], task: DownloadTask) -> None:
+        try:
+            result = future.result()
+        except DownloadError as exc:
+            result = _failed(task, exc)
+        except CancelledError:
+            result = _cancelled(task)
+        if task.state is TaskState.RUNNING:
+            if result.is_success:
+                self.queue.complete_task(task.task_id)
+            elif result.status is ResultStatus.CANCELLED or self.manager.cancel_event.is_set():
+                self._cancel_dependents(self.queue.cancel_task(task.task_id, "interrupted")[1:])
+            else:
+                self._cancel_dependents(self.queue.fail_task(task.task_id, result.error_message))
+        self._record(task, result)
+
+    def _cancel_dependents(self, task_ids: Iterable[str]) -> None:
+        for task_id in task_ids:
+            cancelled = self.queue.get_task(task_id)
+            self._record(cancelled, _cancelled(cancelled))
+
+    def _record(self, task: DownloadTask, result: DownloadResult) -> None:
+        self.results[task.task_id] = result
+        for hook in self.manager.hooks:
+            hook.after(task, result)
+        if self.on_result is not None:
+            self.on_result(task, result)
+
+    def interrupt(self) -> None:
+        logger.warning("interrupted: stopping %d running downloads", len(self.in_flight))
+        self.manager.cancel()
+        for future in list(self.in_flight):
+            task = self.in_flight.pop(future)
+            future.cancel()
+            if not future.cancelled():
+                wait([future])
+                self._settle(future, task)
+        self.cancel_rest()
+
+    def cancel_rest(self) -> None:
+        unfinished = [task for task in self.queue.tasks() if not task.state.is_finished]
+        self.queue.cancel_all("the run stopped before this task started")
+        for task in unfinished:
+            self._record(task, _cancelled(task))
+
+    def results_in_order(self) -> list[DownloadResult]:
+        tasks = self.queue.tasks()
+        return [self.results[task.task_id] for task in tasks if task.task_id in self.results]
+
+
+class _Parsed(Future[DownloadResult]):
+    """The result that a worker's JSON future describes; cancelling it cancels the worker's."""
+
+    def __init__(self, source: Future[str]) -> None:
+        super().__init__()
+        self._source = source
+        source.add_done_callback(self._copy)
+
+    def cancel(self) -> bool:
+        return self._source.cancel()  # _copy mirrors the cancellation
+
+    def _copy(self, source: Future[str]) -> None:
+        if source.cancelled():
+            Future.cancel(self)
+            self.set_running_or_notify_cancel()  # wakes wait()ers, as a real cancel does
+            return
+        error = source.exception()
+        if error is not None:
+            self.set_exception(error)
+        else:
+            self.set_result(DownloadResult.from_json(source.result()))
+
+
+def _failed(task: DownloadTask, error: DownloadError) -> DownloadResult:
+    return DownloadResult(
+        content_id=task.content_id,
+        source=task.source,
+        status=ResultStatus.FAILED,
+        url=task.url,
+        error=error,
+    )
+
+
+def _cancelled(task: DownloadTask) -> DownloadResult:
     reason = task.error or "cancelled"
     return DownloadResult(
         content_id=task.content_id,

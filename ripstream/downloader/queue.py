@@ -20,7 +20,7 @@ from typing import Any
 
 from dataclasses_json import DataClassJsonMixin, config
 
-from ripstream.downloader.content import ContentType, DownloadableContent
+from ripstream.downloader.content import ContentType, DownloadableContent, TrackMetadata
 from ripstream.downloader.exceptions import ConfigError, QueueFullError, TaskStateError
 
 __all__ = ["DownloadQueue", "DownloadTask", "TaskState"]
@@ -118,7 +118,7 @@ class DownloadTask(DataClassJsonMixin):
             title=self.title,
             url=self.url,
             checksum=self.checksum,
-            metadata=dict(self.metadata),
+            metadata=TrackMetadata.from_mapping(self.metadata),
         )
 
 

@@ -20,9 +20,20 @@ from tenacity import RetryCallState
 from tenacity.wait import wait_base
 
 from ripstream.downloader.config import DownloadBehaviorSettings, RetryStrategy
-from ripstream.downloader.exceptions import DownloadError, RetryExhaustedError, ServerError
+from ripstream.downloader.exceptions import (
+    ChecksumError,
+    DownloadError,
+    RetryExhaustedError,
+    ServerError,
+)
 
-__all__ = ["backoff_wait", "call_with_retries", "is_retryable", "parse_retry_after"]
+__all__ = [
+    "backoff_wait",
+    "call_with_retries",
+    "is_refetch",
+    "is_retryable",
+    "parse_retry_after",
+]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,6 +66,27 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, DownloadError) and error.retryable
 
 
+def is_refetch(error: BaseException | None) -> bool:
+    """A first checksum mismatch: worth one whole fetch more, outside the retry budget."""
+    return isinstance(error, ChecksumError) and error.refetch
+
+
+class _Budget:
+    """Attempts allowed: ``1 + max_retries``, plus one per checksum refetch (not counted)."""
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+
+    def retry(self, error: BaseException) -> bool:
+        if is_refetch(error):
+            self.attempts += 1
+            return True
+        return is_retryable(error)
+
+    def stop(self, retry_state: RetryCallState) -> bool:
+        return retry_state.attempt_number >= self.attempts
+
+
 class _RetryAfter(wait_base):
     """The strategy's wait, unless the last error carried a ``Retry-After`` (then that, capped)."""
 
@@ -65,6 +97,8 @@ class _RetryAfter(wait_base):
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None else None
+        if is_refetch(error):
+            return 0.0  # the server answered fine; the bytes were wrong: fetch again now
         if isinstance(error, ServerError) and error.retry_after is not None:
             return min(error.retry_after, self.cap)
         return float(self.fallback(retry_state))
@@ -138,10 +172,11 @@ def call_with_retries(
         if on_retry is not None:
             on_retry(state.attempt_number, error, wait)
 
+    budget = _Budget(settings.max_retries + 1)
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(settings.max_retries + 1),
+        stop=budget.stop,
         wait=backoff_wait(settings),
-        retry=tenacity.retry_if_exception(is_retryable),
+        retry=tenacity.retry_if_exception(budget.retry),
         sleep=sleep,
         before_sleep=before_sleep,
         reraise=True,
@@ -150,7 +185,7 @@ def call_with_retries(
         return retrying(function)
     except DownloadError as exc:
         attempts = retrying.statistics.get("attempt_number", settings.max_retries + 1)
-        if not exc.retryable or attempts <= 1:
+        if not exc.retryable or attempts <= 1 or is_refetch(exc):
             raise  # permanent, or retries were turned off: the error itself says it best
         raise RetryExhaustedError(
             f"{describe} failed after {attempts} attempts: {exc}",

@@ -11,189 +11,32 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
-from typing import Any, overload
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
 from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
-from ripstream.downloader.exceptions import (
-    AuthenticationError,
-    ConfigError,
-    ConnectionFailedError,
-    ContentNotFoundError,
-    DownloadError,
-    HTTPStatusError,
-    IncompleteBodyError,
-    RateLimitError,
-    RedirectError,
-    ResponseMismatchError,
-    ServerError,
-    StallError,
-    TLSError,
-)
+from ripstream.downloader.exceptions import ResponseMismatchError
+from ripstream.downloader.httperrors import error_for_status, map_request_error
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.resources import Closing
-from ripstream.downloader.retry import parse_retry_after
+from ripstream.downloader.urls import redact_url, split_http_url
 
-__all__ = [
-    "DownloadSession",
-    "SessionManager",
-    "error_for_status",
-    "map_request_error",
-    "redact_url",
-]
+__all__ = ["SENSITIVE_HEADERS", "DownloadSession", "SessionManager"]
 
 logger = logging.getLogger(__name__)
 
-#: Headers that never follow a redirect to another host.
+#: Headers that never follow a redirect to another origin (scheme, host and port).
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"}
 )
-_TRANSIENT_STATUS = frozenset({408, 425, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
-_SECRET_IN_TEXT = re.compile(
-    r"(?i)([?&;](?:t|s|p|token|apikey|api_key|key|password|salt|signature|sig|x-amz-signature|auth"
-    r"|access_token)=)[^&\s'\"<>;)]*"
-)
-_SECRET_PARAMS = frozenset(
-    {
-        "t",
-        "s",
-        "p",
-        "token",
-        "apikey",
-        "api_key",
-        "key",
-        "password",
-        "salt",
-        "signature",
-        "sig",
-        "x-amz-signature",
-        "auth",
-        "access_token",
-    }
-)
-
-
-@overload
-def redact_url(url: str) -> str: ...
-@overload
-def redact_url(url: None) -> None: ...
-def redact_url(url: str | None) -> str | None:
-    """``url`` without user info and with secret-looking query values replaced by ``***``."""
-    if not url:
-        return url
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return redact_text(re.sub(r"//[^/@]*@", "//", url))  # unparseable: still hide secrets
-    netloc = parts.hostname or ""
-    if port:
-        netloc = f"{netloc}:{port}"
-    query = "&".join(
-        f"{key}=***" if key.lower() in _SECRET_PARAMS and sep else f"{key}{sep}{value}"
-        for key, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def redact_text(text: str) -> str:
-    """``text`` with secret-looking query values (``?token=...``) replaced by ``***``."""
-    return _SECRET_IN_TEXT.sub(r"\1***", text)
-
-
-def map_request_error(exc: Exception, url: str | None, source: str | None = None) -> DownloadError:
-    """The typed error for a requests/urllib3/OS failure (the caller raises it ``from exc``)."""
-    if isinstance(exc, DownloadError):
-        return exc
-    error = _map_request_error(exc, redact_url(url), source)
-    # urllib3's messages repeat the raw URL: never let a token through them
-    error.message = redact_text(error.message)
-    error.args = (error.message,)
-    return error
-
-
-def _map_request_error(exc: Exception, safe: str | None, source: str | None) -> DownloadError:
-    if isinstance(exc, requests.exceptions.SSLError):
-        return TLSError(f"TLS verification failed for {safe}: {exc}", url=safe, source=source)
-    if isinstance(exc, requests.exceptions.TooManyRedirects):
-        return RedirectError(
-            f"too many redirects (or a redirect loop) from {safe}", url=safe, source=source
-        )
-    if isinstance(exc, requests.exceptions.InvalidSchema):
-        return RedirectError(
-            f"{safe} redirected to a scheme other than http(s): {exc}", url=safe, source=source
-        )
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
-        return ConfigError(f"invalid URL {safe!r}: {exc}", field="url", value=safe)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return ConnectionFailedError(f"timed out connecting to {safe}", url=safe, source=source)
-    if isinstance(
-        exc, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError | TimeoutError
-    ):
-        return StallError(f"no data from {safe} within the read timeout", url=safe, source=source)
-    if isinstance(exc, requests.exceptions.ContentDecodingError | urllib3.exceptions.DecodeError):
-        return ResponseMismatchError(
-            f"cannot decode the body from {safe}: {exc}", url=safe, source=source
-        )
-    if isinstance(
-        exc,
-        requests.exceptions.ChunkedEncodingError
-        | urllib3.exceptions.IncompleteRead
-        | urllib3.exceptions.ProtocolError,
-    ):
-        return IncompleteBodyError(
-            f"the connection to {safe} broke mid-body: {exc}", url=safe, source=source
-        )
-    return ConnectionFailedError(f"network error talking to {safe}: {exc}", url=safe, source=source)
-
-
-def error_for_status(response: requests.Response, source: str | None = None) -> DownloadError:
-    """The typed error for an HTTP error status."""
-    status = response.status_code
-    url = redact_url(response.url)
-    reason = f"HTTP {status} {response.reason or ''}".strip()
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    if status in (401, 403):
-        return AuthenticationError(
-            f"{reason}: access denied to {url}", url=url, source=source, status_code=status
-        )
-    if status in (404, 410):
-        return ContentNotFoundError(
-            f"{reason}: {url} does not exist", url=url, source=source, status_code=status
-        )
-    if status == 429:
-        return RateLimitError(
-            f"{reason}: rate limited by {urlsplit(url or '').hostname}",
-            url=url,
-            source=source,
-            status_code=status,
-            retry_after=retry_after,
-        )
-    if status in _TRANSIENT_STATUS or 500 <= status < 600:
-        return ServerError(
-            f"{reason} from {url}",
-            url=url,
-            source=source,
-            status_code=status,
-            retry_after=retry_after,
-        )
-    if 300 <= status < 400:
-        return RedirectError(
-            f"{reason}: redirect without a usable Location from {url}",
-            url=url,
-            source=source,
-            status_code=status,
-        )
-    return HTTPStatusError(f"{reason} for {url}", url=url, source=source, status_code=status)
 
 
 class _GuardedSession(requests.Session):
@@ -287,21 +130,7 @@ class DownloadSession:
         :param check_status: raise the typed error for a status >= 400.
         :raises DownloadError: a typed error, chained from the requests/urllib3 error.
         """
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a bad port
-        except ValueError as exc:
-            raise ConfigError(
-                f"malformed URL {redact_url(url)!r}: {exc}", field="url", value=redact_url(url)
-            ) from exc
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https"):
-            raise ConfigError(
-                f"unsupported URL scheme {scheme or '(none)'!r} in "
-                f"{redact_url(url)!r}; only http and https",
-                field="url",
-                value=redact_url(url),
-            )
+        split_http_url(url)
         if self._limiter is not None:
             self._limiter.acquire(1)
         kwargs.setdefault("timeout", self.timeout)

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import requests
 import urllib3
 
-from ripstream.downloader.exceptions import IncompleteBodyError
-from ripstream.downloader.session import redact_url
+from ripstream.downloader.exceptions import IncompleteBodyError, ResponseMismatchError
+from ripstream.downloader.urls import redact_url
 
 __all__ = [
     "BodyReader",
     "ContentRange",
+    "check_range",
     "check_wire_length",
     "content_length",
     "is_encoded",
@@ -124,3 +125,53 @@ def check_wire_length(url: str, response: requests.Response, source: str) -> Non
             expected=expected,
             received=wire,
         )
+
+
+def check_range(
+    response: requests.Response,
+    start: int,
+    end: int | None,
+    known_total: int | None,
+    *,
+    source: str | None = None,
+) -> ContentRange:
+    """The 206's ``Content-Range``, proven to be exactly what was asked.
+
+    :param end: the last byte asked for, or ``None`` for "to the end of the file".
+    :param known_total: the size recorded when the download started, if any.
+    :raises ResponseMismatchError: naming the first thing that does not match.
+    """
+    header = response.headers.get("Content-Range")
+    content_range = parse_content_range(header)
+    problem = _range_problem(content_range, header, start, end, known_total)
+    if problem is None and content_range is not None and content_range.end is not None:
+        length = content_length(response)
+        first = content_range.start or 0
+        if length is not None and length != content_range.end - first + 1:
+            problem = f"Content-Length {length} that disagrees with Content-Range {header!r}"
+    if problem is not None or content_range is None:
+        url = redact_url(response.url)
+        raise ResponseMismatchError(
+            f"{url} sent {problem}", url=url, source=source, status_code=206
+        )
+    return content_range
+
+
+def _range_problem(
+    got: ContentRange | None,
+    header: str | None,
+    start: int,
+    end: int | None,
+    known_total: int | None,
+) -> str | None:
+    if got is None or got.start is None:
+        return f"a 206 with an unusable Content-Range {header!r}"
+    if got.start != start:
+        return f"bytes from {got.start} when {start} was asked"
+    if end is not None and got.end != end:
+        return f"a range ending at {got.end} when {end} was asked"
+    if end is None and got.total is not None and got.end != got.total - 1:
+        return f"a range ending at {got.end}, before the end of the file"
+    if known_total is not None and got.total != known_total:
+        return f"a total of {got.total} bytes where {known_total} was known"
+    return None

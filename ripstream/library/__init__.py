@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from ripstream.library.archive import DownloadArchive
+from ripstream.library.archive import ArchiveHook, DownloadArchive
+from ripstream.library.tags import TagWriter
 
-__all__ = ["DownloadArchive"]
+__all__ = ["ArchiveHook", "DownloadArchive", "TagWriter"]

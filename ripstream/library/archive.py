@@ -12,10 +12,12 @@ import threading
 import time
 from pathlib import Path
 
+from ripstream.downloader.content import DownloadResult, ResultStatus
 from ripstream.downloader.exceptions import StorageError
+from ripstream.downloader.queue import DownloadTask
 from ripstream.downloader.resources import Closing
 
-__all__ = ["DownloadArchive"]
+__all__ = ["ArchiveHook", "DownloadArchive"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS downloads (
@@ -124,3 +126,41 @@ class DownloadArchive(Closing):
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+class ArchiveHook:
+    """The archive as a run hook of the manager: a task it holds is skipped without being
+    dispatched, and content is recorded once its result says it completed (verified and
+    moved into place). Only the manager's process writes, whatever runs the downloads.
+
+    Example::
+
+        with DownloadArchive(path) as archive:
+            manager = DownloadManager(config, hooks=[ArchiveHook(archive)])
+    """
+
+    def __init__(self, archive: DownloadArchive) -> None:
+        self.archive = archive
+
+    def before(self, task: DownloadTask) -> DownloadResult | None:
+        """A skipped result when the archive holds ``task``'s content."""
+        if not self.archive.contains(task.source, task.content_id):
+            return None
+        return DownloadResult(
+            content_id=task.content_id,
+            source=task.source,
+            status=ResultStatus.SKIPPED,
+            url=task.url,
+            message="in the download archive",
+        )
+
+    def after(self, task: DownloadTask, result: DownloadResult) -> None:
+        """Record completed content."""
+        if result.status is ResultStatus.COMPLETED and result.file_path is not None:
+            self.archive.record(
+                result.source,
+                result.content_id,
+                result.file_path,
+                checksum=result.checksum,
+                size=result.total_bytes,
+            )

@@ -1,8 +1,8 @@
 # mypy: disable-error-code="no-untyped-call"
 """Tags written into downloaded tracks with mutagen (the ``ripstream[tags]`` extra).
 
-Called by :meth:`BaseDownloader.finalize <ripstream.downloader.base.BaseDownloader.finalize>`
-on a verified ``.part`` file just before its rename, :func:`tag_file` sniffs the format from
+Plugged into the engine as a post-processor (:class:`TagWriter`), it runs on a verified
+``.part`` file just before its rename: :func:`tag_file` sniffs the format from
 the bytes and writes FLAC and Ogg Vorbis/Opus comments, MP3 ID3v2.4 frames or MP4 iTunes
 atoms (``trkn``, ``disk``), with the album cover as the front cover picture (FLAC PICTURE,
 ID3 APIC, MP4 ``covr``, Ogg ``METADATA_BLOCK_PICTURE``). Anything else (WAV, an image, a
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["COVER_NAMES", "MAX_COVER_BYTES", "tag_file"]
+__all__ = ["COVER_NAMES", "MAX_COVER_BYTES", "TagWriter", "tag_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,25 @@ class _Tags:
     disc: tuple[int | None, int | None] = (None, None)
     cover: _Cover | None = None
     cover_note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TagWriter:
+    """The engine post-processor that tags tracks (other content types are left alone).
+
+    Picklable, so worker processes get one too. Thread-safe for distinct files.
+
+    Example::
+
+        manager = DownloadManager(config, post_processors=[TagWriter()])
+    """
+
+    def __call__(
+        self, content: Any, part: Path, final: Path, values: Mapping[str, Any]
+    ) -> str | None:
+        if getattr(content.content_type, "value", None) != "track":
+            return None
+        return tag_file(part, final, values)
 
 
 def tag_file(part: Path, final: Path, values: Mapping[str, Any]) -> str | None:

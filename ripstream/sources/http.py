@@ -6,35 +6,15 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from ripstream.downloader.base import BaseDownloader
-from ripstream.downloader.content import ContentType, DownloadableContent
-from ripstream.downloader.exceptions import ConfigError
-from ripstream.downloader.files import filename_from_url
-from ripstream.downloader.session import redact_url
+from ripstream.downloader.plugin import (
+    BaseDownloader,
+    ContentType,
+    DownloadableContent,
+    filename_from_url,
+    validate_http_url,
+)
 
 __all__ = ["HttpDownloader", "validate_http_url"]
-
-
-def validate_http_url(url: str) -> str:
-    """Return ``url`` stripped, or raise a ConfigError naming what is wrong with it."""
-    text = url.strip()
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        raise ConfigError(f"malformed URL {text!r}: {exc}", field="url", value=text) from exc
-    if parts.scheme.lower() not in ("http", "https"):
-        scheme = parts.scheme or "(none)"
-        raise ConfigError(
-            f"unsupported URL scheme {scheme!r} in {redact_url(text)!r}: use http:// or https://",
-            field="url",
-            value=text,
-        )
-    if not parts.hostname:
-        raise ConfigError(f"malformed URL {text!r}: no host", field="url", value=text)
-    if any(ch.isspace() for ch in text):
-        raise ConfigError(f"malformed URL {text!r}: it contains spaces", field="url", value=text)
-    return text
 
 
 class HttpDownloader(BaseDownloader):
@@ -65,7 +45,7 @@ class HttpDownloader(BaseDownloader):
 
         Credentials are never sent to another host on a redirect.
         """
-        http = self.session.http
+        http = self.session.http  # the session's own configuration: auth and headers
         if "username" in credentials:
             http.auth = (str(credentials["username"]), str(credentials.get("password", "")))
         headers = credentials.get("headers") or {}

@@ -22,18 +22,19 @@ from pathlib import PurePosixPath
 from typing import Any, ClassVar, Final
 from urllib.parse import quote, unquote, urlsplit
 
-from ripstream.downloader.base import BaseDownloader
-from ripstream.downloader.content import ContentType, DownloadableContent
-from ripstream.downloader.exceptions import (
+from ripstream.downloader.plugin import (
     AuthenticationError,
+    BaseDownloader,
     ConfigError,
     ContentNotFoundError,
+    ContentType,
+    DownloadableContent,
+    DownloadTask,
     ResponseMismatchError,
     ServerError,
+    TrackMetadata,
+    render_template,
 )
-from ripstream.downloader.files import render_template
-from ripstream.downloader.queue import DownloadTask
-from ripstream.downloader.retry import call_with_retries
 
 __all__ = [
     "ArchiveFile",
@@ -269,9 +270,7 @@ class InternetArchiveDownloader(BaseDownloader):
                 raise ServerError(f"archive.org: {data['error']}", url=url, source=SOURCE_NAME)
             return data
 
-        data = call_with_retries(
-            attempt, self.settings, sleep=self._cancellable_sleep, describe=url
-        )
+        data = self.retrying(attempt, describe=url)
         return parse_item(data, identifier, url=url)
 
     def get_download_info(self, content_id: str) -> DownloadableContent:
@@ -342,7 +341,7 @@ class InternetArchiveDownloader(BaseDownloader):
             filename=PurePosixPath(entry.name).name,
             size=entry.size,
             checksum=f"md5:{entry.md5}" if entry.md5 else None,
-            metadata=metadata,
+            metadata=TrackMetadata.from_mapping(metadata),
         )
 
 

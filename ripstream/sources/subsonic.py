@@ -20,25 +20,28 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
-from ripstream.downloader.base import BaseDownloader, ProgressReporter
-from ripstream.downloader.content import ContentType, DownloadableContent
-from ripstream.downloader.exceptions import (
+from ripstream.downloader.plugin import (
     AuthenticationError,
+    BaseDownloader,
     ConfigError,
     ContentNotFoundError,
+    ContentType,
+    DownloadableContent,
     DownloadError,
+    DownloadTask,
     ResponseMismatchError,
+    TrackMetadata,
+    redact_text,
+    redact_url,
+    render_template,
+    safe_filename,
 )
-from ripstream.downloader.files import render_template, safe_filename, storage_error
-from ripstream.downloader.queue import DownloadTask
-from ripstream.downloader.session import redact_text, redact_url
-from ripstream.downloader.transfer import TransferResult
 from ripstream.sources.subsonic_api import (
     SOURCE_NAME,
     Album,
@@ -265,7 +268,7 @@ class SubsonicDownloader(BaseDownloader):
             file_extension="m3u8",
             filename=filename,
             size=len(data),
-            metadata={"m3u8": data.decode("utf-8")},
+            data=data,
         )
         deps = [task.task_id for task in plan.tracks.values()]
         target = str(folder / filename)
@@ -273,9 +276,16 @@ class SubsonicDownloader(BaseDownloader):
 
     def _track(self, plan: _Plan, song: Song) -> DownloadableContent:
         suffix, title = song.suffix or "bin", song.title or song.id
-        tags = {"title": title, "artist": song.artist, "album": song.album, "year": song.year}
-        tags |= {"albumartist": song.album_artist or song.artist, "genre": song.genre}
-        tags |= {"tracknumber": song.track, "discnumber": song.disc or 1}
+        tags = TrackMetadata(
+            title=title,
+            artist=song.artist,
+            albumartist=song.album_artist or song.artist,
+            album=song.album,
+            year=song.year,
+            genre=song.genre,
+            tracknumber=song.track,
+            discnumber=song.disc or 1,
+        )
         return DownloadableContent(
             content_id=f"{plan.client.base_url}#song:{song.id}",
             content_type=ContentType.TRACK,
@@ -326,21 +336,10 @@ class SubsonicDownloader(BaseDownloader):
         logger.info("no cover %r on %s: %s", cover_id, client.base_url, reason)
         return None
 
-    def _download_content(
-        self, content: DownloadableContent, file_path: Path, progress_callback: ProgressReporter
-    ) -> TransferResult | None:
-        """Write a playlist file, or stream a track or cover from a freshly signed URL."""
-        if content.content_type is ContentType.PLAYLIST:
-            data = str(content.metadata.get("m3u8", "#EXTM3U\n")).encode("utf-8")
-            try:
-                file_path.write_bytes(data)
-            except OSError as exc:
-                raise storage_error(exc, file_path) from exc
-            progress_callback.set_total(len(data))
-            progress_callback(len(data))
-            return None
-        signed = replace(content, url=self._sign(content.url))
-        return super()._download_content(signed, file_path, progress_callback)
+    def request_url(self, content: DownloadableContent) -> str:
+        """The media URL signed afresh for this attempt (tasks hold it unsigned); a playlist
+        file carries its bytes and is never fetched."""
+        return content.url if content.data is not None else self._sign(content.url)
 
     def check_response(self, content: DownloadableContent, response: Any) -> None:
         """Subsonic servers answer errors with a 200 and a document: never save one as media."""
@@ -363,7 +362,7 @@ class SubsonicDownloader(BaseDownloader):
         :raises AuthenticationError: when no secret is known or the server refuses it.
         """
         with self._clients_lock:
-            login = self._login or _login(self.config.source_credentials.get(self.source_name, {}))
+            login = self._login or _Login()
             user = username or login.username
             client = self._clients.get((base_url, user))
             if client is not None:
@@ -373,10 +372,18 @@ class SubsonicDownloader(BaseDownloader):
             elif login.password is not None:
                 credentials = SubsonicCredentials(username=user, password=login.password)
             else:
-                why = "the subsonic source needs a password or an api_key; none was given"
+                why = (
+                    "the subsonic source needs a password or an api_key; none was given "
+                    "(call authenticate() first)"
+                )
                 raise AuthenticationError(why, source=self.source_name)
-            timeout = self.settings.timeout_seconds
-            client = SubsonicClient(base_url, credentials, self.session.http, timeout=timeout)
+            client = SubsonicClient(
+                base_url,
+                credentials,
+                self.session,
+                self.settings.timeout_seconds,
+                retry=lambda call: self.retrying(call, describe=f"Subsonic API {base_url}"),
+            )
             client.ping()
             logger.debug("signed in to %s as %s", base_url, user or "(API key)")
             self._clients[(base_url, user)] = client

@@ -31,14 +31,14 @@ field ever holds the password, token, salt or API key: URLs are passed through
 
 Example::
 
-    import requests
+    from ripstream.downloader import DownloadConfig, SessionManager
     from ripstream.sources.subsonic_api import SubsonicClient, SubsonicCredentials
 
-    with requests.Session() as session:
+    with SessionManager(DownloadConfig()) as sessions:
         client = SubsonicClient(
             "https://music.example.org",
             SubsonicCredentials(username="me", password="hunter2"),
-            session,
+            sessions.get_session("subsonic"),
         )
         album = client.get_album("al-123")
         for song in album.songs:
@@ -48,27 +48,24 @@ Example::
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import logging
 import re
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-import requests
-
-from ripstream.downloader.exceptions import (
+from ripstream.downloader.plugin import (
     AuthenticationError,
     ConfigError,
     ContentNotFoundError,
     DownloadError,
-)
-from ripstream.downloader.session import (
+    DownloadSession,
     error_for_status,
-    map_request_error,
     redact_text,
     redact_url,
 )
@@ -90,6 +87,9 @@ __all__ = [
     "parse_subsonic_url",
     "redact_url",
 ]
+
+#: what one API request gives: the ``subsonic-response`` object, HTTP status, redacted URL
+_Answer: TypeAlias = tuple[Mapping[str, Any], int, str]
 
 logger = logging.getLogger(__name__)
 
@@ -387,7 +387,8 @@ class _Parser:
 
 
 class SubsonicClient:
-    """A synchronous Subsonic API client on a caller-owned :class:`requests.Session`.
+    """A synchronous Subsonic API client on a source's :class:`DownloadSession` (rate limited,
+    typed errors).
 
     The session is not closed by the client. One client may be shared by threads as far as
     its session may; the only state it keeps is the authentication method once negotiated.
@@ -407,10 +408,11 @@ class SubsonicClient:
         self,
         base_url: str,
         credentials: SubsonicCredentials,
-        session: requests.Session,
+        session: DownloadSession,
         timeout: float = 30.0,
         *,
         auth: AuthMethod | None = None,
+        retry: Callable[[Callable[[], _Answer]], _Answer] | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -442,6 +444,7 @@ class SubsonicClient:
         self._credentials = credentials
         self._session = session
         self._timeout = timeout
+        self._retry = retry or (lambda call: call())
         self._lock = threading.Lock()
         self._auth = auth or AuthMethod.TOKEN
         #: True once a request authenticated with ``self._auth`` succeeded, or it was forced.
@@ -593,7 +596,7 @@ class SubsonicClient:
         """
         while True:
             auth = self._auth
-            body, status, url = self._request(method, params, auth)
+            body, status, url = self._retry(functools.partial(self._request, method, params, auth))
             error = self._error_of(body)
             if error is None:
                 if not self._auth_settled:
@@ -633,11 +636,13 @@ class SubsonicClient:
                 params=query,
                 timeout=self._timeout,
                 headers={"Accept": "application/json"},
+                check_status=False,
             )
-        except (requests.RequestException, OSError, ValueError) as exc:
-            # the shared mapping, with a redacted message; not chained, because the requests
-            # error's own text carries the signed URL (the password or its token)
-            raise map_request_error(exc, shown, SOURCE_NAME) from None
+        except DownloadError as exc:
+            # the session's typed error, redacted; not chained, because the requests error's
+            # own text carries the signed URL (the password or its token)
+            exc.url = shown
+            raise exc from None
         with response:
             status = response.status_code
             try:

@@ -27,7 +27,7 @@ from ripstream.downloader.exceptions import (
     TargetExistsError,
 )
 from ripstream.downloader.files import part_path
-from ripstream.downloader.transfer import sidecar_path
+from ripstream.downloader.state import sidecar_path
 from ripstream.sources.http import HttpDownloader
 from tests.conftest import make_config
 from tests.support.httpserver import Fault, TestServer, make_body

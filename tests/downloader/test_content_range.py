@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ripstream.downloader.transfer import ContentRange, parse_content_range
+from ripstream.downloader.wire import ContentRange, parse_content_range
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,8 @@ from ripstream.downloader.exceptions import (
     SourceError,
 )
 from ripstream.downloader.files import part_path
-from ripstream.downloader.manager import execute_task
+from ripstream.downloader.worker import WorkerSpec, run_task_json
+from ripstream.sources import create_downloader
 from ripstream.sources.http import HttpDownloader
 from tests.conftest import make_config
 from tests.support.httpserver import TestServer, make_body
@@ -84,7 +85,7 @@ def test_priorities_decide_start_order_fifo_among_equals(server: TestServer, out
     for path, priority in zip(paths, [1, 5, 3, 5, 0], strict=True):
         queue.add_task(http_task(server, path, priority=priority))
 
-    with DownloadManager(make_config(out_dir, jobs=1)) as manager:
+    with DownloadManager(make_config(out_dir, jobs=1), factory=create_downloader) as manager:
         results = manager.run(queue)
 
     assert get_paths(server) == [
@@ -106,7 +107,7 @@ def test_a_dependency_runs_before_a_higher_priority_dependent(
     cover = queue.add_task(http_task(server, "/dep/cover.jpg", priority=0))
     queue.add_task(http_task(server, "/dep/track.flac", priority=9, dependencies=[cover.task_id]))
 
-    with DownloadManager(make_config(out_dir, jobs=3)) as manager:
+    with DownloadManager(make_config(out_dir, jobs=3), factory=create_downloader) as manager:
         manager.run(queue)
 
     assert get_paths(server) == ["/dep/cover.jpg", "/dep/track.flac"]
@@ -124,7 +125,7 @@ def test_failed_task_cancels_its_dependents_which_never_run(
     d = queue.add_task(http_task(server, "/chain/d.bin"))
     seen: list[tuple[str, ResultStatus]] = []
 
-    with DownloadManager(make_config(out_dir, jobs=2)) as manager:
+    with DownloadManager(make_config(out_dir, jobs=2), factory=create_downloader) as manager:
         results = manager.run(
             queue, on_result=lambda task, r: seen.append((task.task_id, r.status))
         )
@@ -180,7 +181,7 @@ def test_never_more_than_max_concurrent_downloads_at_once(
     queue = DownloadQueue()
     queue.add_tasks(http_task(server, path) for path in paths)
 
-    with DownloadManager(make_config(out_dir, jobs=3)) as manager:
+    with DownloadManager(make_config(out_dir, jobs=3), factory=create_downloader) as manager:
         results = manager.run(queue)
 
     assert [r.status for r in results] == [ResultStatus.COMPLETED] * 12
@@ -225,10 +226,11 @@ class RecordingHttp(HttpDownloader):
         self.downloaded: list[str] = []
         self._lock = threading.Lock()
 
-    def download(self, content: DownloadableContent, *args: Any, **kwargs: Any) -> DownloadResult:
+    def request_url(self, content: DownloadableContent) -> str:
+        # the engine asks the source for the URL of every attempt it makes for it
         with self._lock:
             self.downloaded.append(content.url)
-        return super().download(content, *args, **kwargs)
+        return super().request_url(content)
 
 
 def test_tasks_go_to_the_downloader_of_their_source(server: TestServer, out_dir: Path) -> None:
@@ -321,7 +323,7 @@ def _run_and_interrupt(
 
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     thread = threading.Thread(target=helper, daemon=True)
-    with DownloadManager(make_config(out_dir, jobs=2)) as manager:
+    with DownloadManager(make_config(out_dir, jobs=2), factory=create_downloader) as manager:
         thread.start()
         with pytest.raises(KeyboardInterrupt):
             manager.run(queue, on_result=lambda task, r: outcome.results.append((task.url, r)))
@@ -416,7 +418,9 @@ def test_a_process_pool_executor_runs_tasks_sent_as_json(
     queue = DownloadQueue()
     queue.add_tasks(http_task(server, path) for path in paths)
 
-    with DownloadManager(make_config(out_dir, jobs=2), executor=process_pool) as manager:
+    with DownloadManager(
+        make_config(out_dir, jobs=2), executor=process_pool, factory=create_downloader
+    ) as manager:
         results = manager.run(queue)
 
     assert [r.status for r in results] == [ResultStatus.COMPLETED] * 3
@@ -424,8 +428,10 @@ def test_a_process_pool_executor_runs_tasks_sent_as_json(
     assert_files(out_dir, bodies)
     assert len(process_pool.submitted) == 3
     for fn, args in process_pool.submitted:
-        assert fn is execute_task
-        assert all(isinstance(arg, str) for arg in args)
+        assert fn is run_task_json
+        task_json, spec = args
+        assert isinstance(task_json, str)
+        assert isinstance(spec, WorkerSpec)
     assert queue.counts()[TaskState.COMPLETED] == 3
 
 
@@ -445,7 +451,7 @@ def test_download_many_returns_one_result_per_content_in_order(
         contents = [http.get_download_info(url) for url in urls]
     finished: list[str] = []
 
-    with DownloadManager(make_config(out_dir, jobs=3)) as manager:
+    with DownloadManager(make_config(out_dir, jobs=3), factory=create_downloader) as manager:
         results = manager.download_many(contents, on_result=lambda t, r: finished.append(t.url))
 
     assert [r.content_id for r in results] == urls

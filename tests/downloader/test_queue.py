@@ -15,6 +15,7 @@ from ripstream.downloader import (
     DownloadQueue,
     DownloadTask,
     TaskState,
+    TrackMetadata,
 )
 from ripstream.downloader.exceptions import ConfigError, QueueFullError, TaskStateError
 
@@ -421,7 +422,7 @@ def _content() -> DownloadableContent:
         url="https://example.com/c1",
         checksum="md5:" + "0" * 32,
         headers={"Authorization": "token"},
-        metadata={"year": 2001},
+        metadata=TrackMetadata(year=2001),
     )
 
 

@@ -15,10 +15,13 @@ import mutagen
 import pytest
 import requests
 
+from ripstream.app.config import AppConfig
+from ripstream.app.wiring import build_source
 from ripstream.downloader import DownloadConfig, DownloadManager, DownloadQueue, DownloadTask
 from ripstream.downloader.content import ContentType, DownloadResult, ResultStatus
 from ripstream.downloader.exceptions import AuthenticationError, ConfigError, DownloadError
-from ripstream.library.archive import DownloadArchive
+from ripstream.library.archive import ArchiveHook, DownloadArchive
+from ripstream.library.tags import TagWriter
 from ripstream.sources import load_registry
 from ripstream.sources.subsonic import SubsonicDownloader
 from ripstream.sources.subsonic_api import Album, SubsonicClient
@@ -45,9 +48,13 @@ class Run:
 
 
 def _source(
-    config: DownloadConfig, server: SubsonicServer, password: str | None = None
+    config: DownloadConfig,
+    server: SubsonicServer,
+    password: str | None = None,
+    *,
+    tags: bool = False,
 ) -> SubsonicDownloader:
-    source = SubsonicDownloader(config)
+    source = SubsonicDownloader(config, post_processors=[TagWriter()] if tags else [])
     source.authenticate({"username": server.username, "password": password or server.password})
     return source
 
@@ -57,7 +64,7 @@ def _url(server: SubsonicServer, kind: str, item: str, *, user: bool = True) -> 
     return f"subsonic://{who}{server.host}:{server.port}/{kind}/{item}"
 
 
-def _run(source: SubsonicDownloader, url: str) -> Run:
+def _run(source: SubsonicDownloader, url: str, archive: DownloadArchive | None = None) -> Run:
     downloads = 0
     lock = threading.Lock()
 
@@ -72,7 +79,8 @@ def _run(source: SubsonicDownloader, url: str) -> Run:
     queue = DownloadQueue()
     queue.add_tasks(tasks)
     order: list[tuple[ContentType, DownloadResult]] = []
-    with DownloadManager(source.config, downloaders=[source]) as manager:
+    hooks = [ArchiveHook(archive)] if archive is not None else []
+    with DownloadManager(source.config, downloaders=[source], hooks=hooks) as manager:
         results = manager.run(queue, on_result=lambda t, r: order.append((t.content_type, r)))
     return Run(tasks, queue, results, order, downloads)
 
@@ -123,7 +131,6 @@ def test_album_downloads_cover_then_original_tracks_then_playlist(
     server: SubsonicServer, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path / "out")
-    config.write_tags = False  # byte equality: the tagger would rewrite the tags
     album = server.library.album("Deep Water")
     run = _run(_source(config, server), _url(server, "album", server.album_ids[album.name]))
 
@@ -158,9 +165,9 @@ def test_album_downloads_cover_then_original_tracks_then_playlist(
 
 def test_tags_written_into_the_downloaded_tracks(server: SubsonicServer, tmp_path: Path) -> None:
     config = make_config(tmp_path / "out")
-    assert config.write_tags
     album = server.library.album("First Light")
-    run = _run(_source(config, server), _url(server, "album", server.album_ids[album.name]))
+    url = _url(server, "album", server.album_ids[album.name])
+    run = _run(_source(config, server, tags=True), url)
     assert all(r.status is ResultStatus.COMPLETED for r in run.results)
     assert [r.message for r in run.results] == [None] * 5  # no "tags not written" note
     for track in album.tracks:
@@ -185,7 +192,6 @@ def test_an_album_without_a_cover_on_the_server_skips_the_cover(
 
     monkeypatch.setattr(SubsonicClient, "get_album", without_cover)
     config = make_config(tmp_path / "out")
-    config.write_tags = False
     album = server.library.album("First Light")
     run = _run(_source(config, server), _url(server, "album", server.album_ids[album.name]))
     assert [kind for kind, _ in run.order] == [*[ContentType.TRACK] * 3, ContentType.PLAYLIST]
@@ -224,7 +230,6 @@ def test_playlist_puts_tracks_in_their_album_folders_and_lists_them_in_order(
     server: SubsonicServer, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path / "out")
-    config.write_tags = False
     out = config.download_directory
     run = _run(_source(config, server), _url(server, "playlist", server.playlist_id))
     assert all(r.status is ResultStatus.COMPLETED for r in run.results)
@@ -245,12 +250,13 @@ def test_single_song_with_its_cover_and_credentials_from_the_config(
     server: SubsonicServer, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path / "out")
-    config.write_tags = False
-    config.source_credentials["subsonic"] = {
-        "username": server.username,
-        "password": server.password,
-    }
-    source = SubsonicDownloader(config)  # no authenticate(): the config's credentials
+    app = AppConfig(
+        download=config,
+        source_credentials={"subsonic": {"username": server.username, "password": server.password}},
+    )
+    # built as the CLI and worker processes build it: logged in from the config's credentials
+    source = build_source(json.dumps(app.to_dict()), "subsonic", config)
+    assert isinstance(source, SubsonicDownloader)
     track = server.library.track("Morning Static")
     run = _run(source, _url(server, "song", server.song_id(track), user=False))
     assert [kind for kind, _ in run.order] == [ContentType.COVER, ContentType.TRACK]
@@ -261,7 +267,6 @@ def test_single_song_with_its_cover_and_credentials_from_the_config(
 
 def test_artist_downloads_all_albums(server: SubsonicServer, tmp_path: Path) -> None:
     config = make_config(tmp_path / "out")
-    config.write_tags = False
     album = server.library.album("Deep Water")
     run = _run(_source(config, server), _url(server, "artist", server.artist_ids[album.artist]))
     assert len(run.results) == 5
@@ -331,14 +336,10 @@ def test_a_second_run_with_the_archive_skips_everything(
     config = make_config(tmp_path / "out")
     url = _url(server, "album", server.album_ids["First Light"])
     with DownloadArchive(tmp_path / "archive.sqlite3") as archive:
-        first = _source(config, server)
-        first.archive = archive
-        done = _run(first, url)
+        done = _run(_source(config, server), url, archive)
         assert [r.status for r in done.results] == [ResultStatus.COMPLETED] * 5
         assert done.downloads == 3
 
-        again = _source(config, server)
-        again.archive = archive
-        second = _run(again, url)
+        second = _run(_source(config, server), url, archive)
     assert [r.status for r in second.results] == [ResultStatus.SKIPPED] * 5
     assert second.downloads == 0

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from ripstream.downloader import DownloadConfig, DownloadSession, SessionManager
 from ripstream.downloader.exceptions import (
     AuthenticationError,
     ConfigError,
@@ -50,19 +51,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SubsonicServer]
 
 
 @pytest.fixture(scope="module")
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as http:
-        yield http
+def session() -> Iterator[DownloadSession]:
+    with SessionManager(DownloadConfig()) as sessions:
+        yield sessions.get_session("subsonic")
 
 
 @pytest.fixture
-def client(server: SubsonicServer, session: requests.Session) -> SubsonicClient:
+def client(server: SubsonicServer, session: DownloadSession) -> SubsonicClient:
     credentials = SubsonicCredentials(username=server.username, password=server.password)
     return SubsonicClient(server.base_url, credentials, session, timeout=10.0)
 
 
-def _fetch(session: requests.Session, url: str) -> requests.Response:
-    with session.get(url, timeout=10) as response:
+def _fetch(session: DownloadSession, url: str) -> requests.Response:
+    with session.get(url, timeout=10, check_status=False) as response:
         response.content  # noqa: B018 - read the body before the connection goes back
         return response
 
@@ -104,7 +105,7 @@ def test_ping_negotiates_password_auth_on_a_server_without_tokens(client: Subson
 
 
 def test_forced_password_auth_needs_no_probe(
-    server: SubsonicServer, session: requests.Session
+    server: SubsonicServer, session: DownloadSession
 ) -> None:
     credentials = SubsonicCredentials(username=server.username, password=server.password)
     client = SubsonicClient(server.base_url, credentials, session, auth=AuthMethod.PASSWORD)
@@ -113,7 +114,7 @@ def test_forced_password_auth_needs_no_probe(
 
 
 def test_wrong_password_is_an_authentication_error(
-    server: SubsonicServer, session: requests.Session
+    server: SubsonicServer, session: DownloadSession
 ) -> None:
     credentials = SubsonicCredentials(username=server.username, password="wrong-Pa55word")
     client = SubsonicClient(server.base_url, credentials, session)
@@ -129,7 +130,7 @@ def test_wrong_password_is_an_authentication_error(
 
 
 def test_unknown_user_is_an_authentication_error(
-    server: SubsonicServer, session: requests.Session
+    server: SubsonicServer, session: DownloadSession
 ) -> None:
     credentials = SubsonicCredentials(username="nobody", password=server.password)
     client = SubsonicClient(server.base_url, credentials, session)
@@ -139,7 +140,7 @@ def test_unknown_user_is_an_authentication_error(
 
 
 def test_authentication_error_pickles_with_its_fields(
-    server: SubsonicServer, session: requests.Session
+    server: SubsonicServer, session: DownloadSession
 ) -> None:
     credentials = SubsonicCredentials(username=server.username, password="nope")
     client = SubsonicClient(server.base_url, credentials, session)
@@ -155,7 +156,7 @@ def test_authentication_error_pickles_with_its_fields(
 
 
 def test_forced_token_auth_is_not_downgraded(
-    server: SubsonicServer, session: requests.Session
+    server: SubsonicServer, session: DownloadSession
 ) -> None:
     credentials = SubsonicCredentials(username=server.username, password=server.password)
     client = SubsonicClient(server.base_url, credentials, session, auth=AuthMethod.TOKEN)
@@ -167,7 +168,7 @@ def test_forced_token_auth_is_not_downgraded(
 
 
 def test_token_urls_are_salted_per_request(
-    server: SubsonicServer, session: requests.Session
+    server: SubsonicServer, session: DownloadSession
 ) -> None:
     credentials = SubsonicCredentials(username=server.username, password=server.password)
     client = SubsonicClient(server.base_url, credentials, session, auth=AuthMethod.TOKEN)
@@ -187,7 +188,7 @@ def test_token_urls_are_salted_per_request(
     assert first["t"] != second["t"]
 
 
-def test_api_key_auth_sends_only_the_key(server: SubsonicServer, session: requests.Session) -> None:
+def test_api_key_auth_sends_only_the_key(server: SubsonicServer, session: DownloadSession) -> None:
     key = "k-0123456789abcdef"
     client = SubsonicClient(server.base_url, SubsonicCredentials(api_key=key), session)
     assert client.auth_method is AuthMethod.API_KEY
@@ -295,7 +296,7 @@ def test_models_are_frozen(server: SubsonicServer, client: SubsonicClient) -> No
 
 
 def test_download_url_yields_the_exact_file_bytes(
-    server: SubsonicServer, client: SubsonicClient, session: requests.Session
+    server: SubsonicServer, client: SubsonicClient, session: DownloadSession
 ) -> None:
     for track in server.library.tracks:
         response = _fetch(session, client.download_url(server.song_id(track)))
@@ -305,7 +306,7 @@ def test_download_url_yields_the_exact_file_bytes(
 
 
 def test_cover_art_of_albums_is_the_folder_cover(
-    server: SubsonicServer, client: SubsonicClient, session: requests.Session
+    server: SubsonicServer, client: SubsonicClient, session: DownloadSession
 ) -> None:
     for generated in server.library.albums:
         if generated.cover_sha256 is None:
@@ -319,7 +320,7 @@ def test_cover_art_of_albums_is_the_folder_cover(
 
 
 def test_cover_art_of_a_single_is_the_embedded_picture(
-    server: SubsonicServer, client: SubsonicClient, session: requests.Session
+    server: SubsonicServer, client: SubsonicClient, session: DownloadSession
 ) -> None:
     track = server.library.album("Lone Signal").tracks[0]
     assert track.embedded_cover_sha256 is not None
@@ -355,7 +356,7 @@ def test_malformed_id_is_a_subsonic_api_error(
 
 
 def test_wrong_base_path_is_an_http_error(
-    server: SubsonicServer, session: requests.Session
+    server: SubsonicServer, session: DownloadSession
 ) -> None:
     credentials = SubsonicCredentials(username=server.username, password=server.password)
     client = SubsonicClient(server.base_url + "/nothing-here", credentials, session)
@@ -366,7 +367,7 @@ def test_wrong_base_path_is_an_http_error(
 
 
 def test_connection_refused_is_a_connection_error(
-    server: SubsonicServer, session: requests.Session
+    server: SubsonicServer, session: DownloadSession
 ) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -412,12 +413,12 @@ def test_bad_credentials_are_config_errors(kwargs: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     "base_url", ["ftp://host", "host:4533", "http://", "http://h/?x=1", "subsonic://h"]
 )
-def test_bad_base_urls_are_config_errors(base_url: str, session: requests.Session) -> None:
+def test_bad_base_urls_are_config_errors(base_url: str, session: DownloadSession) -> None:
     with pytest.raises(ConfigError):
         SubsonicClient(base_url, SubsonicCredentials(api_key="k"), session)
 
 
-def test_bad_client_options_are_config_errors(session: requests.Session) -> None:
+def test_bad_client_options_are_config_errors(session: DownloadSession) -> None:
     password = SubsonicCredentials(username="me", password="x")
     with pytest.raises(ConfigError):
         SubsonicClient("http://h", password, session, timeout=0)
@@ -502,7 +503,7 @@ def test_malformed_subsonic_urls_are_config_errors(url: str, reason: str) -> Non
     assert "hunter2" not in f"{info.value} {info.value.value}"
 
 
-def test_subsonic_ref_feeds_the_client(server: SubsonicServer, session: requests.Session) -> None:
+def test_subsonic_ref_feeds_the_client(server: SubsonicServer, session: DownloadSession) -> None:
     url = f"subsonic://{server.username}@{server.host}:{server.port}/album/" + str(
         server.album_ids["First Light"]
     )
@@ -523,7 +524,7 @@ def test_library_is_small_and_distinct(server: SubsonicServer) -> None:
 
 
 def test_log_lines_hold_no_secret(
-    server: SubsonicServer, session: requests.Session, caplog: pytest.LogCaptureFixture
+    server: SubsonicServer, session: DownloadSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     logger_name = "ripstream.sources.subsonic_api"
     caplog.set_level("DEBUG", logger=logger_name)

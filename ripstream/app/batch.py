@@ -5,9 +5,9 @@ Kept apart from :mod:`ripstream.cli` so that the CLI only parses arguments and p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -16,23 +16,25 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from ripstream.app.config import AppConfig
+from ripstream.app.credentials import credentials_for, source_name_of
+from ripstream.app.journal import BatchJournal
+from ripstream.app.wiring import post_processors, source_factory
 from ripstream.downloader.base import BaseDownloader
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import Checksum, ContentType, DownloadResult, ResultStatus
-from ripstream.downloader.exceptions import AuthenticationError, ConfigError, SourceError
+from ripstream.downloader.exceptions import ConfigError, SourceError
+from ripstream.downloader.executors import ExecutorStrategy
 from ripstream.downloader.manager import DownloadManager
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadQueue, DownloadTask
-from ripstream.downloader.session import redact_url
-from ripstream.journal import BatchJournal
-from ripstream.library.archive import DownloadArchive
+from ripstream.downloader.urls import redact_url
+from ripstream.library.archive import ArchiveHook, DownloadArchive
 from ripstream.sources import SourceRegistry, load_registry
 
 __all__ = [
     "Batch",
     "BatchItem",
-    "credential_variable",
-    "credentials_for",
     "parse_items",
     "read_input_file",
     "run_batch",
@@ -105,42 +107,6 @@ def unique_items(items: Iterable[BatchItem]) -> list[BatchItem]:
     return list(first.values())
 
 
-def credential_variable(source: str, key: str) -> str:
-    """The environment variable that may hold ``key``, e.g. ``RIPSTREAM_SUBSONIC_PASSWORD``."""
-    return "RIPSTREAM_" + re.sub(r"[^A-Za-z0-9]+", "_", f"{source}_{key}").upper()
-
-
-def credentials_for(
-    source: type[BaseDownloader],
-    config: DownloadConfig,
-    *,
-    environ: Mapping[str, str],
-    prompt: Callable[[str], str] | None = None,
-) -> dict[str, str]:
-    """Credentials for ``source``: the config's, then environment variables, then a prompt.
-
-    :param prompt: asks the user for a missing secret (``None`` when nobody can answer).
-    :raises AuthenticationError: when a required credential is missing and cannot be asked.
-    """
-    name = _source_name(source)
-    found = dict(config.source_credentials.get(name, {}))
-    for key in (*source.required_credentials, "username", "api_key"):
-        variable = credential_variable(name, key)
-        if key not in found and environ.get(variable):
-            found[key] = environ[variable]
-    for key in source.required_credentials:
-        if key in found or (key == "password" and "api_key" in found):
-            continue
-        if prompt is None:
-            raise AuthenticationError(
-                f"the {name} source needs a {key}: set {credential_variable(name, key)}, or "
-                f"source_credentials.{name}.{key} in the --config file",
-                source=name,
-            )
-        found[key] = prompt(f"{name} {key}: ")
-    return found
-
-
 @dataclass
 class _Origin:
     """The tasks one batch item expanded into, for the journal."""
@@ -152,18 +118,21 @@ class _Origin:
 
 
 class Batch:
-    """Resolves a list of items into one queue and runs it. Not thread-safe; one run per object.
+    """Resolves a list of items into one queue and runs it through a :class:`DownloadManager`.
+    Not thread-safe; one run per object.
 
+    :param config: the application config (a bare :class:`DownloadConfig` is wrapped).
     :param journal: where finished URLs are recorded (and skipped on the next run).
     :param archive: the download archive: verified content is skipped next time.
     :param environ: where credentials may come from (``os.environ`` by default).
     :param prompt: asks for a missing secret, or ``None``.
     :param cancel_event: setting it stops the run cleanly, as Ctrl-C does.
+    :param executor: what runs the downloads (threads by default; ``Processes(n)``).
     """
 
     def __init__(
         self,
-        config: DownloadConfig,
+        config: AppConfig | DownloadConfig,
         *,
         registry: SourceRegistry | None = None,
         progress_tracker: ProgressTracker | None = None,
@@ -172,17 +141,32 @@ class Batch:
         environ: Mapping[str, str] | None = None,
         prompt: Callable[[str], str] | None = None,
         cancel_event: threading.Event | None = None,
+        executor: ExecutorStrategy | None = None,
     ) -> None:
-        self.config = config
+        self.app = config if isinstance(config, AppConfig) else AppConfig(download=config)
+        self.config = self.app.download
         self.cancel_event = cancel_event
-        self.registry = registry or load_registry()
+        self.registry = registry
         self.progress_tracker = progress_tracker
         self.journal = journal
         self.archive = archive
         self.environ = os.environ if environ is None else environ
         self.prompt = prompt
-        self._authenticated: set[str] = set()
+        self.executor = executor
         self._origins: dict[str, _Origin] = {}
+        self._sources: dict[str, BaseDownloader] = {}
+
+    def manager(self) -> DownloadManager:
+        """The manager this batch runs on: the app's sources, tags and archive plugged in."""
+        return DownloadManager(
+            self.config,
+            factory=source_factory(self.app, self.registry),
+            progress_tracker=self.progress_tracker,
+            cancel_event=self.cancel_event,
+            executor=self.executor,
+            post_processors=post_processors(self.app),
+            hooks=[ArchiveHook(self.archive)] if self.archive is not None else [],
+        )
 
     def build_queue(
         self, items: Iterable[BatchItem], manager: DownloadManager
@@ -191,35 +175,20 @@ class Batch:
 
         Items the journal has as done are not resolved again: they come back as skipped
         results. Plain http(s) URLs are validated without network access, so a malformed one
-        stops the batch before anything is written.
+        stops the batch before anything is written. Each source is built and logged in once
+        (asking for a missing secret if it can) and registered with ``manager``.
 
         :raises DownloadError: the first item that cannot be resolved.
         """
         queue = DownloadQueue()
         skipped: list[DownloadResult] = []
+        registry = self.registry or load_registry()
         for item in unique_items(items):  # the same URL twice is one download
             if self.journal is not None and self.journal.is_done(item.url):
-                skipped.append(
-                    DownloadResult(
-                        content_id=redact_url(item.url) or item.url,
-                        source="batch",
-                        status=ResultStatus.SKIPPED,
-                        url=redact_url(item.url),
-                        message="done in an earlier run (state file)",
-                    )
-                )
+                skipped.append(_journal_skip(item))
                 continue
-            source = _claimant(self.registry, item.url)  # http URLs are validated offline
-            name = _source_name(source)
-            downloader = manager.get_downloader(name)
-            if name not in self._authenticated:
-                credentials = credentials_for(
-                    source, self.config, environ=self.environ, prompt=self.prompt
-                )
-                if credentials or source.required_credentials:
-                    downloader.authenticate(credentials)
-                self._authenticated.add(name)
-            tasks = downloader.tasks_for_url(item.url)
+            source = self._source(_claimant(registry, item.url), manager)
+            tasks = source.tasks_for_url(item.url)
             origin = _Origin(item.url)
             for task in tasks:
                 if item.checksum is not None and len(tasks) == 1:
@@ -230,6 +199,19 @@ class Batch:
                 origin.pending.add(task.task_id)
                 self._origins[task.task_id] = origin
         return queue, skipped
+
+    def _source(self, kind: type[BaseDownloader], manager: DownloadManager) -> BaseDownloader:
+        """The source of ``kind``, built and logged in once per batch."""
+        name = source_name_of(kind)
+        source = self._sources.get(name)
+        if source is None:
+            source = kind(self.config)
+            self._sources[name] = source
+            credentials = credentials_for(kind, self.app, environ=self.environ, prompt=self.prompt)
+            if credentials or kind.required_credentials:
+                source.authenticate(credentials)
+            manager.register(source)
+        return source
 
     def run(
         self,
@@ -243,14 +225,9 @@ class Batch:
         :raises DownloadError: when an item cannot be resolved (nothing is downloaded then).
         :raises KeyboardInterrupt: after a clean stop.
         """
-        registry = self.registry
-        with DownloadManager(
-            self.config,
-            progress_tracker=self.progress_tracker,
-            factory=lambda name, cfg: registry.get(name)(cfg),
-            cancel_event=self.cancel_event,
-        ) as manager:
-            manager.archive = self.archive
+        with contextlib.ExitStack() as stack:
+            manager = stack.enter_context(self.manager())
+            stack.callback(self._close_sources)
             queue, skipped = self.build_queue(items, manager)
             if on_queue is not None:
                 on_queue(queue)
@@ -275,6 +252,11 @@ class Batch:
                     )
             return skipped + manager.run(queue, on_result=finished)
 
+    def _close_sources(self) -> None:
+        sources, self._sources = list(self._sources.values()), {}
+        for source in sources:
+            source.close()
+
     def _note(self, task: DownloadTask, result: DownloadResult) -> None:
         origin = self._origins.get(task.task_id)
         if origin is None:
@@ -289,7 +271,7 @@ class Batch:
 
 def run_batch(
     items: list[BatchItem],
-    config: DownloadConfig,
+    config: AppConfig | DownloadConfig,
     *,
     progress_tracker: ProgressTracker | None = None,
     on_result: Callable[[DownloadTask, DownloadResult], None] | None = None,
@@ -303,6 +285,16 @@ def run_batch(
     """
     batch = Batch(config, registry=registry, progress_tracker=progress_tracker)
     return batch.run(items, on_result=on_result, on_queue=on_queue)
+
+
+def _journal_skip(item: BatchItem) -> DownloadResult:
+    return DownloadResult(
+        content_id=redact_url(item.url) or item.url,
+        source="batch",
+        status=ResultStatus.SKIPPED,
+        url=redact_url(item.url),
+        message="done in an earlier run (state file)",
+    )
 
 
 def _claimant(registry: SourceRegistry, url: str) -> type[BaseDownloader]:
@@ -323,10 +315,3 @@ def _claimant(registry: SourceRegistry, url: str) -> type[BaseDownloader]:
 
 def _patterns(registry: SourceRegistry) -> list[str]:
     return [pattern for _, source in registry for pattern in getattr(source, "url_patterns", ())]
-
-
-def _source_name(source: type[BaseDownloader]) -> str:
-    name = getattr(source, "source_name", None)
-    if not isinstance(name, str):
-        raise ConfigError(f"{source.__name__} has no source_name", field="source")
-    return name

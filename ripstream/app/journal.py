@@ -18,7 +18,7 @@ from typing import IO
 
 from ripstream.downloader.exceptions import StorageError
 from ripstream.downloader.resources import Closing
-from ripstream.downloader.session import redact_url
+from ripstream.downloader.urls import redact_url
 
 __all__ = ["BatchJournal", "url_key"]
 

@@ -1,0 +1,142 @@
+"""The application's configuration: the framework's :class:`DownloadConfig` plus what only the
+application uses (credentials, tags, the download archive).
+
+A config file stays one flat JSON object, as it always was: the application keys
+(:data:`~ripstream.downloader.config.APPLICATION_KEYS`) are taken out, the rest is the
+:class:`DownloadConfig`. Files written before the split load unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ripstream.downloader.config import APPLICATION_KEYS, DownloadConfig
+from ripstream.downloader.exceptions import ConfigError
+from ripstream.downloader.files import atomic_write_text
+
+__all__ = ["AppConfig"]
+
+
+@dataclass(slots=True)
+class AppConfig:
+    """What the CLI and batches run with. Not thread-safe to mutate.
+
+    Example::
+
+        app = AppConfig.load("ripstream.json")
+        app.download.max_concurrent_downloads  # the framework's settings
+        app.archive_path                       # the application's
+
+    :param download: the framework's configuration.
+    :param source_credentials: per source, the keys its ``authenticate`` takes (secrets:
+        never printed).
+    :param write_tags: write tags into downloaded tracks (needs the ``tags`` extra).
+    :param archive_path: the download archive; ``None`` for ``<download_directory>/
+        .ripstream-archive.sqlite3``.
+    """
+
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    source_credentials: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    write_tags: bool = True
+    archive_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.download, DownloadConfig):
+            raise ConfigError("download must be a DownloadConfig", field="download")
+        if not isinstance(self.write_tags, bool):
+            raise ConfigError(
+                f"write_tags must be true or false, got {self.write_tags!r}",
+                field="write_tags",
+                value=self.write_tags,
+            )
+        if self.archive_path is not None:
+            if not isinstance(self.archive_path, str | os.PathLike):
+                raise ConfigError(
+                    f"archive_path must be a path or null, got {self.archive_path!r}",
+                    field="archive_path",
+                    value=self.archive_path,
+                )
+            self.archive_path = Path(self.archive_path)
+        credentials = self.source_credentials
+        if not (
+            isinstance(credentials, dict)
+            and all(
+                isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+                for v in credentials.values()
+            )
+        ):
+            raise ConfigError(
+                "source_credentials must map source names to objects of strings",
+                field="source_credentials",
+                value="<hidden>",
+            )
+
+    def credentials(self, source: str) -> dict[str, str]:
+        """The configured credentials of ``source`` (a copy)."""
+        return dict(self.source_credentials.get(source, {}))
+
+    def replace(self, **changes: Any) -> AppConfig:
+        """A copy with ``changes`` applied and validated."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat JSON-ready dict of a config file."""
+        return {
+            **self.download.to_dict(),
+            "source_credentials": self.source_credentials,
+            "write_tags": self.write_tags,
+            "archive_path": str(self.archive_path) if self.archive_path else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AppConfig:
+        """Build from a flat dict; unknown keys and bad values raise :class:`ConfigError`."""
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"config must be a JSON object, got {type(data).__name__}",
+                field="config",
+                value=data,
+            )
+        framework = {k: v for k, v in data.items() if k not in APPLICATION_KEYS}
+        application = {k: v for k, v in data.items() if k in APPLICATION_KEYS}
+        return cls(download=DownloadConfig.from_dict(framework), **application)
+
+    @classmethod
+    def load(cls, path: str | Path) -> AppConfig:
+        """Read a JSON config file (old flat files included).
+
+        :raises ConfigError: when the file is missing, unreadable, not JSON, or invalid.
+        """
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read config file {str(path)!r}: {exc.strerror}",
+                field="config",
+                value=str(path),
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"config file {str(path)!r} is not UTF-8 text", field="config", value=str(path)
+            ) from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"config file {path!s} is not valid JSON: {exc}", field="config"
+            ) from exc
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"config file {path!s}: {exc.message}", field=exc.field, value=exc.value
+            ) from exc
+
+    def save(self, path: str | Path) -> None:
+        """Write the config as one flat JSON object, atomically."""
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")

@@ -1,0 +1,178 @@
+"""The ``.part`` file of one attempt and what proves its bytes (pip's ``_FileDownload``).
+
+:class:`PartFile` holds the state a fetcher needs between the response and the disk: the
+resume sidecar it found, how many bytes the file holds, a hasher primed with them, and the
+checkpoint that is written lazily (a file done within a second never needs one). Single
+streams and segments share it; neither reaches into the other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from ripstream.downloader.exceptions import StorageError
+from ripstream.downloader.fetch.job import FetchJob
+from ripstream.downloader.files import atomic_write_text, storage_error
+from ripstream.downloader.state import ResumeState, TransferResult, sidecar_path
+
+__all__ = ["CHECKPOINT_BYTES", "CHECKPOINT_SECONDS", "Checkpoint", "PartFile", "part_size"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_SECONDS = 1.0
+CHECKPOINT_BYTES = 1024 * 1024
+_HASH_BLOCK = 4 * 1024 * 1024
+
+
+def part_size(path: os.PathLike[str] | str) -> int:
+    """Size of ``path`` in bytes, 0 when it does not exist."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+@dataclass(slots=True)
+class PartFile:
+    """The ``.part`` file of ``job`` and its resume state. Not thread-safe (segments lock).
+
+    Build it with :meth:`open`, which reads the sidecar when resuming is allowed.
+    """
+
+    job: FetchJob
+    state: ResumeState | None = None
+
+    @classmethod
+    def open(cls, job: FetchJob) -> PartFile:
+        """The part file with the resume state its sidecar proves (if any)."""
+        return cls(job, cls._load(job))
+
+    @staticmethod
+    def _load(job: FetchJob) -> ResumeState | None:
+        if not job.settings.resume:
+            return None
+        try:
+            text = sidecar_path(job.part).read_text(encoding="utf-8")
+            state = ResumeState.from_json(text)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return state if state.matches(*job.key) and job.part.exists() else None
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file now."""
+        return part_size(self.job.part)
+
+    @property
+    def resumable_bytes(self) -> int:
+        """Bytes a single stream may resume from: proven by a validator, else 0."""
+        state = self.state
+        if state is None or state.segments or not (self.job.settings.resume and state.validator):
+            return 0
+        return self.size
+
+    def save(self, state: ResumeState) -> None:
+        """Write ``state`` to the sidecar atomically (when resuming is on)."""
+        if not self.job.settings.resume:
+            return
+        path = sidecar_path(self.job.part)
+        try:
+            atomic_write_text(path, state.to_json(), fsync=self.job.settings.fsync)
+        except OSError as exc:
+            raise storage_error(exc, path) from exc
+        self.state = state
+
+    def forget(self) -> None:
+        """Remove the sidecar: these bytes can no longer be resumed from."""
+        with contextlib.suppress(FileNotFoundError):
+            sidecar_path(self.job.part).unlink()
+        self.state = None
+
+    def reset(self) -> None:
+        """Start over: no sidecar, an empty file."""
+        self.forget()
+        with contextlib.suppress(FileNotFoundError):
+            os.truncate(self.job.part, 0)
+
+    def open_at(self, offset: int) -> BinaryIO:
+        """The file opened for writing at ``offset`` (truncated there), unbuffered."""
+        part = self.job.part
+        try:
+            if offset:
+                handle = open(part, "r+b", buffering=0)  # noqa: SIM115 - returned to a with-block
+                handle.truncate(offset)
+                handle.seek(offset)
+                return handle
+            return open(part, "wb", buffering=0)
+        except OSError as exc:
+            raise storage_error(exc, part, url=self.job.shown_url) from exc
+
+    def preallocate(self, total: int) -> None:
+        """An empty file of ``total`` bytes, for segments written at their offsets."""
+        try:
+            with open(self.job.part, "wb") as handle:
+                handle.truncate(total)
+        except OSError as exc:
+            raise storage_error(exc, self.job.part, url=self.job.shown_url) from exc
+
+    def hasher(self, length: int) -> Any:
+        """A hasher of the checksum's algorithm fed the first ``length`` bytes, or ``None``."""
+        checksum = self.job.checksum
+        if checksum is None:
+            return None
+        hasher = checksum.new_hasher()
+        if length:
+            with open(self.job.part, "rb") as handle:
+                left = length
+                while left and (block := handle.read(min(_HASH_BLOCK, left))):
+                    hasher.update(block)
+                    left -= len(block)
+        return hasher
+
+    def result(self, total: int, resumed_from: int, *, segmented: bool = False) -> TransferResult:
+        """What this attempt produced: the whole file of ``total`` bytes, hashed if asked."""
+        hasher = self.hasher(total)
+        return TransferResult(
+            total=total,
+            resumed_from=resumed_from,
+            fetched=total - resumed_from,
+            digest=hasher.hexdigest() if hasher is not None else None,
+            segmented=segmented,
+        )
+
+    def written(self) -> TransferResult:
+        """For a fetch that wrote the file its own way: measure and hash what is there."""
+        try:
+            size = self.job.part.stat().st_size
+        except FileNotFoundError as exc:
+            raise StorageError(
+                f"the download wrote no file at {str(self.job.part)!r}", path=str(self.job.part)
+            ) from exc
+        return self.result(size, 0)
+
+
+class Checkpoint:
+    """Writes a pending resume state once a second or a MiB has passed, or on the way out."""
+
+    __slots__ = ("deadline", "part", "pending")
+
+    def __init__(self, part: PartFile, pending: ResumeState | None) -> None:
+        self.part = part
+        self.pending = pending
+        self.deadline = part.job.clock() + CHECKPOINT_SECONDS
+
+    def tick(self, now: float, received: int) -> None:
+        """Called per chunk: write the state when it is due."""
+        if self.pending is not None and (now >= self.deadline or received >= CHECKPOINT_BYTES):
+            self.part.save(self.pending)
+            self.pending = None
+
+    def flush(self) -> None:
+        """On an interrupted attempt: keep what the bytes on disk prove."""
+        if self.pending is not None and self.part.size > 0:
+            self.part.save(self.pending)
+            self.pending = None

@@ -1,0 +1,132 @@
+"""The hot loop: copy a response body to a writer, with throttling, a speed floor and cancel.
+
+It reads straight into one reusable buffer (:class:`~ripstream.downloader.wire.BodyReader`),
+writes it with one syscall, and does nothing else per chunk but an event check, a counter
+update and, only when asked for, a digest update and a throttle reservation.
+"""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Callable
+from typing import Any
+
+import requests
+import urllib3
+
+from ripstream.downloader.exceptions import DownloadCancelledError, StallError
+from ripstream.downloader.fetch.job import FetchJob
+from ripstream.downloader.files import storage_error
+from ripstream.downloader.httperrors import map_request_error
+from ripstream.downloader.wire import BodyReader
+
+__all__ = ["Writer", "pump"]
+
+#: ``write(view, absolute_position)``
+Writer = Callable[[memoryview | bytes, int], object]
+
+_MIN_READ = 16 * 1024
+_FIRST_READ = 256 * 1024
+_WIRE_ERRORS = (
+    OSError,
+    http.client.HTTPException,
+    urllib3.exceptions.HTTPError,
+    requests.RequestException,
+    ValueError,
+)
+
+
+class _SpeedFloor:
+    """Raises :class:`StallError` when a window's average falls under ``min_speed``.
+
+    Time spent waiting on our own throttle does not count against the server.
+    """
+
+    __slots__ = ("bytes", "floor", "job", "start", "throttled", "window")
+
+    def __init__(self, job: FetchJob, now: float) -> None:
+        self.job = job
+        self.floor = job.settings.min_speed
+        self.window = job.settings.min_speed_window
+        self.start, self.bytes, self.throttled = now, 0, 0.0
+
+    def add(self, now: float, count: int, throttled: float) -> None:
+        if self.floor is None:
+            return
+        self.bytes += count
+        self.throttled += throttled
+        span = now - self.start - self.throttled
+        if span < self.window:
+            return
+        if self.bytes / span < self.floor:
+            raise StallError(
+                f"{self.job.shown_url} slowed to {self.bytes / span:.0f} B/s, "
+                f"under the floor of {self.floor:.0f} B/s",
+                url=self.job.shown_url,
+                source=self.job.source,
+            )
+        self.start, self.bytes, self.throttled = now, 0, 0.0
+
+
+def pump(
+    job: FetchJob,
+    response: requests.Response,
+    expected: int | None,
+    write: Writer,
+    position: int,
+    *,
+    hasher: Any = None,
+    tick: Callable[[float, int], None] | None = None,
+) -> int:
+    """Copy the body into ``write`` until ``expected`` bytes or EOF; returns bytes written.
+
+    :param position: the file offset of the first byte (handed to ``write``).
+    :param tick: called as ``(now, received)`` after each chunk (checkpoints).
+    :raises DownloadError: typed: a stall, a broken connection, a full disk, a cancel.
+    """
+    reader = BodyReader(response, job.settings.chunk_size)
+    size = min(_FIRST_READ, reader.capacity)
+    received = 0
+    clock, cancel, buckets, reporter = job.clock, job.cancel, job.buckets, job.reporter
+    floor = _SpeedFloor(job, clock())
+    try:
+        while expected is None or received < expected:
+            if cancel.is_set():
+                raise DownloadCancelledError(
+                    "download cancelled", url=job.shown_url, source=job.source
+                )
+            want = size if expected is None else min(size, expected - received)
+            started = clock()
+            chunk = reader.read(want)
+            count = len(chunk)
+            if not count:
+                break
+            try:
+                write(chunk, position + received)
+            except OSError as exc:
+                raise storage_error(exc, job.part, url=job.shown_url) from exc
+            if hasher is not None:
+                hasher.update(chunk)
+            received += count
+            throttled = 0.0
+            for bucket in buckets:
+                throttled += bucket.acquire(count, cancel=cancel)
+            reporter(count)
+            now = clock()
+            if tick is not None:
+                tick(now, received)
+            size = _adapt(size, now - started, reader.capacity)
+            floor.add(now, count, throttled)
+    except _WIRE_ERRORS as exc:
+        raise map_request_error(exc, job.url, job.source) from exc
+    reader.release_if_complete()
+    return received
+
+
+def _adapt(size: int, elapsed: float, capacity: int) -> int:
+    """Big reads when data flows, small ones when it trickles."""
+    if elapsed < 0.05 and size < capacity:
+        return min(capacity, size * 2)
+    if elapsed > 0.5 and size > _MIN_READ:
+        return max(_MIN_READ, size // 2)
+    return size

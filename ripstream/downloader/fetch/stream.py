@@ -1,0 +1,179 @@
+"""One plain stream into the ``.part`` file, resumed with ``Range`` + ``If-Range``.
+
+An attempt resumes from what the ``.part`` file and its sidecar prove is already on disk,
+checks every response against what was asked (status, ``Content-Range`` start, end and total,
+body length, encoding), and never writes a byte that was not asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import requests
+
+from ripstream.downloader.config import DownloadBehaviorSettings
+from ripstream.downloader.content import DownloadableContent
+from ripstream.downloader.exceptions import IncompleteBodyError, ResponseMismatchError
+from ripstream.downloader.fetch.job import FetchJob
+from ripstream.downloader.fetch.partfile import Checkpoint, PartFile
+from ripstream.downloader.fetch.pump import pump
+from ripstream.downloader.httperrors import error_for_status
+from ripstream.downloader.state import ResumeState, TransferResult
+from ripstream.downloader.wire import (
+    check_range,
+    check_wire_length,
+    content_length,
+    is_encoded,
+    parse_content_range,
+)
+
+__all__ = ["StreamFetcher"]
+
+logger = logging.getLogger(__name__)
+
+
+class StreamFetcher:
+    """Fetches ``content.url`` as one stream, resuming a proven ``.part`` file. Thread-safe
+    (it holds no state; everything of an attempt lives in the job and its :class:`PartFile`).
+
+    Example::
+
+        result = StreamFetcher().fetch(job)
+    """
+
+    name = "stream"
+
+    def suitable(self, content: DownloadableContent, settings: DownloadBehaviorSettings) -> bool:
+        """Any http(s) content."""
+        return True
+
+    def fetch(self, job: FetchJob) -> TransferResult:
+        """One attempt; see the module docstring.
+
+        :raises DownloadError: typed; ``retryable`` ones leave the file ready to resume.
+        """
+        return self.fetch_into(PartFile.open(job))
+
+    def fetch_into(
+        self, part: PartFile, response: requests.Response | None = None
+    ) -> TransferResult:
+        """Fill ``part``; ``response`` is a whole-file answer already in hand (a server that
+        ignored a range request), used instead of asking again."""
+        job = part.job
+        have = part.resumable_bytes if response is None else 0
+        if response is None:
+            headers = {**job.headers, "Accept-Encoding": "identity"}
+            if have:
+                assert part.state is not None
+                headers["Range"] = f"bytes={have}-"
+                headers["If-Range"] = part.state.validator or ""
+            response = job.session.get(job.url, headers=headers, stream=True, check_status=False)
+        with contextlib.closing(response):
+            if have and response.status_code == 416:
+                return _complete_or_restart(part, response, have)
+            have, total = _accept(part, response, have)
+            return _write_body(part, response, have, total)
+
+
+def _accept(part: PartFile, response: requests.Response, have: int) -> tuple[int, int | None]:
+    """Check the response against what was asked; returns (bytes kept, total size)."""
+    job = part.job
+    status = response.status_code
+    if status >= 400:
+        raise error_for_status(response, job.source)
+    encoded = is_encoded(response)
+    if status == 206 and have and encoded:
+        part.reset()
+        job.reporter(-have)
+        raise ResponseMismatchError(
+            f"{job.shown_url} sent an encoded partial body; starting over",
+            url=job.shown_url,
+            source=job.source,
+            status_code=status,
+        )
+    if status == 206 and have:
+        known = part.state.total if part.state is not None else None
+        return have, check_range(response, have, None, known, source=job.source).total
+    if status == 200:
+        if have:
+            logger.info("%s: the server sent the whole file; restarting from 0", job.shown_url)
+            job.reporter(-have)
+        return 0, None if encoded else content_length(response)
+    hint = " (asked for the whole file, got a partial answer)" if status == 206 else ""
+    raise ResponseMismatchError(
+        f"unexpected HTTP {status} for {job.shown_url}{hint}",
+        url=job.shown_url,
+        source=job.source,
+        status_code=status,
+    )
+
+
+def _write_body(
+    part: PartFile, response: requests.Response, have: int, total: int | None
+) -> TransferResult:
+    job = part.job
+    job.reporter.accept(response)
+    encoded = is_encoded(response)
+    fresh = ResumeState.from_response(job.key, response, total)
+    pending: ResumeState | None = None
+    if encoded:
+        part.forget()  # a decoded body cannot be checked against ranges: never resume it
+    elif job.settings.resume and (have == 0 or part.state != fresh):
+        # written lazily: a file done within the first checkpoint interval never needs one,
+        # and an interrupted one gets it on the way out
+        pending = fresh
+    checkpoint = Checkpoint(part, pending)
+    job.reporter.set_total(total, have)
+    hasher = part.hasher(have)
+    expected = None if total is None else total - have
+    try:
+        with part.open_at(have) as handle:
+            received = pump(
+                job,
+                response,
+                expected,
+                lambda view, _position: handle.write(view),
+                have,
+                hasher=hasher,
+                tick=checkpoint.tick,
+            )
+        if expected is not None and received != expected:
+            raise IncompleteBodyError(
+                f"{job.shown_url} ended after {have + received} of {total} bytes",
+                url=job.shown_url,
+                source=job.source,
+                expected=expected,
+                received=received,
+            )
+    except BaseException:
+        checkpoint.flush()
+        raise
+    if encoded:
+        check_wire_length(job.url, response, job.source)
+    return TransferResult(
+        total=have + received,
+        resumed_from=have,
+        fetched=received,
+        digest=hasher.hexdigest() if hasher is not None else None,
+    )
+
+
+def _complete_or_restart(part: PartFile, response: requests.Response, have: int) -> TransferResult:
+    """A 416 to ``bytes=have-``: the file may already be whole; prove it by the total."""
+    job = part.job
+    content_range = parse_content_range(response.headers.get("Content-Range"))
+    total = content_range.total if content_range else None
+    known = part.state.total if part.state else None
+    if total is not None and total == have and known in (None, have):
+        job.reporter.set_total(total, have)
+        return part.result(have, have)
+    part.reset()
+    job.reporter(-have)
+    raise ResponseMismatchError(
+        f"{job.shown_url} refused to resume at byte {have} (HTTP 416, total "
+        f"{total if total is not None else 'unknown'}); starting over",
+        url=job.shown_url,
+        source=job.source,
+        status_code=416,
+    )

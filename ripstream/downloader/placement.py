@@ -1,0 +1,172 @@
+"""Where a download lands: the final path, the claim on it, the overwrite policy, the move.
+
+Each step returns a decision instead of changing a shared result: :func:`decide_existing`
+says :class:`Skip` or :class:`WriteTo`; the engine builds the result from the decisions once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ripstream.downloader.config import DownloadBehaviorSettings, OverwritePolicy
+from ripstream.downloader.content import Checksum
+from ripstream.downloader.exceptions import TargetExistsError
+from ripstream.downloader.files import rename_no_clobber, storage_error, unique_path
+from ripstream.downloader.state import sidecar_path
+
+__all__ = [
+    "PathClaims",
+    "Skip",
+    "WriteTo",
+    "decide_existing",
+    "discard_part",
+    "file_digest",
+    "move_into_place",
+]
+
+_HASH_BLOCK = 4 * 1024 * 1024
+
+
+class PathClaims:
+    """Final paths being written in this run, so two tasks never write one file. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: set[Path] = set()
+
+    def claim(self, path: Path, *, source: str | None = None) -> None:
+        """Claim ``path``.
+
+        :raises TargetExistsError: when another download of this run holds it.
+        """
+        with self._lock:
+            if path in self._paths:
+                raise TargetExistsError(
+                    f"another download in this run also writes {str(path)!r}",
+                    path=str(path),
+                    source=source,
+                )
+            self._paths.add(path)
+
+    def release(self, path: Path) -> None:
+        """Give ``path`` back."""
+        with self._lock:
+            self._paths.discard(path)
+
+    def move(self, old: Path, new: Path, *, source: str | None = None) -> None:
+        """Claim ``new`` and release ``old`` (a name that changed)."""
+        if new != old:
+            self.claim(new, source=source)
+            self.release(old)
+
+    def snapshot(self) -> set[Path]:
+        """The paths claimed now."""
+        with self._lock:
+            return set(self._paths)
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Keep what is at ``path``: nothing is downloaded."""
+
+    path: Path
+    reason: str
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteTo:
+    """Download into ``path`` (a new name when the policy renamed)."""
+
+    path: Path
+
+
+def decide_existing(
+    final: Path,
+    settings: DownloadBehaviorSettings,
+    expected: Checksum | None,
+    taken: set[Path],
+    *,
+    source: str | None = None,
+) -> Skip | WriteTo:
+    """What to do about ``final`` by the overwrite policy (the claim on it is held).
+
+    :param taken: paths other downloads of this run hold (a renamed file avoids them; the
+        caller moves its claim to the new name).
+
+    :raises TargetExistsError: for ``error``, or ``skip`` over a file whose checksum differs.
+    """
+    if not (final.exists() or final.is_symlink()):
+        return WriteTo(final)
+    policy = settings.overwrite
+    if policy is OverwritePolicy.OVERWRITE:
+        return WriteTo(final)
+    if policy is OverwritePolicy.RENAME:
+        return WriteTo(unique_path(final, taken))
+    if policy is OverwritePolicy.SKIP:
+        if expected is None or file_digest(final, expected) == expected.hexdigest:
+            return Skip(final, "already exists", final.stat().st_size)
+        raise TargetExistsError(
+            f"{str(final)!r} exists with different content; keep it, or choose overwrite or rename",
+            path=str(final),
+            source=source,
+        )
+    raise TargetExistsError(f"{str(final)!r} already exists", path=str(final), source=source)
+
+
+def file_digest(path: Path, checksum: Checksum) -> str:
+    """The hex digest of the file at ``path`` in ``checksum``'s algorithm."""
+    hasher = checksum.new_hasher()
+    with open(path, "rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            hasher.update(block)
+    return str(hasher.hexdigest())
+
+
+def discard_part(part: Path) -> None:
+    """Remove ``part`` and its resume sidecar (bytes that can never be used)."""
+    for path in (part, sidecar_path(part)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def move_into_place(part: Path, final: Path, settings: DownloadBehaviorSettings) -> None:
+    """Move the verified ``part`` to ``final``: atomically, and never over a file that
+    appeared meanwhile unless the policy is ``overwrite``. With ``fsync`` the bytes and the
+    directory entry are durable before this returns.
+
+    :raises TargetExistsError: when a file appeared at ``final`` (``part`` is kept).
+    :raises StorageError: when the move fails.
+    """
+    try:
+        if settings.fsync:
+            with open(part, "rb") as handle:
+                os.fsync(handle.fileno())
+        if settings.overwrite is OverwritePolicy.OVERWRITE:
+            os.replace(part, final)
+        else:
+            rename_no_clobber(part, final)
+        with contextlib.suppress(FileNotFoundError):
+            sidecar_path(part).unlink()
+        if settings.fsync:
+            _fsync_directory(final.parent)
+    except FileExistsError as exc:
+        raise TargetExistsError(
+            f"{str(final)!r} appeared while downloading; the new file is kept as {str(part)!r}",
+            path=str(final),
+        ) from exc
+    except OSError as exc:
+        raise storage_error(exc, final) from exc
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
