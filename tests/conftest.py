@@ -13,7 +13,7 @@ from tests.support.httpserver import TestServer
 
 @pytest.fixture
 def server() -> Iterator[TestServer]:
-    """A real HTTP/1.1 server on 127.0.0.1 (see tests/support/httpserver.py)."""
+    """A real HTTP/1.1 server on 127.0.0.1 (see tests/support/httpserver/)."""
     with TestServer() as running:
         yield running
 
