@@ -38,8 +38,8 @@ from ripstream.downloader.exceptions import (
 from ripstream.downloader.files import part_path
 from ripstream.downloader.manager import execute_task
 from ripstream.sources.http import HttpDownloader
-from tests.conftest import make_config
 from tests.support.httpserver import TestServer, make_body
+from tests.support.settings import make_config
 
 
 def sha(data: bytes) -> str:
