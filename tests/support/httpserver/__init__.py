@@ -70,7 +70,8 @@ Modules
 ``bodies`` (deterministic bodies, dates, ETags), ``spec``/``body_faults``/``faults``
 (:class:`Fault` and its constructors), ``resources`` (:class:`Resource`), ``protocol``
 (request parsing, ranges, If-Range), ``connection`` (one client socket), ``responses``
-(writing an answer) and ``server`` (:class:`TestServer`).
+(choosing and writing an answer), ``writer`` (writing its body) and ``server``
+(:class:`TestServer`).
 """
 
 from __future__ import annotations

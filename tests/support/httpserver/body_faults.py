@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Literal, Self
 
 from .spec import ChunkBreak, FaultKind, FaultSpec, On
@@ -52,6 +53,26 @@ class BodyFaults(FaultSpec):
             n_bytes=n_bytes,
             seconds=seconds,
             close=then == "close",
+        )
+
+    @classmethod
+    def pause_after(
+        cls,
+        n_bytes: int,
+        release: threading.Event,
+        *,
+        timeout: float = 5.0,
+        times: int | None = None,
+        on: On = "any",
+        method: str | None = None,
+    ) -> Self:
+        """After ``n_bytes`` of body, send nothing until ``release`` is set, then go on.
+
+        Lets a test act while a download is under way.  The pause ends anyway after
+        ``timeout`` seconds, or (closing the connection) when the server stops.
+        """
+        return cls(
+            FaultKind.PAUSE, times, on, method, n_bytes=n_bytes, seconds=timeout, gate=release
         )
 
     @classmethod
@@ -204,6 +225,7 @@ class BodyFaults(FaultSpec):
         delta: int = -1,
         *,
         honest: bool = True,
+        keep_end: bool = False,
         times: int | None = None,
         on: On = "any",
         method: str | None = None,
@@ -213,8 +235,30 @@ class BodyFaults(FaultSpec):
         ``honest=True``: Content-Range names the offset actually served.
         ``honest=False``: Content-Range claims the asked range but the bytes come
         from the shifted offset (silent corruption, only a checksum catches it).
+        ``keep_end=True``: the range still ends where asked, so only its start is
+        wrong: with ``honest=True`` end, total and Content-Length all agree with
+        the bytes sent, and a client must compare the start to notice.
         """
-        return cls(FaultKind.WRONG_RANGE_START, times, on, method, amount=delta, honest=honest)
+        return cls(
+            FaultKind.WRONG_RANGE_START,
+            times,
+            on,
+            method,
+            amount=delta,
+            honest=honest,
+            keep_end=keep_end,
+        )
+
+    @classmethod
+    def ignore_if_range(
+        cls, *, times: int | None = None, on: On = "range", method: str | None = None
+    ) -> Self:
+        """Answer a Range with a 206 even when its If-Range no longer matches (a broken cache).
+
+        The 206 comes from the current body, so after a change its Content-Range
+        total (and bytes) are the new file's.
+        """
+        return cls(FaultKind.IGNORE_IF_RANGE, times, on, method)
 
     @classmethod
     def wrong_range_total(

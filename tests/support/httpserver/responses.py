@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Final
 
 from .bodies import http_date
 from .connection import Connection
-from .faults import Fault, FaultKind
+from .faults import FaultKind
 from .protocol import (
     Request,
     Unsatisfiable,
@@ -19,11 +18,10 @@ from .protocol import (
     weak_suffix,
 )
 from .resources import Plan, Resource
+from .writer import BodyWriter
 
-__all__ = ["BOUNDARY", "PIECE", "Responder"]
+__all__ = ["BOUNDARY", "Responder"]
 
-PIECE: Final = 256 * 1024
-"""The most body bytes handed to one ``send`` call."""
 BOUNDARY: Final = "RIPSTREAM-TEST-BOUNDARY"
 """The boundary of ``multipart/byteranges`` answers."""
 
@@ -40,6 +38,7 @@ class Responder:
     ) -> None:
         self._lookup = lookup
         self._wait = wait
+        self._writer = BodyWriter(wait)
 
     @staticmethod
     def _head_bytes(version: str, code: int, headers: list[tuple[str, str]]) -> bytes:
@@ -156,7 +155,10 @@ class Responder:
             range_header is not None
             and plan.accept_ranges
             and not plan.has(FaultKind.IGNORE_RANGE)
-            and if_range_ok(req.headers.get("If-Range"), etag, plan.last_modified)
+            and (
+                plan.has(FaultKind.IGNORE_IF_RANGE)
+                or if_range_ok(req.headers.get("If-Range"), etag, plan.last_modified)
+            )
         ):
             parsed = parse_range(range_header, total)
             if isinstance(parsed, Unsatisfiable):
@@ -181,7 +183,10 @@ class Responder:
             if wrong_start is not None:
                 length = last - first + 1
                 first = min(max(0, first + (wrong_start.amount or 0)), total - 1)
-                last = min(first + length - 1, total - 1)
+                if wrong_start.keep_end:
+                    last = max(last, first)
+                else:
+                    last = min(first + length - 1, total - 1)
                 if wrong_start.honest:
                     claimed = (first, last)
             short = plan.first(FaultKind.SHORT_RANGE)
@@ -261,16 +266,17 @@ class Responder:
             return not close_after
 
         if broken is not None:
-            self._write_broken_chunked(conn, req.path, payload, broken)
+            self._writer.write_broken_chunked(conn, req.path, payload, broken)
             conn.close()
             return False
         drop = plan.first(FaultKind.DROP)
-        stall = plan.first(FaultKind.STALL)
+        # a pause is a stall that ends when its gate opens
+        stall = plan.first(FaultKind.STALL) or plan.first(FaultKind.PAUSE)
         trickle = plan.first(FaultKind.TRICKLE)
         bps, pace_from = plan.rate, 0
         if trickle is not None:
             bps, pace_from = trickle.bps, trickle.n_bytes or 0
-        complete = self._write_body(
+        complete = self._writer.write_body(
             conn,
             req.path,
             payload,
@@ -301,86 +307,3 @@ class Responder:
                 else:
                     out.append((fault.name, fault.value))
         return out
-
-    def _write_body(
-        self,
-        conn: Connection,
-        path: str,
-        payload: bytes | memoryview,
-        *,
-        chunk_size: int,
-        drop: Fault | None,
-        stall: Fault | None,
-        bps: float,
-        pace_from: int,
-    ) -> bool:
-        """Write the body with pacing, a stall and/or a drop; False if the socket was closed."""
-        view = memoryview(payload)
-        size = len(view)
-        limit = size if drop is None else min(max(drop.n_bytes or 0, 0), size)
-        stall_at = None if stall is None else min(max(stall.n_bytes or 0, 0), limit)
-        pos = 0
-        paced_start: float | None = None
-        paced_bytes = 0
-        while True:
-            if stall is not None and stall_at is not None and pos >= stall_at:
-                stall_at = None
-                self._wait(stall.seconds)
-                if stall.close:
-                    conn.close()
-                    return False
-            if pos >= limit:
-                break
-            end = limit
-            if stall_at is not None:
-                end = min(end, stall_at)
-            paced = bps > 0 and pos >= pace_from
-            if bps > 0 and not paced:
-                end = min(end, pace_from)
-            end = min(end, pos + (max(1, int(bps / 20)) if paced else PIECE))
-            if chunk_size:
-                end = min(end, pos + chunk_size)
-            piece = view[pos:end]
-            if paced:
-                # Each piece leaves when its last byte is due, so N bytes take N / bps.
-                if paced_start is None:
-                    paced_start = time.monotonic()
-                paced_bytes += len(piece)
-                self._wait(paced_start + paced_bytes / bps - time.monotonic())
-            if chunk_size:
-                conn.send(f"{len(piece):x}\r\n".encode())
-            conn.send(piece, count_for=path)
-            if chunk_size:
-                conn.send(b"\r\n")
-            pos = end
-        if drop is not None:
-            conn.close(reset=drop.reset)
-            return False
-        if chunk_size:
-            conn.send(b"0\r\n\r\n")
-        return True
-
-    def _write_broken_chunked(
-        self, conn: Connection, path: str, payload: bytes | memoryview, fault: Fault
-    ) -> None:
-        view = memoryview(payload)
-        size = len(view)
-        cut = size // 2 if fault.n_bytes is None else min(max(fault.n_bytes, 0), size)
-        if cut:
-            conn.send(f"{cut:x}\r\n".encode())
-            conn.send(view[:cut], count_for=path)
-            conn.send(b"\r\n")
-        rest = view[cut:]
-        if fault.mode == "truncated":
-            announced = max(len(rest), 16)
-            conn.send(f"{announced:x}\r\n".encode())
-            conn.send(rest[: len(rest) // 2], count_for=path)
-        elif fault.mode == "bad_size":
-            conn.send(b"zz\r\n")
-            conn.send(rest, count_for=path)
-            conn.send(b"\r\n0\r\n\r\n")
-        else:  # no_terminator
-            if rest:
-                conn.send(f"{len(rest):x}\r\n".encode())
-                conn.send(rest, count_for=path)
-                conn.send(b"\r\n")

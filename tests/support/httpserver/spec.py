@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -41,6 +42,8 @@ class FaultKind(enum.StrEnum):
     GARBAGE_RESPONSE = "garbage_response"
     HTTP10 = "http10"
     MULTIPART_BYTERANGES = "multipart_byteranges"
+    IGNORE_IF_RANGE = "ignore_if_range"
+    PAUSE = "pause"
 
 
 _ANY_METHOD_KINDS: Final = frozenset(
@@ -79,6 +82,7 @@ class FaultSpec:
     amount: int | None = None
     total: str | None = None
     honest: bool = True
+    keep_end: bool = False
     bps: float = 0.0
     chunk_size: int = 0
     mode: str = ""
@@ -92,6 +96,7 @@ class FaultSpec:
     after: int = 1
     new_etag: str | Auto | None = AUTO
     new_last_modified: str | None = CHANGED_LAST_MODIFIED
+    gate: threading.Event | None = None
 
     def __post_init__(self) -> None:
         if self.times is not None and self.times < 0:
