@@ -20,8 +20,8 @@ from ripstream.downloader import BaseDownloader, ContentType, DownloadableConten
 from ripstream.downloader.exceptions import AuthenticationError
 from ripstream.library.archive import DownloadArchive
 from ripstream.sources import load_registry
-from tests.conftest import make_config
 from tests.support.httpserver import Fault, TestServer, make_body
+from tests.support.settings import make_config
 
 
 def sha(data: bytes) -> str:

@@ -32,8 +32,8 @@ from ripstream.downloader.exceptions import (
     RateLimitError,
     ServerError,
 )
-from tests.conftest import make_config
 from tests.support.httpserver import TestServer, make_body
+from tests.support.settings import make_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "deezer_previews.py"
 API = "https://api.deezer.com"

@@ -38,16 +38,22 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def run_example(
-    script: str, *args: str, allow_warnings: bool = False
-) -> subprocess.CompletedProcess[str]:
+def worktree_env() -> dict[str, str]:
+    """The environment of a child Python that imports this checkout's ripstream, not an
+    installed one (an editable install may point at another checkout)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.pop("PYTHONWARNINGS", None)
+    return env
+
+
+def run_example(
+    script: str, *args: str, allow_warnings: bool = False
+) -> subprocess.CompletedProcess[str]:
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
         cwd=ROOT,
-        env=env,
+        env=worktree_env(),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -235,6 +241,7 @@ def test_examples_against_a_standalone_server(tmp_path: Path) -> None:
     server = subprocess.Popen(
         [sys.executable, str(EXAMPLES / "_local_server.py")],
         cwd=ROOT,
+        env=worktree_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

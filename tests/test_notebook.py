@@ -6,6 +6,7 @@ with no event loop of its own and no ``await``.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 
 
 def percent_cells(script: str) -> list[nbformat.NotebookNode]:
@@ -31,7 +33,12 @@ def percent_cells(script: str) -> list[nbformat.NotebookNode]:
 
 
 @pytest.mark.timeout(180)
-def test_the_walkthrough_runs_in_a_real_kernel() -> None:
+def test_the_walkthrough_runs_in_a_real_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the kernel is a child process: make it import this checkout's ripstream, not an
+    # installed one (an editable install may point at another checkout)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
     notebook = nbformat.v4.new_notebook()
     notebook.cells = percent_cells((EXAMPLES / "notebook_walkthrough.py").read_text())
     assert sum(cell.cell_type == "code" for cell in notebook.cells) >= 5

@@ -29,8 +29,8 @@ from ripstream.downloader.exceptions import (
 from ripstream.downloader.files import part_path
 from ripstream.downloader.state import sidecar_path
 from ripstream.sources.http import HttpDownloader
-from tests.conftest import make_config
 from tests.support.httpserver import Fault, TestServer, make_body
+from tests.support.settings import make_config
 
 
 def sha(data: bytes) -> str:

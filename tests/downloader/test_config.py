@@ -22,7 +22,7 @@ from ripstream.downloader import (
     parse_rate,
 )
 from ripstream.downloader.exceptions import ConfigError
-from tests.conftest import fast_settings, make_config
+from tests.support.settings import fast_settings, make_config
 
 SETTING_NAMES = [f.name for f in dataclasses.fields(DownloadBehaviorSettings)]
 CONFIG_NAMES = [f.name for f in dataclasses.fields(DownloadConfig)]
@@ -60,7 +60,7 @@ def test_seed_aliases_are_the_same_classes() -> None:
     assert DownloadSettings is DownloadBehaviorSettings
 
 
-def test_conftest_helpers_build_valid_configs(tmp_path: Path) -> None:
+def test_support_settings_build_valid_configs(tmp_path: Path) -> None:
     config = make_config(tmp_path, jobs=2, max_retries=1)
     assert config.download_directory == tmp_path
     assert config.max_concurrent_downloads == 2

@@ -39,8 +39,8 @@ from ripstream.downloader.files import part_path
 from ripstream.downloader.worker import WorkerSpec, run_task_json
 from ripstream.sources import create_downloader
 from ripstream.sources.http import HttpDownloader
-from tests.conftest import make_config
 from tests.support.httpserver import TestServer, make_body
+from tests.support.settings import make_config
 
 
 def sha(data: bytes) -> str:

@@ -39,9 +39,9 @@ from ripstream.downloader.exceptions import (
 )
 from ripstream.downloader.session import DownloadSession
 from ripstream.sources.http import HttpDownloader
-from tests.conftest import fast_settings, make_config
 from tests.support.clock import FakeClock
 from tests.support.httpserver import Fault, TestServer, make_body
+from tests.support.settings import fast_settings, make_config
 
 API = "https://api.example.test"
 SECRET_URL = f"{API}/track/1?token=abc123secret&t=zz9secret&format=flac"

@@ -14,8 +14,8 @@ from ripstream.downloader import ResultStatus
 from ripstream.downloader.exceptions import StorageError
 from ripstream.downloader.files import part_path
 from ripstream.sources.http import HttpDownloader
-from tests.conftest import make_config
 from tests.support.httpserver import TestServer, make_body
+from tests.support.settings import make_config
 
 
 def _mount(target: Path, options: str) -> None:

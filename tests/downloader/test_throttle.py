@@ -9,9 +9,9 @@ from ripstream.downloader import DownloadConfig, TokenBucket
 from ripstream.downloader.files import part_path
 from ripstream.downloader.state import sidecar_path
 from ripstream.sources.http import HttpDownloader
-from tests.conftest import fast_settings
 from tests.support.clock import FakeClock
 from tests.support.httpserver import TestServer, make_body
+from tests.support.settings import fast_settings
 
 
 def downloader(directory: Path, bucket: TokenBucket, jobs: int = 1,

@@ -26,8 +26,8 @@ from ripstream.downloader.exceptions import (
 )
 from ripstream.downloader.files import part_path
 from ripstream.sources.http import HttpDownloader
-from tests.conftest import make_config
 from tests.support.httpserver import Fault, TestServer, make_body
+from tests.support.settings import make_config
 
 MODES = {"single": 1, "segmented": 4}
 SIZE = 600_000

@@ -25,7 +25,6 @@ from mutagen.oggvorbis import OggVorbis
 from ripstream.downloader import BaseDownloader, ContentType, DownloadableContent, TrackMetadata
 from ripstream.downloader.content import ResultStatus
 from ripstream.library.tags import MAX_COVER_BYTES, TagWriter, tag_file
-from tests.conftest import make_config
 from tests.support.audio import (
     flac_bytes,
     jpeg_bytes,
@@ -40,6 +39,7 @@ from tests.support.audio import (
     wav_bytes,
 )
 from tests.support.httpserver import TestServer
+from tests.support.settings import make_config
 
 VALUES: dict[str, Any] = {
     "title": "Dawn Chorus",

@@ -34,8 +34,8 @@ from ripstream.sources.internet_archive import (
     InternetArchiveDownloader,
     parse_archive_url,
 )
-from tests.conftest import make_config
 from tests.support.httpserver import TestServer, make_body
+from tests.support.settings import make_config
 
 DATA = Path(__file__).parent / "data"
 API = "https://archive.org"

@@ -25,8 +25,8 @@ from ripstream.library.tags import TagWriter
 from ripstream.sources import load_registry
 from ripstream.sources.subsonic import SubsonicDownloader
 from ripstream.sources.subsonic_api import Album, SubsonicClient
-from tests.conftest import make_config
 from tests.support.audio import GeneratedAlbum, GeneratedTrack
+from tests.support.settings import make_config
 from tests.support.subsonic import SubsonicServer, running_subsonic
 
 

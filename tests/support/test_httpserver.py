@@ -583,6 +583,59 @@ def test_wrong_range_start(srv: TestServer) -> None:
     assert lying.body == BODY[105:205]
 
 
+def test_wrong_range_start_keeping_the_end(srv: TestServer) -> None:
+    srv.add("/a", BODY, faults=[Fault.wrong_range_start(-7, keep_end=True)])
+    early = get(srv, "/a", {"Range": "bytes=100-199"})
+    assert early.status == 206
+    assert early.headers["Content-Range"] == f"bytes 93-199/{len(BODY)}"
+    assert early.headers["Content-Length"] == "107"
+    assert early.body == BODY[93:200]
+    open_ended = get(srv, "/a", {"Range": "bytes=1000-"})
+    assert open_ended.headers["Content-Range"] == f"bytes 993-{len(BODY) - 1}/{len(BODY)}"
+    assert open_ended.body == BODY[993:]
+
+
+def test_ignore_if_range_answers_the_range_of_the_current_body(srv: TestServer) -> None:
+    res = srv.add("/a", BODY, faults=[Fault.ignore_if_range()])
+    old_etag = res.etag
+    assert old_etag is not None
+    new = make_body(len(BODY) + 50, seed=99)
+    res.set_body(new)
+    stale = get(srv, "/a", {"Range": "bytes=100-199", "If-Range": old_etag})
+    assert stale.status == 206
+    assert stale.headers["Content-Range"] == f"bytes 100-199/{len(new)}"
+    assert stale.body == new[100:200]
+    full = get(srv, "/a", {"If-Range": old_etag})  # no Range: the fault does not apply
+    assert full.status == 200
+    assert full.body == new
+
+
+def test_pause_after_holds_the_body_until_released(srv: TestServer) -> None:
+    release = threading.Event()
+    srv.add("/a", BODY, faults=[Fault.pause_after(1000, release, timeout=TIMEOUT, times=1)])
+    with RawClient(srv) as client:
+        client.send("/a")
+        srv.wait_until(lambda: srv.bytes_sent("/a") >= 1000)
+        assert srv.bytes_sent("/a") == 1000
+        release.set()
+        response = client.read_response()
+    assert response.body == BODY
+    assert get(srv, "/a").body == BODY  # times=1: the next request is not held
+
+
+def test_pause_ends_when_the_server_stops() -> None:
+    release = threading.Event()
+    with TestServer() as server, RawClient(server) as client:
+        server.add("/a", BODY, faults=[Fault.pause_after(1000, release, timeout=60.0)])
+        client.send("/a")
+        server.wait_until(lambda: server.bytes_sent("/a") >= 1000)
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < TIMEOUT
+        assert server.bytes_sent("/a") == 1000
+        assert not release.is_set()
+
+
 def test_wrong_range_total(srv: TestServer) -> None:
     srv.add("/a", BODY, faults=[Fault.wrong_range_total(7)])
     srv.add("/b", BODY, faults=[Fault.wrong_range_total(total="*")])
