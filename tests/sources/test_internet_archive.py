@@ -30,6 +30,9 @@ from ripstream.downloader.exceptions import (
     ResponseMismatchError,
 )
 from ripstream.sources.internet_archive import (
+    AccessReason,
+    ArchiveAccessError,
+    ArchiveRef,
     AudioFormat,
     InternetArchiveDownloader,
     parse_archive_url,
@@ -118,13 +121,24 @@ def by_id(results: list[DownloadResult]) -> dict[str, DownloadResult]:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("https://archive.org/details/gd1977-05-08", ("gd1977-05-08", None)),
-        ("http://archive.org/details/gd1977-05-08/", ("gd1977-05-08", None)),
-        ("https://www.archive.org/details/gd1977-05-08?tab=about#x", ("gd1977-05-08", None)),
-        ("https://ARCHIVE.org/details/My_Item.2", ("My_Item.2", None)),
-        ("https://archive.org/details/x1/01%20-%20Song.flac", ("x1", "01 - Song.flac")),
-        ("https://archive.org/details/x1/disc 2/a.mp3", ("x1", "disc 2/a.mp3")),
-        ("https://archive.org/download/x1/a.ogg", ("x1", "a.ogg")),
+        ("https://archive.org/details/gd1977-05-08", ArchiveRef("gd1977-05-08")),
+        ("http://archive.org/details/gd1977-05-08/", ArchiveRef("gd1977-05-08")),
+        ("https://www.archive.org/details/gd1977-05-08?tab=about#x", ArchiveRef("gd1977-05-08")),
+        ("https://ARCHIVE.org/details/My_Item.2", ArchiveRef("My_Item.2")),
+        (
+            "https://archive.org/details/x1/01%20-%20Song.flac",
+            ArchiveRef("x1", "01 - Song.flac", "01 - Song.flac"),
+        ),
+        (
+            "https://archive.org/details/x1/disc 2/a.mp3",
+            ArchiveRef("x1", "disc 2/a.mp3", "disc 2/a.mp3"),
+        ),
+        ("https://archive.org/download/x1/a.ogg", ArchiveRef("x1", "a.ogg", "a.ogg")),
+        # details pages write spaces as '+'; %2B is a real '+'
+        (
+            "https://archive.org/details/x1/02.02.+Song+And+Chorus%2B.mp3",
+            ArchiveRef("x1", "02.02.+Song+And+Chorus+.mp3", "02.02. Song And Chorus+.mp3"),
+        ),
         ("https://archive.org/search?query=dead", None),
         ("https://archive.org/details/", None),
         ("https://archive.org/details/-bad", None),
@@ -136,7 +150,7 @@ def by_id(results: list[DownloadResult]) -> dict[str, DownloadResult]:
         ("http://[::1/details/x", None),
     ],
 )
-def test_urls_claimed(url: str, expected: tuple[str, str | None] | None) -> None:
+def test_urls_claimed(url: str, expected: ArchiveRef | None) -> None:
     assert parse_archive_url(url) == expected
     assert InternetArchiveDownloader.claims_url(url) is (expected is not None)
 
@@ -296,14 +310,17 @@ def test_private_lending_only_audio_is_an_authentication_error(
 ) -> None:
     identifier = "lp_night-songs_orchestra-nova"
     api.add(responses.GET, f"{API}/metadata/{identifier}", json=recorded("restricted"))
-    with pytest.raises(AuthenticationError, match="private or lending-only"):
+    with pytest.raises(AuthenticationError, match="access-restricted") as info:
         InternetArchiveDownloader(config).tasks_for_url(f"{API}/details/{identifier}")
+    assert isinstance(info.value, ArchiveAccessError)
+    assert (info.value.reason, info.value.tracks) == (AccessReason.LENDING, ("Night Song",))
+    assert pickle.loads(pickle.dumps(info.value)).files == ("01 - Night Song.flac",)
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        [],
+        "not found",
         {"files": []},
         {"metadata": {"title": "x"}, "files": {"name": "a.mp3"}},
         {"metadata": {"title": "x"}, "files": [{"format": "VBR MP3"}]},
@@ -381,8 +398,9 @@ def test_a_failed_cover_does_not_cost_the_tracks(
     assert all(results[name].is_success for name in FLAC_NAMES)
     landed = {p.name: p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
     assert "cover.jpg" not in landed
-    assert all(landed[Path(results[name].file_path or "").name] == bodies[name]
-               for name in FLAC_NAMES)
+    assert all(
+        landed[Path(results[name].file_path or "").name] == bodies[name] for name in FLAC_NAMES
+    )
 
 
 def test_the_cover_follows_a_custom_template(
