@@ -99,6 +99,13 @@ class ArchiveAccessError(AuthenticationError):
     :param reason: an :class:`AccessReason`.
     :param tracks: the titles of the tracks with no public file, in track order.
     :param files: the names of their best files (what would have been downloaded).
+
+    Example::
+
+        try:
+            tasks = archive.tasks_for_url("https://archive.org/details/gd1977-05-08")
+        except ArchiveAccessError as error:
+            print(error.reason.value, "; ".join(error.tracks))
     """
 
     def __init__(
@@ -277,7 +284,7 @@ class ArchiveItem:
     def _why(self) -> str:
         if self.access_restricted:
             return "the item is access-restricted: archive.org lends it to logged-in borrowers"
-        return "private: archive.org streams them but does not offer them for download"
+        return "they are private: archive.org may stream them but does not offer them for download"
 
     def _withheld_error(
         self, audio_format: AudioFormat, withheld: Sequence[ArchiveFile]
