@@ -1,13 +1,18 @@
-"""The Internet Archive source: recorded metadata API answers (served by ``responses``) and file
-bytes from the real local server, downloaded through the DownloadManager."""
+"""The Internet Archive source: metadata API answers (served by ``responses``) and file bytes
+from the real local server, downloaded through the DownloadManager.
+
+``data/`` holds the first, idealised answers; ``fixtures/`` holds answers shaped like real ones
+(private FLAC originals, Ogg derivatives without tags, HTML entities, ``original`` chains,
+``history/`` old versions, a ``_files.xml`` whose md5 is stale)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import pickle
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,8 +33,12 @@ from ripstream.downloader.exceptions import (
     ConfigError,
     ContentNotFoundError,
     ResponseMismatchError,
+    ServerError,
 )
 from ripstream.sources.internet_archive import (
+    AccessReason,
+    ArchiveAccessError,
+    ArchiveRef,
     AudioFormat,
     InternetArchiveDownloader,
     parse_archive_url,
@@ -38,6 +47,7 @@ from tests.support.httpserver import TestServer, make_body
 from tests.support.settings import make_config
 
 DATA = Path(__file__).parent / "data"
+FIXTURES = Path(__file__).parent / "fixtures"
 API = "https://archive.org"
 ALBUM = "meridian-sound-sunset-tapes"
 MP3_ALBUM = "lyra-field-recordings-vol1"
@@ -45,12 +55,12 @@ FOLDER = Path("The Meridian Sound") / "Sunset Tapes (2009)"
 FLAC_NAMES = ["01 - Opening.flac", "02 - Dusk and Dawn.flac", "03 - Closing Time.flac"]
 
 
-def recorded(name: str) -> Any:
-    return json.loads((DATA / f"ia_{name}.json").read_text(encoding="utf-8"))
+def recorded(name: str, folder: Path = DATA) -> Any:
+    return json.loads((folder / f"ia_{name}.json").read_text(encoding="utf-8"))
 
 
-def files_of(fixture: str) -> dict[str, dict[str, str]]:
-    return {entry["name"]: entry for entry in recorded(fixture)["files"]}
+def files_of(fixture: str, folder: Path = DATA) -> dict[str, dict[str, str]]:
+    return {entry["name"]: entry for entry in recorded(fixture, folder)["files"]}
 
 
 def body_of(entry: dict[str, str]) -> bytes:
@@ -117,13 +127,24 @@ def by_id(results: list[DownloadResult]) -> dict[str, DownloadResult]:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("https://archive.org/details/gd1977-05-08", ("gd1977-05-08", None)),
-        ("http://archive.org/details/gd1977-05-08/", ("gd1977-05-08", None)),
-        ("https://www.archive.org/details/gd1977-05-08?tab=about#x", ("gd1977-05-08", None)),
-        ("https://ARCHIVE.org/details/My_Item.2", ("My_Item.2", None)),
-        ("https://archive.org/details/x1/01%20-%20Song.flac", ("x1", "01 - Song.flac")),
-        ("https://archive.org/details/x1/disc 2/a.mp3", ("x1", "disc 2/a.mp3")),
-        ("https://archive.org/download/x1/a.ogg", ("x1", "a.ogg")),
+        ("https://archive.org/details/gd1977-05-08", ArchiveRef("gd1977-05-08")),
+        ("http://archive.org/details/gd1977-05-08/", ArchiveRef("gd1977-05-08")),
+        ("https://www.archive.org/details/gd1977-05-08?tab=about#x", ArchiveRef("gd1977-05-08")),
+        ("https://ARCHIVE.org/details/My_Item.2", ArchiveRef("My_Item.2")),
+        (
+            "https://archive.org/details/x1/01%20-%20Song.flac",
+            ArchiveRef("x1", "01 - Song.flac", "01 - Song.flac"),
+        ),
+        (
+            "https://archive.org/details/x1/disc 2/a.mp3",
+            ArchiveRef("x1", "disc 2/a.mp3", "disc 2/a.mp3"),
+        ),
+        ("https://archive.org/download/x1/a.ogg", ArchiveRef("x1", "a.ogg", "a.ogg")),
+        # details pages write spaces as '+'; %2B is a real '+'
+        (
+            "https://archive.org/details/x1/02.02.+Song+And+Chorus%2B.mp3",
+            ArchiveRef("x1", "02.02.+Song+And+Chorus+.mp3", "02.02. Song And Chorus+.mp3"),
+        ),
         ("https://archive.org/search?query=dead", None),
         ("https://archive.org/details/", None),
         ("https://archive.org/details/-bad", None),
@@ -135,7 +156,7 @@ def by_id(results: list[DownloadResult]) -> dict[str, DownloadResult]:
         ("http://[::1/details/x", None),
     ],
 )
-def test_urls_claimed(url: str, expected: tuple[str, str | None] | None) -> None:
+def test_urls_claimed(url: str, expected: ArchiveRef | None) -> None:
     assert parse_archive_url(url) == expected
     assert InternetArchiveDownloader.claims_url(url) is (expected is not None)
 
@@ -295,14 +316,17 @@ def test_private_lending_only_audio_is_an_authentication_error(
 ) -> None:
     identifier = "lp_night-songs_orchestra-nova"
     api.add(responses.GET, f"{API}/metadata/{identifier}", json=recorded("restricted"))
-    with pytest.raises(AuthenticationError, match="private or lending-only"):
+    with pytest.raises(AuthenticationError, match="access-restricted") as info:
         InternetArchiveDownloader(config).tasks_for_url(f"{API}/details/{identifier}")
+    assert isinstance(info.value, ArchiveAccessError)
+    assert (info.value.reason, info.value.tracks) == (AccessReason.LENDING, ("Night Song",))
+    assert pickle.loads(pickle.dumps(info.value)).files == ("01 - Night Song.flac",)
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        [],
+        "not found",
         {"files": []},
         {"metadata": {"title": "x"}, "files": {"name": "a.mp3"}},
         {"metadata": {"title": "x"}, "files": [{"format": "VBR MP3"}]},
@@ -380,8 +404,9 @@ def test_a_failed_cover_does_not_cost_the_tracks(
     assert all(results[name].is_success for name in FLAC_NAMES)
     landed = {p.name: p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
     assert "cover.jpg" not in landed
-    assert all(landed[Path(results[name].file_path or "").name] == bodies[name]
-               for name in FLAC_NAMES)
+    assert all(
+        landed[Path(results[name].file_path or "").name] == bodies[name] for name in FLAC_NAMES
+    )
 
 
 def test_the_cover_follows_a_custom_template(
@@ -437,3 +462,329 @@ def test_get_download_info_resolves_identifier_slash_name(
         source.get_download_info(f"{ALBUM}/04 - Encore.flac")
     with pytest.raises(ConfigError, match="names no file"):
         source.get_download_info(ALBUM)
+
+
+# -- answers shaped like real ones ---
+
+SHOW = "pcr1977-04-23.sbd.hollis.8812.flac16"
+SHOW_FOLDER = (
+    Path("Pinecrest Ramblers") / "Pinecrest Ramblers Live at Hollis Hall on 1977-04-23 (1977)"
+)
+SHOW_TITLES = [
+    "Gravel Road Blues",
+    "Lantern Light ->",
+    "Mountain Fire",
+    "Drums & Space",
+    "Rosie's Lament",
+]
+SHOW_STEMS = ["d1t01", "d1t02", "d1t03", "d2t01", "d2t02"]
+PINES = "hollow-pines-quiet-country-2011"
+PINES_FOLDER = Path("Hollow Pines") / "Quiet Country & Other Songs (2011)"
+FILES_XML_BODY = make_body(3000, seed=7)  # what archive.org serves now, not what it listed
+
+
+def serve_real(
+    api: responses.RequestsMock,
+    server: TestServer,
+    identifier: str,
+    fixture: str,
+    change: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, bytes]:
+    """Answer the metadata API from ``fixtures/``, after ``change``; serve every listed file."""
+    answer = recorded(fixture, FIXTURES)
+    if change is not None:
+        change(answer)
+    api.add(responses.GET, f"{API}/metadata/{identifier}", json=answer)
+    api.add_passthru(server.base_url)
+    bodies = {}
+    for entry in answer["files"]:
+        name = entry["name"]
+        listing = name == f"{identifier}_files.xml"
+        bodies[name] = FILES_XML_BODY if listing else body_of(entry)
+        server.add(download_path(identifier, name), bodies[name])
+    return bodies
+
+
+def landed(out_dir: Path) -> dict[str, str]:
+    """Every file under ``out_dir`` (relative path) with the md5 of its bytes."""
+    return {
+        str(p.relative_to(out_dir)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in out_dir.rglob("*")
+        if p.is_file()
+    }
+
+
+def md5_of(fixture: str, name: str) -> str:
+    return files_of(fixture, FIXTURES)[name]["md5"]
+
+
+def test_a_stream_only_show_downloads_its_public_mp3s_by_default(
+    api: responses.RequestsMock, server: TestServer, config: DownloadConfig, out_dir: Path
+) -> None:
+    serve_real(api, server, SHOW, "stream_only_show")
+    results = run(config, archive(config, server), f"{API}/details/{SHOW}")
+    assert all(r.is_success for r in results), [r.error_message for r in results]
+    # the VBR MP3 of every private FLAC, not its 64Kbps MP3; titles unescaped; '>' is not
+    # allowed in file names, so '->' lands as '-_'
+    expected = {
+        str(SHOW_FOLDER / "cover.jpg"): md5_of("stream_only_show", "__ia_thumb.jpg"),
+        str(SHOW_FOLDER / "01 Gravel Road Blues.mp3"): md5_of(
+            "stream_only_show", "pcr77-04-23d1t01.mp3"
+        ),
+        str(SHOW_FOLDER / "02 Lantern Light -_.mp3"): md5_of(
+            "stream_only_show", "pcr77-04-23d1t02.mp3"
+        ),
+        str(SHOW_FOLDER / "03 Mountain Fire.mp3"): md5_of(
+            "stream_only_show", "pcr77-04-23d1t03.mp3"
+        ),
+        str(SHOW_FOLDER / "04 Drums & Space.mp3"): md5_of(
+            "stream_only_show", "pcr77-04-23d2t01.mp3"
+        ),
+        str(SHOW_FOLDER / "05 Rosie's Lament.mp3"): md5_of(
+            "stream_only_show", "pcr77-04-23d2t02.mp3"
+        ),
+    }
+    assert landed(out_dir) == expected
+    requested = {request.path for request in server.requests}
+    assert requested  # the downloads went to the local server
+    assert not any(path.endswith(".flac") or "/history/" in path for path in requested)
+
+
+def test_a_stream_only_show_tags_carry_real_titles_track_numbers_and_lengths(
+    api: responses.RequestsMock, server: TestServer, config: DownloadConfig
+) -> None:
+    serve_real(api, server, SHOW, "stream_only_show")
+    _, *tracks = archive(config, server).tasks_for_url(f"{API}/details/{SHOW}")
+    contents = [t.content for t in tracks if t.content is not None]
+    assert [c.metadata["title"] for c in contents] == SHOW_TITLES
+    assert [c.metadata["tracknumber"] for c in contents] == [1, 2, 3, 4, 5]
+    assert [c.metadata["length"] for c in contents] == [281.36, 592.04, 667.30, 3723.11, 375.58]
+    assert {c.metadata["album"] for c in contents} == {
+        "Pinecrest Ramblers Live at Hollis Hall on 1977-04-23"
+    }
+
+
+def test_ogg_mode_names_tracks_by_the_titles_of_their_originals(
+    api: responses.RequestsMock, server: TestServer, config: DownloadConfig, out_dir: Path
+) -> None:
+    serve_real(api, server, SHOW, "stream_only_show")
+    source = archive(config, server, audio_format=AudioFormat.OGG)
+    results = run(config, source, f"{API}/details/{SHOW}")
+    assert all(r.is_success for r in results), [r.error_message for r in results]
+    tracks = {k: v for k, v in landed(out_dir).items() if k.endswith(".ogg")}
+    assert tracks == {
+        str(SHOW_FOLDER / f"{n:02d} {title.replace('>', '_')}.ogg"): md5_of(
+            "stream_only_show", f"pcr77-04-23{stem}.ogg"
+        )
+        for n, (title, stem) in enumerate(zip(SHOW_TITLES, SHOW_STEMS, strict=True), 1)
+    }
+
+
+def test_flac_mode_on_a_stream_only_show_names_every_private_track(
+    api: responses.RequestsMock, server: TestServer, config: DownloadConfig
+) -> None:
+    serve_real(api, server, SHOW, "stream_only_show")
+    source = archive(config, server, audio_format=AudioFormat.FLAC)
+    with pytest.raises(
+        ArchiveAccessError, match=r"none of its 5 track\(s\) has a public flac"
+    ) as info:
+        source.tasks_for_url(f"{API}/details/{SHOW}")
+    assert isinstance(info.value, AuthenticationError)
+    error = pickle.loads(pickle.dumps(info.value))
+    assert isinstance(error, ArchiveAccessError)
+    assert (error.reason, error.identifier) == (AccessReason.PRIVATE, SHOW)
+    assert list(error.tracks) == SHOW_TITLES
+    assert list(error.files) == [f"pcr77-04-23{stem}.flac" for stem in SHOW_STEMS]
+    assert "'Lantern Light ->'" in str(error)
+    assert server.requests == []
+
+
+def test_old_versions_are_never_chosen_nor_downloaded_by_url(
+    api: responses.RequestsMock, server: TestServer, config: DownloadConfig
+) -> None:
+    serve_real(api, server, SHOW, "stream_only_show")
+    source = archive(config, server, audio_format=AudioFormat.MP3)
+    _, *tracks = source.tasks_for_url(f"{API}/details/{SHOW}")
+    assert [t.content_id.split("/", 1)[1] for t in tracks] == [
+        f"pcr77-04-23{stem}.mp3" for stem in SHOW_STEMS
+    ]
+    for name in ("history/files/pcr77-04-23d1t02.mp3.~1~", "history/files/pcr77-04-23.txt.~1~"):
+        with pytest.raises(ContentNotFoundError, match="old version"):
+            source.tasks_for_url(f"{API}/download/{SHOW}/{quote(name)}")
+
+
+def test_a_partly_private_album_is_complete_track_by_track(
+    api: responses.RequestsMock,
+    server: TestServer,
+    config: DownloadConfig,
+    out_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    serve_real(api, server, PINES, "partly_private_album")
+    with caplog.at_level(logging.WARNING):
+        results = run(config, archive(config, server), f"{API}/details/{PINES}")
+    assert all(r.is_success for r in results), [r.error_message for r in results]
+    # track 1's FLAC is public; track 2's FLAC is private, its MP3 public; track 3's WAV, FLAC
+    # and MP3 are private, its Ogg (derived from the FLAC, derived from the WAV) is public and
+    # takes its title and number from the WAV; track 4 has nothing public
+    assert landed(out_dir) == {
+        str(PINES_FOLDER / "cover.jpg"): md5_of("partly_private_album", "cover_thumb.jpg"),
+        str(PINES_FOLDER / "01 Low Light.flac"): md5_of(
+            "partly_private_album", "01. Low Light.flac"
+        ),
+        str(PINES_FOLDER / "02 Song And Chorus (Take 2).mp3"): md5_of(
+            "partly_private_album", "02. Song And Chorus (Take 2).mp3"
+        ),
+        str(PINES_FOLDER / "03 Hill Road -_ Home.ogg"): md5_of(
+            "partly_private_album", "03. Hill Road.ogg"
+        ),
+    }
+    assert "'Last Ferry' (04. Last Ferry.flac)" in caplog.text
+
+
+def test_originals_of_one_track_in_two_formats_are_one_track(
+    api: responses.RequestsMock, server: TestServer, config: DownloadConfig
+) -> None:
+    def uploaded_mp3s(answer: dict[str, Any]) -> None:
+        # uploaders often add their own MP3s beside the FLACs: originals, not linked
+        for entry in answer["files"]:
+            if entry["format"] == "VBR MP3":
+                entry["source"] = "original"
+                del entry["original"]
+
+    serve_real(api, server, PINES, "partly_private_album", uploaded_mp3s)
+    _, *tracks = archive(config, server).tasks_for_url(f"{API}/details/{PINES}")
+    assert [t.content_id.split("/", 1)[1] for t in tracks] == [
+        "01. Low Light.flac",
+        "02. Song And Chorus (Take 2).mp3",
+        "03. Hill Road.ogg",
+    ]
+
+
+def test_an_album_with_nothing_public_raises_naming_its_tracks_in_order(
+    api: responses.RequestsMock, server: TestServer, config: DownloadConfig
+) -> None:
+    def all_private(answer: dict[str, Any]) -> None:
+        for entry in answer["files"]:
+            if entry["format"] in ("Flac", "VBR MP3", "Ogg Vorbis"):
+                entry["private"] = True
+
+    serve_real(api, server, PINES, "partly_private_album", all_private)
+    with pytest.raises(ArchiveAccessError, match="Last Ferry") as info:
+        archive(config, server).tasks_for_url(f"{API}/details/{PINES}")
+    assert info.value.reason is AccessReason.PRIVATE
+    assert info.value.tracks == (
+        "Low Light",
+        "Song And Chorus (Take 2)",
+        "Hill Road -> Home",
+        "Last Ferry",
+    )
+
+
+def test_a_details_url_with_plus_for_space_finds_its_file(
+    api: responses.RequestsMock, server: TestServer, config: DownloadConfig, out_dir: Path
+) -> None:
+    bodies = serve_real(api, server, PINES, "partly_private_album")
+    source = archive(config, server)
+    url = f"{API}/details/{PINES}/02.+Song+And+Chorus+%28Take+2%29.mp3"
+    (result,) = run(config, source, url)
+    assert result.file_path == out_dir / PINES_FOLDER / "02 Song And Chorus (Take 2).mp3"
+    assert result.file_path.read_bytes() == bodies["02. Song And Chorus (Take 2).mp3"]
+    # a '+' that is part of the name: the exact name wins
+    (task,) = source.tasks_for_url(f"{API}/details/{PINES}/notes+credits.txt")
+    assert task.content_id == f"{PINES}/notes+credits.txt"
+    with pytest.raises(ContentNotFoundError, match="has no file"):
+        source.tasks_for_url(f"{API}/details/{PINES}/05.+Encore.mp3")
+
+
+def test_a_private_file_url_is_refused_before_any_download(
+    api: responses.RequestsMock, server: TestServer, config: DownloadConfig
+) -> None:
+    serve_real(api, server, PINES, "partly_private_album")
+    with pytest.raises(ArchiveAccessError, match="private") as info:
+        archive(config, server).get_download_info(f"{PINES}/04. Last Ferry.mp3")
+    assert (info.value.tracks, info.value.files) == (("Last Ferry",), ("04. Last Ferry.mp3",))
+    assert server.requests == []
+
+
+def test_the_files_listing_downloads_without_its_stale_md5(
+    api: responses.RequestsMock, server: TestServer, config: DownloadConfig, out_dir: Path
+) -> None:
+    serve_real(api, server, PINES, "partly_private_album")
+    name = f"{PINES}_files.xml"
+    assert hashlib.md5(FILES_XML_BODY).hexdigest() != md5_of("partly_private_album", name)
+    (result,) = run(config, archive(config, server), f"{API}/download/{PINES}/{name}")
+    assert result.is_success, result.error_message
+    assert result.file_path is not None
+    assert result.file_path.read_bytes() == FILES_XML_BODY
+
+
+def test_text_fields_are_unescaped_and_boolean_flags_accepted(
+    api: responses.RequestsMock, server: TestServer, config: DownloadConfig
+) -> None:
+    serve_real(api, server, PINES, "partly_private_album")
+    item = archive(config, server).fetch_item(PINES)
+    assert (item.title, item.year) == ("Quiet Country & Other Songs", 2011)
+    ogg = item.file("03. Hill Road.ogg")  # inherits across two originals
+    assert (ogg.title, ogg.track, ogg.creator, ogg.album, ogg.private) == (
+        "Hill Road -> Home",
+        3,
+        "Hollow Pines",
+        "Quiet Country & Other Songs",
+        False,
+    )
+    assert item.file("02. Song And Chorus (Take 2).flac").private is True  # JSON true
+    assert item.file("01. Low Light.mp3").private is False  # JSON false
+    assert (item.file("01. Low Light.flac").length, ogg.length) == (192.0, 300.98)
+
+
+def unavailable(answer: dict[str, Any]) -> None:
+    answer["servers_unavailable"] = True
+    answer["workable_servers"] = []
+
+
+def no_download(answer: dict[str, Any]) -> None:
+    answer["nodownload"] = True
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (no_download, ArchiveAccessError, "marked nodownload"),
+        (unavailable, ServerError, "servers holding item .* are unavailable"),
+    ],
+)
+@pytest.mark.parametrize("file", ["", "/01.+Low+Light.flac"])
+def test_an_item_archive_org_will_not_serve_is_refused_with_a_plain_message(
+    api: responses.RequestsMock,
+    server: TestServer,
+    config: DownloadConfig,
+    change: Callable[[dict[str, Any]], None],
+    error: type[Exception],
+    message: str,
+    file: str,
+) -> None:
+    serve_real(api, server, PINES, "partly_private_album", change)
+    with pytest.raises(error, match=message):
+        archive(config, server).tasks_for_url(f"{API}/details/{PINES}{file}")
+
+
+def test_one_unavailable_server_of_two_is_not_a_refusal(
+    api: responses.RequestsMock, server: TestServer, config: DownloadConfig
+) -> None:
+    def one_down(answer: dict[str, Any]) -> None:
+        answer["servers_unavailable"] = True
+        answer["workable_servers"] = [answer["d2"]]
+
+    serve_real(api, server, PINES, "partly_private_album", one_down)
+    tasks = archive(config, server).tasks_for_url(f"{API}/details/{PINES}")
+    assert len(tasks) == 4
+
+
+@pytest.mark.parametrize("body", [{}, []])
+def test_an_empty_answer_is_content_not_found(
+    api: responses.RequestsMock, config: DownloadConfig, body: Any
+) -> None:
+    api.add(responses.GET, f"{API}/metadata/no-such-item-y", json=body)
+    with pytest.raises(ContentNotFoundError, match="'no-such-item-y' does not exist"):
+        InternetArchiveDownloader(config).tasks_for_url(f"{API}/details/no-such-item-y")
