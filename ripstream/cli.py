@@ -346,15 +346,7 @@ def _run(
         if bars is not None and strategy is not None:  # workers report no bytes: count files
             bars.overall.update(1)
 
-    directory = app.download.download_directory
-    state = (
-        None
-        if args.no_state
-        else (Path(args.state) if args.state else directory / ".ripstream-state.jsonl")
-    )
-    archive_path = (
-        None if args.no_archive else (app.archive_path or directory / ".ripstream-archive.sqlite3")
-    )
+    state, archive_path = _state_paths(args, app)
     try:
         strategy = _strategy(items, app, args.processes, None if args.quiet else err)
         with contextlib.ExitStack() as stack:
@@ -370,8 +362,6 @@ def _run(
             )
             results = batch.run(items, on_result=on_result, on_queue=on_queue)
     except KeyboardInterrupt:
-        if bars is not None:
-            bars.close()
         print("ripstream: interrupted; partial files are kept and resume on the next run", file=err)
         return EXIT_INTERRUPTED
     except (ConfigError, AuthenticationError) as exc:
@@ -385,6 +375,16 @@ def _run(
             bars.close()
     reporter.summary(results)
     return EXIT_OK if all(r.is_success for r in results) else EXIT_FAILED
+
+
+def _state_paths(args: argparse.Namespace, app: AppConfig) -> tuple[Path | None, Path | None]:
+    """The batch journal and the download archive this run uses (``None``: none)."""
+    directory = app.download.download_directory
+    state = None if args.no_state else Path(args.state or directory / ".ripstream-state.jsonl")
+    archive = None if args.no_archive else app.archive_path
+    if archive is None and not args.no_archive:
+        archive = directory / ".ripstream-archive.sqlite3"
+    return state, archive
 
 
 #: Below this many URLs per process, starting processes costs more than it saves.

@@ -13,7 +13,6 @@ import io
 import math
 import re
 import struct
-import threading
 import wave
 import zlib
 from collections.abc import Iterator, Mapping
@@ -26,6 +25,7 @@ from typing import TextIO
 from ripstream.app.batch import BatchItem, run_batch
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import Checksum
+from ripstream.downloader.executors import start_thread
 from ripstream.downloader.progress import ProgressTracker, TqdmProgress
 
 __all__ = ["DemoFile", "make_album", "run_demo", "serve"]
@@ -158,10 +158,7 @@ def serve(files: list[DemoFile]) -> Iterator[str]:
     handler = type("DemoHandler", (_Handler,), {"files": {f.path: f for f in files}})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(
-        target=server.serve_forever, name="ripstream-demo-server", daemon=True
-    )
-    thread.start()
+    thread = start_thread(server.serve_forever, name="ripstream-demo-server")
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:

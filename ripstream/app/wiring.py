@@ -17,7 +17,7 @@ from ripstream.app.config import AppConfig
 from ripstream.app.credentials import credentials_for
 from ripstream.downloader.base import BaseDownloader
 from ripstream.downloader.config import DownloadConfig
-from ripstream.downloader.engine import PostProcessor
+from ripstream.downloader.services import PostProcessor
 from ripstream.downloader.worker import SourceFactory
 from ripstream.library.tags import TagWriter
 from ripstream.sources import SourceRegistry, load_registry

@@ -21,12 +21,7 @@ from ripstream.downloader.content import (
     ResultStatus,
     TrackMetadata,
 )
-from ripstream.downloader.engine import (
-    DownloadEngine,
-    EngineServices,
-    PostProcessor,
-    ProgressReporter,
-)
+from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.exceptions import (
     AuthenticationError,
     ChecksumError,
@@ -51,6 +46,11 @@ from ripstream.downloader.progress import (
 )
 from ripstream.downloader.queue import DownloadQueue, DownloadTask, TaskState
 from ripstream.downloader.ratelimit import TokenBucket
+from ripstream.downloader.services import (
+    EngineServices,
+    PostProcessor,
+    ProgressReporter,
+)
 from ripstream.downloader.session import DownloadSession, SessionManager
 
 #: The seed's names for the same classes.

@@ -19,12 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
 from ripstream.downloader.content import ContentType, DownloadableContent, DownloadResult
-from ripstream.downloader.engine import (
-    DownloadEngine,
-    EngineServices,
-    PostProcessor,
-    ProgressReporter,
-)
+from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.executors import SegmentPool, segment_pool_for
 from ripstream.downloader.fetch import CustomFetch
 from ripstream.downloader.files import filename_from_url, safe_filename
@@ -34,6 +29,11 @@ from ripstream.downloader.queue import DownloadTask
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.resources import Closing
 from ripstream.downloader.retry import call_with_retries
+from ripstream.downloader.services import (
+    EngineServices,
+    PostProcessor,
+    ProgressReporter,
+)
 from ripstream.downloader.session import DownloadSession, SessionManager
 from ripstream.downloader.state import TransferResult
 

@@ -93,6 +93,25 @@ def _check(condition: bool, name: str, value: Any, requirement: str) -> None:
         raise ConfigError(f"{name} {requirement}, got {value!r}", field=name, value=value)
 
 
+_POSITIVE = (
+    "timeout_seconds",
+    "connect_timeout",
+    "stall_timeout",
+    "min_speed_window",
+    "rate_period_seconds",
+)
+_NON_NEGATIVE = ("retry_delay", "max_retry_delay", "retry_jitter", "max_retry_after")
+_INTEGERS = (
+    ("max_retries", 0),
+    ("segments", 1),
+    ("max_redirects", 0),
+    ("max_connections_per_host", 1),
+    ("chunk_size", 1024),
+    ("min_segment_size", 1),
+)
+_FLAGS = ("verify_checksums", "verify_ssl", "resume", "fsync")
+
+
 @dataclass(frozen=True, slots=True)
 class DownloadBehaviorSettings:
     """How each download behaves. Frozen, so it is safe to share between threads.
@@ -133,32 +152,39 @@ class DownloadBehaviorSettings:
     headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        positive = (
-            "timeout_seconds",
-            "connect_timeout",
-            "stall_timeout",
-            "min_speed_window",
-            "rate_period_seconds",
+        self._check_numbers()
+        self._normalise_choices()
+        object.__setattr__(self, "rate_limit", _rate("rate_limit", self.rate_limit))
+        self._check_optional_limits()
+        _check(
+            isinstance(self.user_agent, str) and bool(self.user_agent),
+            "user_agent",
+            self.user_agent,
+            "must be a non-empty string",
         )
-        for name in positive:
+        _check(
+            isinstance(self.headers, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()),
+            "headers",
+            self.headers,
+            "must map header names to string values",
+        )
+
+    def _check_numbers(self) -> None:
+        for name in _POSITIVE:
             value = getattr(self, name)
             _check(isinstance(value, int | float) and value > 0, name, value, "must be > 0")
-        for name in ("retry_delay", "max_retry_delay", "retry_jitter", "max_retry_after"):
+        for name in _NON_NEGATIVE:
             value = getattr(self, name)
             _check(isinstance(value, int | float) and value >= 0, name, value, "must be >= 0")
-        for name, low in (
-            ("max_retries", 0),
-            ("segments", 1),
-            ("max_redirects", 0),
-            ("max_connections_per_host", 1),
-            ("chunk_size", 1024),
-            ("min_segment_size", 1),
-        ):
+        for name, low in _INTEGERS:
             value = getattr(self, name)
             _check(type(value) is int and value >= low, name, value, f"must be an integer >= {low}")
-        for name in ("verify_checksums", "verify_ssl", "resume", "fsync"):
+        for name in _FLAGS:
             value = getattr(self, name)
             _check(isinstance(value, bool), name, value, "must be true or false")
+
+    def _normalise_choices(self) -> None:
         if not isinstance(self.retry_strategy, RetryStrategy):
             if isinstance(self.retry_strategy, str):
                 object.__setattr__(
@@ -177,7 +203,8 @@ class DownloadBehaviorSettings:
             object.__setattr__(
                 self, "overwrite", _enum(OverwritePolicy, "overwrite", self.overwrite)
             )
-        object.__setattr__(self, "rate_limit", _rate("rate_limit", self.rate_limit))
+
+    def _check_optional_limits(self) -> None:
         if self.min_speed is not None:
             _check(
                 isinstance(self.min_speed, int | float) and self.min_speed > 0,
@@ -192,19 +219,6 @@ class DownloadBehaviorSettings:
                 self.requests_per_period,
                 "must be an integer > 0",
             )
-        _check(
-            isinstance(self.user_agent, str) and bool(self.user_agent),
-            "user_agent",
-            self.user_agent,
-            "must be a non-empty string",
-        )
-        _check(
-            isinstance(self.headers, dict)
-            and all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()),
-            "headers",
-            self.headers,
-            "must map header names to string values",
-        )
 
     def replace(self, **changes: Any) -> DownloadBehaviorSettings:
         """A copy with ``changes`` applied and validated.

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import DownloadableContent, DownloadResult, ResultStatus
-from ripstream.downloader.engine import DownloadEngine, EngineServices, PostProcessor, Source
+from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.exceptions import DownloadCancelledError, DownloadError, SourceError
 from ripstream.downloader.executors import (
     ExecutorStrategy,
@@ -38,6 +38,7 @@ from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadQueue, DownloadTask, TaskState
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.resources import Closing
+from ripstream.downloader.services import EngineServices, PostProcessor, Source
 from ripstream.downloader.worker import SourceFactory, WorkerSpec, resolve_and_run, run_task_json
 
 __all__ = ["DownloadManager", "ManagedSource", "RunHook"]

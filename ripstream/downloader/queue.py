@@ -359,30 +359,32 @@ class DownloadQueue:
                 queue._move(task, finished)
                 task.error = error
         for task in tasks:
-            if task.state is not TaskState.PENDING:
-                continue
-            unmet = 0
-            for dependency in dict.fromkeys(task.dependencies):
-                dep = queue._tasks.get(dependency)
-                if dep is None or dep.state in (TaskState.FAILED, TaskState.CANCELLED):
-                    queue._finish(task, TaskState.CANCELLED, queue._why(dependency))
-                    break
-                if dep.state is not TaskState.COMPLETED:
-                    unmet += 1
-                    queue._dependents.setdefault(dependency, []).append(task.task_id)
-            else:
-                for earlier in dict.fromkeys(task.after):
-                    previous = queue._tasks.get(earlier)
-                    if previous is not None and not previous.state.is_finished:
-                        unmet += 1
-                        queue._followers.setdefault(earlier, []).append(task.task_id)
-                if unmet:
-                    queue._unmet[task.task_id] = unmet
-                else:
-                    queue._push(task)
+            if task.state is TaskState.PENDING:
+                queue._restore_waits(task)
         return queue
 
     # -- internals (lock held) ------------------------------------------------------------------
+
+    def _restore_waits(self, task: DownloadTask) -> None:
+        """Re-link a restored pending task to what it waits for (or cancel it, or push it)."""
+        unmet = 0
+        for dependency in dict.fromkeys(task.dependencies):
+            dep = self._tasks.get(dependency)
+            if dep is None or dep.state in (TaskState.FAILED, TaskState.CANCELLED):
+                self._finish(task, TaskState.CANCELLED, self._why(dependency))
+                return
+            if dep.state is not TaskState.COMPLETED:
+                unmet += 1
+                self._dependents.setdefault(dependency, []).append(task.task_id)
+        for earlier in dict.fromkeys(task.after):
+            previous = self._tasks.get(earlier)
+            if previous is not None and not previous.state.is_finished:
+                unmet += 1
+                self._followers.setdefault(earlier, []).append(task.task_id)
+        if unmet:
+            self._unmet[task.task_id] = unmet
+        else:
+            self._push(task)
 
     def _release(self, waiting_id: str) -> None:
         """One thing ``waiting_id`` waited for is done; push it when nothing is left."""

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import DownloadResult, ResultStatus
-from ripstream.downloader.engine import DownloadEngine, EngineServices, PostProcessor, Source
+from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.exceptions import DownloadError
 from ripstream.downloader.executors import segment_pool_for, start_thread
 from ripstream.downloader.queue import DownloadTask
+from ripstream.downloader.services import EngineServices, PostProcessor, Source
 
 if TYPE_CHECKING:
     from ripstream.downloader.manager import ManagedSource
