@@ -12,7 +12,6 @@ import dataclasses
 import getpass
 import json
 import logging
-import multiprocessing
 import os
 import sys
 import time
@@ -37,7 +36,6 @@ from ripstream.downloader.files import render_template
 from ripstream.downloader.progress import ProgressTracker, TqdmProgress, format_bytes
 from ripstream.downloader.queue import DownloadQueue, DownloadTask
 from ripstream.downloader.urls import validate_http_url
-from ripstream.downloader.worker import watch_parent
 from ripstream.library.archive import DownloadArchive
 from ripstream.sources import load_registry
 from ripstream.sources.http import HttpDownloader
@@ -425,8 +423,7 @@ def _strategy(
     if say is not None:
         why = "as asked" if wanted else f"{len(items)} URLs, -j {jobs}, {os.cpu_count()} CPUs"
         print(f"ripstream: downloading with {count} worker processes ({why})", file=say)
-    stop = multiprocessing.get_context().RawValue("b", 0)
-    return Processes(count, initializer=watch_parent, initargs=(stop, os.getpid()))
+    return Processes(count)
 
 
 def _secret_prompt(err: TextIO) -> Callable[[str], str] | None:

@@ -12,12 +12,17 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import multiprocessing
 import os
+import queue
+import signal
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from ripstream.downloader.config import DownloadConfig
@@ -25,9 +30,12 @@ from ripstream.downloader.config import DownloadConfig
 __all__ = [
     "ExecutorStrategy",
     "GivenExecutor",
+    "ProcessThreadPool",
     "Processes",
     "SegmentPool",
     "Threads",
+    "WorkerDied",
+    "process_cancel_event",
     "segment_pool_for",
     "start_thread",
 ]
@@ -52,6 +60,9 @@ class ExecutorStrategy(ABC):
         """One line for the user: what runs the downloads."""
         return f"{workers} threads"
 
+    def cancel(self, executor: Executor) -> None:  # noqa: B027 - a hook; threads need nothing
+        """Stop running work that the run's cancel event cannot reach (other processes)."""
+
 
 class Threads(ExecutorStrategy):
     """``max_concurrent_downloads`` threads in this process (the default)."""
@@ -62,41 +73,32 @@ class Threads(ExecutorStrategy):
 
 
 class Processes(ExecutorStrategy):
-    """Worker processes: for many small files, where one Python process is bound by the GIL.
+    """Worker processes, each running several downloads on its own threads: for many small
+    files, where one Python process is bound by the GIL.
 
-    Each worker process handles ``workers / processes`` downloads at once on its own threads
-    and keeps its sessions and connection pools for the whole run.
+    ``workers`` downloads run at once in all, ``ceil(workers / processes)`` per process. Each
+    process builds its sources and connection pools once and keeps them for the whole run.
 
     :param processes: how many processes; ``None`` for one per CPU.
-    :param initializer: run once in each worker (it builds the per-process runtime).
     """
 
     isolated = True
 
-    def __init__(
-        self,
-        processes: int | None = None,
-        *,
-        initializer: Callable[..., Any] | None = None,
-        initargs: tuple[Any, ...] = (),
-    ) -> None:
-        self.processes = processes or os.cpu_count() or 1
-        self.initializer = initializer
-        self.initargs = initargs
+    def __init__(self, processes: int | None = None) -> None:
+        self.processes = max(1, processes or os.cpu_count() or 1)
 
     def create(self, workers: int) -> Executor:
-        """A process pool; fork where available (modules are already loaded, start is cheap)."""
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        return ProcessPoolExecutor(
-            self.processes,
-            mp_context=multiprocessing.get_context(method),
-            initializer=self.initializer,
-            initargs=self.initargs,
-        )
+        """A :class:`ProcessThreadPool` of ``processes`` processes."""
+        return ProcessThreadPool(self.processes, -(-workers // self.processes))
+
+    def cancel(self, executor: Executor) -> None:
+        """Tell every worker process to stop its running downloads."""
+        if isinstance(executor, ProcessThreadPool):
+            executor.cancel_running()
 
     def describe(self, workers: int) -> str:
-        """E.g. ``2 processes``."""
-        return f"{self.processes} processes"
+        """E.g. ``2 processes x 4 threads``."""
+        return f"{self.processes} processes x {-(-workers // self.processes)} threads"
 
 
 class GivenExecutor(ExecutorStrategy):
@@ -150,6 +152,172 @@ class SegmentPool:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended while it held the task (killed, or crashed)."""
+
+
+class ProcessThreadPool(Executor):
+    """An executor of worker processes that each run ``threads`` calls at once.
+
+    ``concurrent.futures.ProcessPoolExecutor`` runs one call per process at a time; downloads
+    mostly wait on the network, so each process here takes as many calls as it has threads.
+    Calls and their arguments must pickle. A process takes a call only when it has a free
+    thread, so work spreads evenly. Workers ignore Ctrl-C (the parent stops them through
+    :meth:`cancel_running`, so they end cleanly, keeping ``.part`` files), and stop by
+    themselves when the parent process disappears. A call held by a process that dies fails
+    with :class:`WorkerDied`.
+
+    :param processes: worker processes.
+    :param threads: calls each process runs at once.
+    """
+
+    def __init__(self, processes: int, threads: int) -> None:
+        # fork keeps start-up cheap (modules are loaded) and no thread of ours runs yet here
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        context: Any = multiprocessing.get_context(method)
+        self._calls = context.Queue()
+        self._results = context.Queue()
+        self._stop = context.RawValue("b", 0)
+        self._lock = threading.Lock()
+        self._futures: dict[int, Future[Any]] = {}
+        self._holders: dict[int, int] = {}  # call id -> pid of the process running it
+        self._ids = itertools.count()
+        self._shutdown = False
+        parent = os.getpid()
+        self._processes = [
+            context.Process(
+                target=_process_main,
+                args=(self._calls, self._results, threads, self._stop, parent),
+                name=f"ripstream-worker-{index}",
+                daemon=True,
+            )
+            for index in range(processes)
+        ]
+        for process in self._processes:
+            process.start()
+        self._collector = start_thread(self._collect, name="ripstream-results")
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Send ``fn(*args, **kwargs)`` to a worker process."""
+        future: Future[T] = Future()
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot submit after shutdown")
+            call_id = next(self._ids)
+            self._futures[call_id] = future
+        self._calls.put((call_id, fn, args, kwargs))
+        return future
+
+    def cancel_running(self) -> None:
+        """Ask every worker to cancel its running downloads (their cancel event is set)."""
+        self._stop.value = 1
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the workers once the calls sent have ended (or are cancelled)."""
+        with self._lock:
+            self._shutdown = True
+            pending = list(self._futures.items()) if cancel_futures else []
+        for call_id, future in pending:
+            if call_id not in self._holders and future.cancel():
+                future.set_running_or_notify_cancel()
+        for _ in self._processes:
+            self._calls.put(None)
+        if wait:
+            for process in self._processes:
+                process.join()
+            self._results.put(None)
+            self._collector.join()
+            self._calls.close()
+            self._results.close()
+
+    def _collect(self) -> None:
+        """Hand results to their futures; fail the calls of a process that died."""
+        while True:
+            try:
+                message = self._results.get(timeout=0.5)
+            except queue.Empty:
+                self._reap()
+                continue
+            if message is None:
+                return
+            self._deliver(*message)
+
+    def _deliver(self, kind: str, call_id: int, value: Any) -> None:
+        with self._lock:
+            if kind == "start":
+                self._holders[call_id] = value
+                return
+            future = self._futures.pop(call_id, None)
+            self._holders.pop(call_id, None)
+        if future is None or future.cancelled():
+            return
+        if kind == "error":
+            future.set_exception(value)
+        else:
+            future.set_result(value)
+
+    def _reap(self) -> None:
+        dead = {p.pid for p in self._processes if not p.is_alive() and p.exitcode != 0}
+        if not dead:
+            return
+        with self._lock:
+            lost = [cid for cid, pid in self._holders.items() if pid in dead]
+            futures = [(cid, self._futures.pop(cid, None)) for cid in lost]
+            for cid in lost:
+                del self._holders[cid]
+        for cid, future in futures:
+            if future is not None and not future.done():
+                future.set_exception(WorkerDied(f"the worker process running call {cid} died"))
+
+
+#: Set in a worker process when its parent asks it to stop or disappears.
+_PROCESS_CANCEL = threading.Event()
+_GRACE_SECONDS = 2.0
+
+
+def process_cancel_event() -> threading.Event:
+    """The event that stops this worker process's downloads (unset in the main process)."""
+    return _PROCESS_CANCEL
+
+
+def _process_main(calls: Any, results: Any, threads: int, stop: Any, parent: int) -> None:
+    """A worker process: take a call whenever a thread is free, run it, send the result."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    start_thread(lambda: _watch(stop, parent), name="ripstream-watch-parent")
+    slots = threading.Semaphore(threads)
+    with ThreadPoolExecutor(threads, thread_name_prefix="ripstream") as pool:
+        while True:
+            slots.acquire()
+            item = calls.get()
+            if item is None:
+                break
+            call_id, fn, args, kwargs = item
+            results.put(("start", call_id, os.getpid()))
+            future = pool.submit(fn, *args, **kwargs)
+            future.add_done_callback(functools.partial(_send, results, slots, call_id))
+
+
+def _send(results: Any, slots: threading.Semaphore, call_id: int, future: Future[Any]) -> None:
+    error = future.exception()
+    if error is not None:
+        results.put(("error", call_id, error))
+    else:
+        results.put(("result", call_id, future.result()))
+    slots.release()
+
+
+def _watch(stop: Any, parent: int) -> None:
+    """Cancel this process's downloads when the parent asks (``stop``) or is gone."""
+    while not _PROCESS_CANCEL.wait(0.2):
+        if stop.value or os.getppid() != parent:
+            _PROCESS_CANCEL.set()
+    if os.getppid() != parent:
+        # running downloads stop at their next buffer and checkpoint; then leave, since no
+        # parent will ever send another call
+        time.sleep(_GRACE_SECONDS)
+        os._exit(143)
 
 
 def segment_pool_for(config: DownloadConfig) -> SegmentPool:

@@ -208,6 +208,10 @@ class DownloadManager(Closing):
     def cancel(self) -> None:
         """Stop: running downloads end at their next buffer; nothing new starts."""
         self.cancel_event.set()
+        with self._lock:
+            executor = self._executor
+        if executor is not None:
+            self.strategy.cancel(executor)  # reaches downloads in other processes
 
     def submit(self, task: DownloadTask) -> Future[DownloadResult]:
         """Start ``task`` on the executor (hooks are the caller's: see :meth:`run`)."""

@@ -10,9 +10,7 @@ guarded by a lock.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,14 +19,14 @@ from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import DownloadResult, ResultStatus
 from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.exceptions import DownloadError
-from ripstream.downloader.executors import segment_pool_for, start_thread
+from ripstream.downloader.executors import process_cancel_event, segment_pool_for
 from ripstream.downloader.queue import DownloadTask
 from ripstream.downloader.services import EngineServices, PostProcessor, Source
 
 if TYPE_CHECKING:
     from ripstream.downloader.manager import ManagedSource
 
-__all__ = ["SourceFactory", "WorkerSpec", "resolve_and_run", "run_task_json", "watch_parent"]
+__all__ = ["SourceFactory", "WorkerSpec", "resolve_and_run", "run_task_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +66,6 @@ class _Runtime:
 
 _RUNTIMES: dict[WorkerSpec, _Runtime] = {}
 _RUNTIMES_LOCK = threading.Lock()
-_CANCEL = threading.Event()
-_GRACE_SECONDS = 2.0
 
 
 def _runtime(spec: WorkerSpec) -> _Runtime:
@@ -78,7 +74,7 @@ def _runtime(spec: WorkerSpec) -> _Runtime:
         if runtime is None:
             config = DownloadConfig.from_json(spec.config_json)
             services = EngineServices(
-                cancel=_CANCEL,
+                cancel=process_cancel_event(),
                 post_processors=spec.post_processors,
                 segment_pool=segment_pool_for(config),
             )
@@ -115,24 +111,3 @@ def run_task_json(task_json: str, spec: WorkerSpec) -> str:
             content_id=task.content_id, source=task.source, status=ResultStatus.FAILED, error=exc
         )
     return result.to_json()
-
-
-def watch_parent(stop: Any, parent: int) -> None:
-    """A process-pool initializer: cancel this worker's downloads when the parent sets
-    ``stop`` or disappears (``kill -9``), then leave, so nothing keeps downloading unseen.
-
-    ``stop`` is a shared byte, polled: a multiprocessing Event would make the parent's
-    ``set()`` wait for waiters that have already exited.
-    """
-
-    def watch() -> None:
-        while not _CANCEL.wait(0.2):
-            if stop.value or os.getppid() != parent:
-                _CANCEL.set()
-        if os.getppid() != parent:
-            # running downloads stop at their next buffer and checkpoint; then leave, since
-            # no parent will ever send another task
-            time.sleep(_GRACE_SECONDS)
-            os._exit(143)
-
-    start_thread(watch, name="ripstream-watch-parent")
