@@ -1,6 +1,6 @@
 """The command line: ``python -m ripstream [OPTIONS] [URL ...]``, plus ``demo`` and ``sources``.
 
-Argument parsing and printing only; the work is in :mod:`ripstream.batch`.
+Argument parsing and printing only; the work is in :mod:`ripstream.app.batch`.
 Exit status: 0 all succeeded, 1 some failed, 2 bad usage or bad input, 130 interrupted.
 """
 
