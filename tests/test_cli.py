@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ripstream import __version__
+from ripstream.downloader.safefs import part_path
 from tests.support.httpserver import TestServer, make_body
 
 TIMEOUT = 60
@@ -218,7 +219,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(server: TestServer, out_d
     assert "interrupted" in stderr
     assert "Traceback" not in stderr
     assert not (out_dir / "big.bin").exists()
-    kept = (out_dir / "big.bin.part").stat().st_size
+    kept = part_path(out_dir / "big.bin", ("http", server.url("/big.bin"))).stat().st_size
     assert kept > 0
     server.resource("/big.bin").rate_limit_bps = None
     server.reset_stats()

@@ -44,7 +44,6 @@ from ripstream.downloader.fetch import (
     SourceFetcher,
 )
 from ripstream.downloader.files import (
-    part_path,
     render_template,
     resolve_inside,
     safe_filename,
@@ -61,6 +60,7 @@ from ripstream.downloader.placement import (
 )
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.retry import call_with_retries
+from ripstream.downloader.safefs import PathLock, make_dirs_inside, part_path
 from ripstream.downloader.services import (
     EngineServices,
     ProgressReporter,
@@ -91,20 +91,53 @@ class _Run:
 
 
 class _Claim:
-    """The claim on one final path, which follows the path when it changes."""
+    """The claim on one final path: in this run (:class:`PathClaims`) and across processes
+    (:class:`PathLock`, whose file needs the folder, so the folder is made here, safely).
+    It follows the path when the name changes, and is released on every way out."""
 
-    def __init__(self, claims: PathClaims, path: Path, source: str) -> None:
+    def __init__(self, claims: PathClaims, path: Path, source: str, base: Path) -> None:
+        self.claims, self.source, self.base = claims, source, base
         claims.claim(path, source=source)
-        self.claims, self.path, self.source = claims, path, source
+        try:
+            self.lock = self._locked(path)
+        except BaseException:
+            claims.release(path)
+            raise
+        self.path = path
+
+    def _locked(self, path: Path) -> PathLock:
+        folder = path.parent
+        inside = folder == self.base or self.base in folder.parents
+        try:
+            # the output folder itself is the user's (a symlink to it is fine); below it,
+            # every level is checked; an absolute path the caller chose is theirs
+            (self.base if inside else folder).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, self.base if inside else folder) from exc
+        if inside:
+            make_dirs_inside(self.base, folder)
+        lock = PathLock(path)
+        lock.acquire()
+        return lock
 
     def move(self, path: Path) -> None:
-        self.claims.move(self.path, path, source=self.source)
-        self.path = path
+        if path == self.path:
+            return
+        self.claims.claim(path, source=self.source)
+        try:
+            lock = self._locked(path)
+        except BaseException:
+            self.claims.release(path)
+            raise
+        self.lock.release()
+        self.claims.release(self.path)
+        self.path, self.lock = path, lock
 
     def __enter__(self) -> _Claim:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.lock.release()
         self.claims.release(self.path)
 
 
@@ -174,7 +207,8 @@ class DownloadEngine:
     ) -> Skip | _Done:
         assert run.path is not None
         claims = self.services.claims
-        with _Claim(claims, run.path, content.source) as claim:
+        base = self._real_directory(source.config.download_directory)
+        with _Claim(claims, run.path, content.source, base) as claim:
             decision = decide_existing(
                 claim.path, source.settings, self._expected(source, content), claims.snapshot()
             )
@@ -193,11 +227,7 @@ class DownloadEngine:
         *,
         renameable: bool,
     ) -> Skip | _Done:
-        try:
-            claim.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise storage_error(exc, claim.path.parent, url=redact_url(content.url)) from exc
-        part = part_path(claim.path)
+        part = part_path(claim.path, (content.source, content.content_id))
         download_id = f"{content.source}:{content.content_id}"
         tracker = self.services.tracker
         tracker.start(download_id, content.size, title=content.title)

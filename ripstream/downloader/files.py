@@ -26,11 +26,9 @@ from urllib.parse import unquote, urlsplit
 from ripstream.downloader.exceptions import ConfigError, StorageError
 
 __all__ = [
-    "PART_SUFFIX",
     "atomic_write_text",
     "filename_from_content_disposition",
     "filename_from_url",
-    "part_path",
     "rename_no_clobber",
     "render_template",
     "resolve_inside",
@@ -39,9 +37,8 @@ __all__ = [
     "unique_path",
 ]
 
-PART_SUFFIX = ".part"
 MAX_NAME_BYTES = 255
-# room for ".part" and ".resume.json" beside the final name
+# a little room under the file system's 255 bytes (temporary names shorten the name instead)
 _RESERVED_SUFFIX_BYTES = len(".resume.json")
 _WINDOWS_RESERVED = {
     "CON",
@@ -211,20 +208,15 @@ def resolve_inside(directory: Path, relative: Path | str, *, resolved: bool = Fa
     return target
 
 
-def part_path(final: Path) -> Path:
-    """The temporary file a download is written to before the atomic rename."""
-    return final.with_name(final.name + PART_SUFFIX)
-
-
 def unique_path(final: Path, taken: set[Path] | None = None) -> Path:
     """``final``, or ``name (1).ext``, ``name (2).ext``... the first that does not exist."""
     taken = taken or set()
-    if not final.exists() and final not in taken:
+    if not os.path.lexists(final) and final not in taken:
         return final
     stem, suffix = final.stem, final.suffix
     for index in range(1, 10_000):
         candidate = final.with_name(f"{stem} ({index}){suffix}")
-        if not candidate.exists() and candidate not in taken:
+        if not os.path.lexists(candidate) and candidate not in taken:
             return candidate
     raise StorageError(f"no free name for {str(final)!r}", path=str(final))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from ripstream.downloader.config import DownloadBehaviorSettings, OverwritePolic
 from ripstream.downloader.content import Checksum
 from ripstream.downloader.exceptions import TargetExistsError
 from ripstream.downloader.files import rename_no_clobber, storage_error, unique_path
+from ripstream.downloader.safefs import open_binary, open_regular
 from ripstream.downloader.state import sidecar_path
 
 __all__ = [
@@ -100,16 +102,29 @@ def decide_existing(
 
     :raises TargetExistsError: for ``error``, or ``skip`` over a file whose checksum differs.
     """
-    if not (final.exists() or final.is_symlink()):
+    try:
+        info = os.lstat(final)
+    except FileNotFoundError:
         return WriteTo(final)
     policy = settings.overwrite
-    if policy is OverwritePolicy.OVERWRITE:
-        return WriteTo(final)
     if policy is OverwritePolicy.RENAME:
         return WriteTo(unique_path(final, taken))
+    if stat.S_ISDIR(info.st_mode):
+        raise TargetExistsError(
+            f"{str(final)!r} is a folder; choose another name or rename", path=str(final)
+        )
+    if policy is OverwritePolicy.OVERWRITE:
+        return WriteTo(final)  # the move replaces whatever is there, never through it
+    if policy is OverwritePolicy.SKIP and not stat.S_ISREG(info.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+        raise TargetExistsError(
+            f"{str(final)!r} is {kind}; it is left alone (choose rename or overwrite)",
+            path=str(final),
+            source=source,
+        )
     if policy is OverwritePolicy.SKIP:
         if expected is None or file_digest(final, expected) == expected.hexdigest:
-            return Skip(final, "already exists", final.stat().st_size)
+            return Skip(final, "already exists", info.st_size)
         raise TargetExistsError(
             f"{str(final)!r} exists with different content; keep it, or choose overwrite or rename",
             path=str(final),
@@ -121,7 +136,7 @@ def decide_existing(
 def file_digest(path: Path, checksum: Checksum) -> str:
     """The hex digest of the file at ``path`` in ``checksum``'s algorithm."""
     hasher = checksum.new_hasher()
-    with open(path, "rb") as handle:
+    with open_binary(path, write=False) as handle:
         while block := handle.read(_HASH_BLOCK):
             hasher.update(block)
     return str(hasher.hexdigest())
@@ -144,8 +159,11 @@ def move_into_place(part: Path, final: Path, settings: DownloadBehaviorSettings)
     """
     try:
         if settings.fsync:
-            with open(part, "rb") as handle:
-                os.fsync(handle.fileno())
+            fd = open_regular(part, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         if settings.overwrite is OverwritePolicy.OVERWRITE:
             os.replace(part, final)
         else:

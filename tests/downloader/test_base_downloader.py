@@ -26,7 +26,7 @@ from ripstream.downloader.exceptions import (
     StorageError,
     TargetExistsError,
 )
-from ripstream.downloader.files import part_path
+from ripstream.downloader.safefs import part_path
 from ripstream.downloader.state import sidecar_path
 from ripstream.sources.http import HttpDownloader
 from tests.support.httpserver import Fault, TestServer, make_body
@@ -239,7 +239,7 @@ def test_interrupted_download_resumes_from_the_part_file(server: TestServer,
         first = downloader.download(downloader.get_download_info("t1"))
     assert isinstance(first.error, IncompleteBodyError)  # retries off: the error itself
     assert first.error.received == 200_000
-    part = part_path(out_dir / "t1.flac")
+    part = part_path(out_dir / "t1.flac", ("minimal", "t1"))
     assert part.stat().st_size == 200_000
     state = json.loads(sidecar_path(part).read_text())
     assert (state["source"], state["content_id"]) == ("minimal", "t1")
@@ -259,7 +259,7 @@ def test_interrupted_download_resumes_from_the_part_file(server: TestServer,
 def test_a_part_file_of_other_content_is_not_resumed(server: TestServer, out_dir: Path) -> None:
     body = make_body(50_000)
     server.add("/tracks/t1.flac", body)
-    part = part_path(out_dir / "t1.flac")
+    part = part_path(out_dir / "t1.flac", ("minimal", "t1"))
     part.write_bytes(b"garbage from something else")
     sidecar_path(part).write_text(json.dumps({"source": "minimal", "content_id": "other",
                                               "etag": server.resource("/tracks/t1.flac").etag}))
@@ -274,7 +274,7 @@ def test_resume_of_a_complete_part_answers_416_and_fetches_nothing(server: TestS
                                                                    out_dir: Path) -> None:
     body = make_body(50_000)
     server.add("/tracks/t1.flac", body)
-    part = part_path(out_dir / "t1.flac")
+    part = part_path(out_dir / "t1.flac", ("minimal", "t1"))
     part.write_bytes(body)
     sidecar_path(part).write_text(json.dumps({"source": "minimal", "content_id": "t1",
                                               "etag": server.resource("/tracks/t1.flac").etag,
@@ -304,7 +304,7 @@ def test_custom_download_content_gets_verification_and_atomic_rename(
         result = downloader.download(content)
     assert result.is_success, result.error
     assert (out_dir / "j.flac").read_bytes() == b"seg1-seg2-seg3"
-    assert not part_path(out_dir / "j.flac").exists()
+    assert not part_path(out_dir / "j.flac", ("minimal", "j")).exists()
 
 
 def test_cancel_event_stops_a_download_and_keeps_the_part(server: TestServer,
@@ -334,7 +334,7 @@ def test_cancel_event_stops_a_download_and_keeps_the_part(server: TestServer,
         thread.join()
     assert results[0].status is ResultStatus.CANCELLED
     assert not (out_dir / "slow.flac").exists()
-    assert part_path(out_dir / "slow.flac").stat().st_size > 0
+    assert part_path(out_dir / "slow.flac", ("minimal", "slow")).stat().st_size > 0
 
 
 def test_check_response_refuses_an_error_document_before_it_is_written(
@@ -352,4 +352,5 @@ def test_check_response_refuses_an_error_document_before_it_is_written(
     assert "error document" in str(result.error)
     assert len(server.requests_for("/tracks/t1.flac")) == 1  # permanent: not retried
     assert not (out_dir / "t1.flac").exists()
-    assert not part_path(out_dir / "t1.flac").exists()  # not a byte of it was written
+    # not a byte of it was written
+    assert not part_path(out_dir / "t1.flac", ("minimal", "t1")).exists()

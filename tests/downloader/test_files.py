@@ -15,13 +15,13 @@ from ripstream.downloader.files import (
     atomic_write_text,
     filename_from_content_disposition,
     filename_from_url,
-    part_path,
     rename_no_clobber,
     render_template,
     resolve_inside,
     safe_filename,
     unique_path,
 )
+from ripstream.downloader.safefs import lock_path, part_path
 
 WINDOWS_RESERVED = {
     "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
@@ -91,8 +91,6 @@ def test_long_ascii_name_keeps_its_extension() -> None:
     assert result.endswith(".flac")
     assert len(result.encode("utf-8")) <= 255 - len(".resume.json")
     assert result.startswith("xxxx")
-    # the room left is enough for the .part and sidecar files beside it
-    assert len((result + ".part.json").encode("utf-8")) <= 255
 
 
 def test_long_multibyte_name_is_cut_on_a_character_boundary() -> None:
@@ -329,8 +327,23 @@ def test_unique_path(tmp_path: Path) -> None:
     assert unique_path(tmp_path / "new.mp3", {tmp_path / "new.mp3"}) == tmp_path / "new (1).mp3"
 
 
-def test_part_path_is_beside_the_final_file(tmp_path: Path) -> None:
-    assert part_path(tmp_path / "a.mp3") == tmp_path / "a.mp3.part"
+def test_part_path_is_beside_the_final_file_and_owned_by_ripstream(tmp_path: Path) -> None:
+    part = part_path(tmp_path / "a.mp3", ("http", "https://host/a.mp3"))
+    assert part.parent == tmp_path
+    # a leading dot (safe_filename never makes one) and our suffix: no user's or server's name
+    assert part.name.startswith(".a.mp3.")
+    assert part.name.endswith(".ripstream-part")
+    assert part == part_path(tmp_path / "a.mp3", ("http", "https://host/a.mp3"))  # resumable
+    assert part != part_path(tmp_path / "a.mp3", ("http", "https://host/b.mp3"))
+    assert safe_filename(part.name) != part.name
+
+
+def test_temporary_names_of_the_longest_final_name_fit_the_file_system(tmp_path: Path) -> None:
+    final = tmp_path / safe_filename("é" * 200 + ".flac")
+    part = part_path(final, ("s", "id"))
+    for name in (part.name, part.name + ".json", lock_path(final).name):
+        assert len(name.encode("utf-8")) <= 255
+        (tmp_path / name).write_bytes(b"x")  # the file system takes it
 
 
 def test_atomic_write_text(tmp_path: Path) -> None:

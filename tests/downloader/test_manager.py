@@ -35,7 +35,7 @@ from ripstream.downloader.exceptions import (
     DownloadCancelledError,
     SourceError,
 )
-from ripstream.downloader.files import part_path
+from ripstream.downloader.safefs import part_path
 from ripstream.downloader.worker import WorkerSpec, run_task_json
 from ripstream.sources import create_downloader
 from ripstream.sources.http import HttpDownloader
@@ -339,11 +339,15 @@ def _assert_clean_stop(server: TestServer, out_dir: Path, outcome: Interrupted) 
     assert outcome.raised_after is not None
     assert outcome.raised_after < STOP_WITHIN
     finals = [out_dir / path.rsplit("/", 1)[1] for path in outcome.paths]
+    parts = [
+        part_path(final, ("http", server.url(path)))
+        for final, path in zip(finals, outcome.paths, strict=True)
+    ]
     assert [f for f in finals if f.exists()] == []
-    for final in finals[:2]:
-        assert part_path(final).exists(), "a running download keeps its .part for resume"
-    for final in finals[2:]:
-        assert not part_path(final).exists()
+    for part in parts[:2]:
+        assert part.exists(), "a running download keeps its .part for resume"
+    for part in parts[2:]:
+        assert not part.exists()
     # nothing started after the interrupt
     assert sorted(get_paths(server)) == running
     for path in waiting:

@@ -12,7 +12,7 @@ import pytest
 
 from ripstream.downloader import ResultStatus
 from ripstream.downloader.exceptions import StorageError
-from ripstream.downloader.files import part_path
+from ripstream.downloader.safefs import part_path
 from ripstream.sources.http import HttpDownloader
 from tests.support.httpserver import TestServer, make_body
 from tests.support.settings import make_config
@@ -48,7 +48,8 @@ def test_a_full_disk_fails_fast_with_a_clear_error_and_keeps_the_part(
     assert "the disk is full" in str(result.error)
     assert len(server.requests_for("/big.bin")) == 1  # permanent: not retried
     assert not (small_disk / "big.bin").exists()
-    assert part_path(small_disk / "big.bin").stat().st_size > 0  # kept for resume
+    part = part_path(small_disk / "big.bin", ("http", server.url("/big.bin")))
+    assert part.stat().st_size > 0  # kept for resume
 
 
 def test_the_cli_says_the_disk_is_full(server: TestServer, small_disk: Path) -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ripstream.downloader import DownloadConfig, TokenBucket
-from ripstream.downloader.files import part_path
+from ripstream.downloader.safefs import part_path
 from ripstream.downloader.state import sidecar_path
 from ripstream.sources.http import HttpDownloader
 from tests.support.clock import FakeClock
@@ -57,7 +57,7 @@ def test_the_limit_is_shared_by_parallel_downloads(server: TestServer, out_dir: 
 def test_bytes_already_on_disk_do_not_count(server: TestServer, out_dir: Path) -> None:
     body = make_body(1_000_000)
     server.add("/a.bin", body)
-    part = part_path(out_dir / "a.bin")
+    part = part_path(out_dir / "a.bin", ("http", server.url("/a.bin")))
     part.write_bytes(body[:800_000])
     etag = server.resource("/a.bin").etag
     sidecar_path(part).write_text(json.dumps({"source": "http", "content_id": server.url("/a.bin"),

@@ -24,7 +24,7 @@ from ripstream.downloader.exceptions import (
     ServerError,
     StallError,
 )
-from ripstream.downloader.files import part_path
+from ripstream.downloader.safefs import part_path
 from ripstream.sources.http import HttpDownloader
 from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import make_config
@@ -130,7 +130,7 @@ def test_fault(server: TestServer, out_dir: Path, scenario: Scenario, mode: str)
         assert result.error is None, result.error
         assert result.status is ResultStatus.COMPLETED
         assert sha(final.read_bytes()) == sha(body)
-        assert not part_path(final).exists()
+        assert not part_path(final, ("http", server.url("/file.bin"))).exists()
     else:
         assert isinstance(result.error, scenario.error), result.error
         assert result.status is ResultStatus.FAILED
@@ -170,4 +170,5 @@ def test_stall_is_detected_by_read_timeout(server: TestServer, out_dir: Path) ->
     result = run(server, out_dir, stall_timeout=0.2, timeout_seconds=0.2, max_retries=0)
     assert isinstance(result.error, StallError)
     assert not (out_dir / "file.bin").exists()
-    assert part_path(out_dir / "file.bin").exists()  # kept for resume
+    # kept for resume
+    assert part_path(out_dir / "file.bin", ("http", server.url("/file.bin"))).exists()

@@ -26,6 +26,7 @@ from ripstream.sources import load_registry
 from ripstream.sources.subsonic import SubsonicDownloader
 from ripstream.sources.subsonic_api import Album, SubsonicClient
 from tests.support.audio import GeneratedAlbum, GeneratedTrack
+from tests.support.files import leftovers
 from tests.support.settings import make_config
 from tests.support.subsonic import SubsonicServer, running_subsonic
 
@@ -220,7 +221,7 @@ def test_an_error_document_is_never_saved_as_a_track(
     assert isinstance(failed.error, DownloadError)
     assert failed.attempts == 1  # an error answer is not retried
     assert not _track_path(config.download_directory, album.tracks[0]).exists()
-    assert not list(config.download_directory.rglob("*.part"))
+    assert leftovers(config.download_directory) == []
 
 
 # --------------------------------------------------------------------------- other kinds

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 from ripstream.downloader.exceptions import StorageError
 from ripstream.downloader.fetch.job import FetchJob
 from ripstream.downloader.files import atomic_write_text, storage_error
+from ripstream.downloader.safefs import check_free_space, open_binary, open_regular, read_regular
 from ripstream.downloader.state import ResumeState, TransferResult, sidecar_path
 
 __all__ = ["CHECKPOINT_BYTES", "CHECKPOINT_SECONDS", "Checkpoint", "PartFile", "part_size"]
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_SECONDS = 1.0
 CHECKPOINT_BYTES = 1024 * 1024
 _HASH_BLOCK = 4 * 1024 * 1024
+_MAX_SIDECAR = 1024 * 1024  # a real one is a few hundred bytes; a planted huge one is refused
 
 
 def part_size(path: os.PathLike[str] | str) -> int:
@@ -56,9 +58,9 @@ class PartFile:
         if not job.settings.resume:
             return None
         try:
-            text = sidecar_path(job.part).read_text(encoding="utf-8")
+            text = read_regular(sidecar_path(job.part), _MAX_SIDECAR).decode("utf-8")
             state = ResumeState.from_json(text)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, StorageError):
             return None
         return state if state.matches(*job.key) and job.part.exists() else None
 
@@ -99,23 +101,27 @@ class PartFile:
             os.truncate(self.job.part, 0)
 
     def open_at(self, offset: int) -> BinaryIO:
-        """The file opened for writing at ``offset`` (truncated there), unbuffered."""
-        part = self.job.part
+        """The file opened for writing at ``offset`` (truncated there), unbuffered; never
+        through a symlink, never a FIFO."""
         try:
-            if offset:
-                handle = open(part, "r+b", buffering=0)  # noqa: SIM115 - returned to a with-block
-                handle.truncate(offset)
-                handle.seek(offset)
-                return handle
-            return open(part, "wb", buffering=0)
+            return open_binary(self.job.part, write=True, truncate_at=offset)
         except OSError as exc:
-            raise storage_error(exc, part, url=self.job.shown_url) from exc
+            raise storage_error(exc, self.job.part, url=self.job.shown_url) from exc
 
     def preallocate(self, total: int) -> None:
-        """An empty file of ``total`` bytes, for segments written at their offsets."""
+        """An empty file of ``total`` bytes, for segments written at their offsets.
+
+        :raises StorageError: when the folder lacks the free space (checked first: a sparse
+            file of a lying total would otherwise look fine until the disk fills).
+        """
+        check_free_space(self.job.part.parent, total)
         try:
-            with open(self.job.part, "wb") as handle:
-                handle.truncate(total)
+            fd = open_regular(self.job.part, os.O_WRONLY | os.O_CREAT)
+            try:
+                os.ftruncate(fd, 0)
+                os.ftruncate(fd, total)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise storage_error(exc, self.job.part, url=self.job.shown_url) from exc
 
@@ -126,7 +132,7 @@ class PartFile:
             return None
         hasher = checksum.new_hasher()
         if length:
-            with open(self.job.part, "rb") as handle:
+            with open_binary(self.job.part, write=False) as handle:
                 left = length
                 while left and (block := handle.read(min(_HASH_BLOCK, left))):
                     hasher.update(block)
