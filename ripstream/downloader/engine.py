@@ -174,6 +174,13 @@ class DownloadEngine:
         except DownloadError as exc:
             outcome = exc
             logger.warning("%s %s: %s", content.source, content.content_id, exc)
+        except Exception as exc:
+            logger.exception("%s %s: unexpected error", content.source, content.content_id)
+            outcome = DownloadError(
+                f"{content.title!r} failed with an unexpected {type(exc).__name__}: {exc}",
+                url=redact_url(content.url),
+                source=content.source,
+            )
         return _result(content, outcome, run, self.services.clock() - started)
 
     def target_path(

@@ -297,6 +297,9 @@ class _Run:
             result = _failed(task, exc)
         except CancelledError:
             result = _cancelled(task)
+        except Exception as exc:  # noqa: BLE001 - a worker's failure is this task's result
+            logger.warning("task %s: %s: %s", task.title, type(exc).__name__, exc)
+            result = _failed(task, DownloadError(f"{type(exc).__name__}: {exc}", url=task.url))
         if task.state is TaskState.RUNNING:
             if result.is_success:
                 self.queue.complete_task(task.task_id)

@@ -59,6 +59,18 @@ class ResumeState(DataClassJsonMixin):
             return self.etag
         return self.last_modified
 
+    def same_representation(self, headers: Any) -> bool:
+        """Whether a response's validators prove it serves the bytes this state recorded.
+
+        A strong ETag must be equal (strong comparison); without one, Last-Modified must be.
+        A state with neither proves nothing, so nothing is resumed from it anyway.
+        """
+        if self.etag and not self.etag.startswith("W/"):
+            return bool(headers.get("ETag") == self.etag)
+        if self.last_modified:
+            return bool(headers.get("Last-Modified") == self.last_modified)
+        return False
+
     def matches(self, source: str, content_id: str) -> bool:
         """Whether this state belongs to ``(source, content_id)``."""
         return (self.source, self.content_id, self.version) == (source, content_id, 1)

@@ -108,10 +108,26 @@ def is_encoded(response: requests.Response) -> bool:
 
 
 def content_length(response: requests.Response) -> int | None:
+    """The body length the response declares, or ``None`` when it declares none.
+
+    :raises ResponseMismatchError: for a length that is not ASCII digits, lengths that
+        disagree (``5, 7``), or a length together with chunked framing: each of these
+        means the body's end cannot be trusted.
+    """
     value = response.headers.get("Content-Length")
-    if value is None or "," in value or not value.strip().isdigit():
+    if value is None:
         return None
-    return int(value)
+    values = {item.strip() for item in value.split(",")}
+    if len(values) != 1 or not all(v.isascii() and v.isdigit() for v in values):
+        raise _mismatch(response, f"an unusable Content-Length {value!r}")
+    if "chunked" in response.headers.get("Transfer-Encoding", "").lower():
+        raise _mismatch(response, "both Content-Length and chunked framing")
+    return int(values.pop())
+
+
+def _mismatch(response: requests.Response, what: str) -> ResponseMismatchError:
+    url = redact_url(response.url)
+    return ResponseMismatchError(f"{url} sent {what}", url=url, status_code=response.status_code)
 
 
 def check_wire_length(url: str, response: requests.Response, source: str) -> None:

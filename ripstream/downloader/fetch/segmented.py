@@ -77,6 +77,9 @@ class SegmentedFetcher:
         state = part.state
         try:
             if state is not None and state.segments and state.total is not None:
+                if state.validator is None:
+                    # nothing proves the parts on disk belong to the file served now
+                    raise RangesUnusable("the server gave no ETag or Last-Modified to resume by")
                 return _Segments(part, state, None).run()
             if state is None or part.size == 0:
                 return self._start(part)
@@ -175,6 +178,8 @@ class _Segments:
                 self.first.close()
             raise RangesUnusable("the partial file does not match its resume state")
         have = sum(seg.done - seg.start for seg in self.segments)
+        if self.first is None and not any(seg.remaining for seg in self.segments):
+            self._confirm()  # a sidecar saying "all done" is proven by the server, not trusted
         self.job.reporter.set_total(self.total, have)
         try:
             self.fd = os.open(self.job.part, os.O_WRONLY)
@@ -197,6 +202,12 @@ class _Segments:
                 source=self.job.source,
             )
         return self.part.result(self.total, have, segmented=True)
+
+    def _confirm(self) -> None:
+        """Ask for the last byte: the answer must be a 206 of the same file and total."""
+        last = _Segment(self.total - 1, self.total, self.total - 1) if self.total else None
+        if last is not None:
+            self._request(last).close()
 
     def _work(self) -> None:
         head: _Segment | None = None
@@ -274,6 +285,10 @@ class _Segments:
         except ResponseMismatchError as exc:
             response.close()
             raise RangesUnusable(str(exc)) from exc
+        if self.state.validator and not self.state.same_representation(response.headers):
+            response.close()
+            # the file changed on the server: parts of two versions must never be joined
+            raise RangesUnusable("a part came from another version of the file")
         return response
 
     def _fetch(self, segment: _Segment, response: requests.Response | None) -> None:

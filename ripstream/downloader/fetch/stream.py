@@ -93,8 +93,7 @@ def _accept(part: PartFile, response: requests.Response, have: int) -> tuple[int
             status_code=status,
         )
     if status == 206 and have:
-        known = part.state.total if part.state is not None else None
-        return have, check_range(response, have, None, known, source=job.source).total
+        return have, _resumed_total(part, response, have)
     if status == 200:
         if have:
             logger.info("%s: the server sent the whole file; restarting from 0", job.shown_url)
@@ -107,6 +106,32 @@ def _accept(part: PartFile, response: requests.Response, have: int) -> tuple[int
         source=job.source,
         status_code=status,
     )
+
+
+def _resumed_total(part: PartFile, response: requests.Response, have: int) -> int | None:
+    """The total of a 206 that continues our bytes; anything else restarts the file.
+
+    A server that ignores ``If-Range`` may answer with another version of the file, or a
+    range that does not start where ours ends: joining it to the bytes on disk would splice
+    two files, so they are thrown away and the next attempt starts from zero.
+    """
+    job = part.job
+    state = part.state
+    assert state is not None
+    try:
+        if not state.same_representation(response.headers):
+            raise ResponseMismatchError(
+                f"{job.shown_url} answered the resume with another version of the file "
+                "(its ETag or Last-Modified changed); starting over",
+                url=job.shown_url,
+                source=job.source,
+                status_code=206,
+            )
+        return check_range(response, have, None, state.total, source=job.source).total
+    except ResponseMismatchError:
+        part.reset()
+        job.reporter(-have)
+        raise
 
 
 def _write_body(
