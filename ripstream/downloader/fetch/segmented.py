@@ -13,6 +13,7 @@ checkpointed in the resume sidecar, so parts resume independently.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -121,7 +122,8 @@ class SegmentedFetcher:
             response.close()
             raise
         part.save(state)
-        return _Segments(part, state, response).run()
+        # the probe's response goes on into the first part, but only for the bytes it announced
+        return _Segments(part, state, response, first_end=min(probe, total)).run()
 
 
 def _probe_total(response: requests.Response, probe: int) -> int:
@@ -158,7 +160,15 @@ class _Segment:
 class _Segments:
     """The parts of one attempt and the workers filling them."""
 
-    def __init__(self, part: PartFile, state: ResumeState, first: requests.Response | None) -> None:
+    def __init__(
+        self,
+        part: PartFile,
+        state: ResumeState,
+        first: requests.Response | None,
+        *,
+        first_end: int | None = None,
+    ) -> None:
+        self.first_end = first_end  # exclusive: where the first response's announced bytes end
         self.part = part
         self.job = part.job
         self.state = state
@@ -251,7 +261,8 @@ class _Segments:
             segment = segment or self._claim()
             while segment is not None and not self.abort.is_set():
                 if segment.remaining > 0:
-                    self._fetch(segment, response)
+                    limit = self.first_end if response is not None else None
+                    self._fetch(segment, response, limit)
                     response = None
                     self._checkpoint()
                 segment = self._claim()
@@ -291,24 +302,23 @@ class _Segments:
             raise RangesUnusable("a part came from another version of the file")
         return response
 
-    def _fetch(self, segment: _Segment, response: requests.Response | None) -> None:
+    def _fetch(
+        self, segment: _Segment, response: requests.Response | None, limit: int | None = None
+    ) -> None:
+        """Fill ``segment``; ``response`` (already open) may serve it up to ``limit``."""
         stalls = 0
         while segment.remaining > 0:
             self.job.check_cancel()
+            end = segment.end
             if response is None:
                 response = self._request(segment)
+            elif limit is not None:
+                end = min(end, limit)  # never past the range that response announced
             before = segment.done
 
-            def write(view: memoryview | bytes, position: int) -> None:
-                limit = segment.end - position
-                if limit <= 0:
-                    return
-                chunk = view if len(view) <= limit else view[:limit]
-                os.pwrite(self.fd, chunk, position)
-                segment.done = position + len(chunk)
-
+            write = functools.partial(self._write, segment, end)
             with contextlib.closing(response):
-                pump(self.job, response, segment.end - segment.done, write, segment.done)
+                pump(self.job, response, end - segment.done, write, segment.done)
             response = None
             stalls = stalls + 1 if segment.done == before else 0
             if stalls >= 3:
@@ -320,6 +330,17 @@ class _Segments:
                     expected=segment.end - segment.done,
                     received=0,
                 )
+
+    def _write(
+        self, segment: _Segment, end: int, view: memoryview | bytes, position: int
+    ) -> None:
+        """Write at ``position``, never past ``end`` nor the segment's (shrinking) end."""
+        room = min(segment.end, end) - position
+        if room <= 0:
+            return
+        chunk = view if len(view) <= room else view[:room]
+        os.pwrite(self.fd, chunk, position)
+        segment.done = position + len(chunk)
 
     def _checkpoint(self, force: bool = False) -> None:
         with self.lock:

@@ -220,6 +220,14 @@ class BodyFaults(FaultSpec):
         return cls(FaultKind.SHORT_RANGE, times, on, method, amount=missing)
 
     @classmethod
+    def overrun_range(
+        cls, extra: int, *, times: int | None = None, on: On = "any", method: str | None = None
+    ) -> Self:
+        """206 whose body runs on with ``extra`` garbage bytes past the end its Content-Range
+        announces (use with :meth:`no_content_length`, or the Content-Length tells)."""
+        return cls(FaultKind.OVERRUN_RANGE, times, on, method, amount=extra)
+
+    @classmethod
     def wrong_range_start(
         cls,
         delta: int = -1,

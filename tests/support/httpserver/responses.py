@@ -204,6 +204,9 @@ class Responder:
             multipart = plan.has(FaultKind.MULTIPART_BYTERANGES)
 
         payload: bytes | memoryview = memoryview(body)[first : last + 1]
+        overrun = plan.first(FaultKind.OVERRUN_RANGE) if code == 206 else None
+        if overrun is not None:  # bytes that belong to no range: garbage past the end
+            payload = bytes(payload) + b"\xa5" * (overrun.amount or 0)
         content_type = plan.content_type
         content_range = f"bytes {claimed[0]}-{claimed[1]}/{cr_total}"
         if multipart:

@@ -25,6 +25,7 @@ class FaultKind(enum.StrEnum):
     IGNORE_RANGE = "ignore_range"
     STATUS = "status"
     SHORT_RANGE = "short_range"
+    OVERRUN_RANGE = "overrun_range"
     WRONG_RANGE_START = "wrong_range_start"
     WRONG_RANGE_TOTAL = "wrong_range_total"
     BODY_CHANGES = "body_changes"

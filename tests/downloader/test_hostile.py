@@ -1,0 +1,275 @@
+"""A hostile server and a hostile output folder: exact bytes or a typed failure, nothing outside
+the folder changed, nothing of the user's lost, and no hang.
+
+Each test plants one thing (a symlink, a FIFO, a lying header, a planted resume state) and
+checks what a user would see: the bytes at the final path, the files around it, the error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ripstream.downloader import (
+    DownloadError,
+    DownloadResult,
+    OverwritePolicy,
+    ResultStatus,
+)
+from ripstream.downloader.exceptions import StorageError, TargetExistsError
+from ripstream.downloader.safefs import PathLock, part_path
+from ripstream.downloader.state import sidecar_path
+from ripstream.sources.http import HttpDownloader
+from tests.support.files import leftovers
+from tests.support.httpserver import Fault, TestServer, make_body
+from tests.support.settings import make_config
+
+PATH = "/track.flac"
+NAME = "track.flac"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def download(
+    server: TestServer, out_dir: Path, path: str = PATH, **settings: object
+) -> DownloadResult:
+    with HttpDownloader(make_config(out_dir, **settings)) as http:
+        content = http.get_download_info(server.url(path))
+        return http.download(content)
+
+
+def key(server: TestServer, path: str = PATH) -> tuple[str, str]:
+    return ("http", server.url(path))
+
+
+# -- the server lies ------------------------------------------------------------------------------
+
+
+def test_a_probe_that_runs_past_its_range_never_writes_the_extra_bytes(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(1_000_000)
+    # the first answer (the segment probe) announces 64 KiB, then sends 4 KiB of garbage more,
+    # with no Content-Length to give it away
+    server.add(
+        PATH, body, faults=[Fault.overrun_range(4096, times=1), Fault.no_content_length(times=1)]
+    )
+    result = download(server, out_dir, segments=4, min_segment_size=64 * 1024)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert sha((out_dir / NAME).read_bytes()) == sha(body)
+    assert server.resource(PATH).fault_uses()[0] == 1  # the lie was told
+
+
+@pytest.mark.parametrize("segments", [1, 4])
+def test_content_length_together_with_chunked_is_never_a_file(
+    server: TestServer, out_dir: Path, segments: int
+) -> None:
+    body = make_body(200_000)
+    server.add(PATH, body, faults=[Fault.chunked(), Fault.header("Content-Length", "100")])
+    result = download(server, out_dir, segments=segments, max_retries=1)
+    assert result.status is ResultStatus.FAILED
+    assert isinstance(result.error, DownloadError)
+    assert "chunked" in str(result.error)
+    assert not (out_dir / NAME).exists()
+
+
+def test_a_content_length_of_unicode_digits_is_a_typed_failure(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add(PATH, make_body(1000), faults=[Fault.header("Content-Length", "\u00b2")])
+    result = download(server, out_dir, max_retries=0)
+    assert result.status is ResultStatus.FAILED
+    assert "Content-Length" in str(result.error)
+    assert not (out_dir / NAME).exists()
+
+
+def test_a_resume_answered_from_byte_zero_restarts_the_file(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(400_000)
+    server.add(PATH, body, faults=[Fault.drop_after(150_000, times=1)])
+    first = download(server, out_dir, max_retries=0)
+    assert first.status is ResultStatus.FAILED
+    # the server now answers "bytes=150000-" with an honest 206 of the whole file
+    server.resource(PATH).faults = [Fault.wrong_range_start(-150_000, keep_end=True, honest=True)]
+    second = download(server, out_dir, max_retries=2)
+    assert second.status is ResultStatus.COMPLETED, second.error
+    assert sha((out_dir / NAME).read_bytes()) == sha(body)
+    assert second.attempts == 2  # one refused resume, then one clean fetch from zero
+
+
+def test_a_planted_all_done_resume_state_is_not_trusted(server: TestServer, out_dir: Path) -> None:
+    body = make_body(300_000)
+    server.add(PATH, body)
+    part = part_path(out_dir / NAME, key(server))
+    part.write_bytes(b"\0" * len(body))
+    planted = {
+        "source": "http",
+        "content_id": server.url(PATH),
+        "etag": '"planted"',
+        "total": len(body),
+        "segments": [[0, len(body), len(body)]],
+    }
+    sidecar_path(part).write_text(json.dumps(planted))
+    result = download(server, out_dir, segments=2, min_segment_size=64 * 1024)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert sha((out_dir / NAME).read_bytes()) == sha(body)  # not 300,000 zeros
+
+
+# -- the folder is hostile ------------------------------------------------------------------------
+
+
+def test_a_symlink_planted_at_the_temporary_name_is_never_followed(
+    server: TestServer, tmp_path: Path
+) -> None:
+    out_dir, outside = tmp_path / "out", tmp_path / "precious.txt"
+    out_dir.mkdir()
+    outside.write_bytes(b"keep me")
+    server.add(PATH, make_body(50_000))
+    part = part_path(out_dir / NAME, key(server))
+    part.symlink_to(outside)
+    result = download(server, out_dir, max_retries=0)
+    assert outside.read_bytes() == b"keep me"
+    assert result.status is ResultStatus.FAILED
+    assert isinstance(result.error, StorageError)
+    assert "symlink" in str(result.error)
+
+
+def test_a_symlinked_folder_leading_outside_is_refused(server: TestServer, tmp_path: Path) -> None:
+    out_dir, outside = tmp_path / "out", tmp_path / "elsewhere"
+    out_dir.mkdir()
+    outside.mkdir()
+    (out_dir / "album").symlink_to(outside)
+    server.add(PATH, make_body(10_000))
+    with HttpDownloader(make_config(out_dir)) as http:
+        result = http.download(http.get_download_info(server.url(PATH)), "album/new/track.flac")
+    assert result.status is ResultStatus.FAILED
+    assert isinstance(result.error, StorageError)
+    assert list(outside.iterdir()) == []  # nothing was made or written outside
+
+
+def test_a_fifo_at_the_final_path_never_hangs(server: TestServer, out_dir: Path) -> None:
+    body = make_body(10_000)
+    server.add(PATH, body)
+    os.mkfifo(out_dir / NAME)
+    with HttpDownloader(make_config(out_dir)) as http:
+        content = http.get_download_info(server.url(PATH))
+        content.checksum = f"sha256:{sha(body)}"  # skip would read the file to compare
+        result = http.download(content)
+    assert result.status is ResultStatus.FAILED
+    assert isinstance(result.error, TargetExistsError)
+    assert "not a regular file" in str(result.error)
+
+
+def test_a_fifo_at_the_temporary_name_never_hangs(server: TestServer, out_dir: Path) -> None:
+    server.add(PATH, make_body(10_000))
+    os.mkfifo(part_path(out_dir / NAME, key(server)))
+    result = download(server, out_dir, max_retries=0)
+    assert result.status is ResultStatus.FAILED
+    assert isinstance(result.error, StorageError)
+
+
+@pytest.mark.parametrize("policy", [OverwritePolicy.SKIP, OverwritePolicy.ERROR])
+def test_a_folder_or_dangling_link_at_the_final_path_is_left_alone(
+    server: TestServer, out_dir: Path, policy: OverwritePolicy
+) -> None:
+    server.add(PATH, make_body(10_000))
+    server.add("/other.flac", make_body(10_000, seed=1))
+    (out_dir / NAME).mkdir()
+    (out_dir / "other.flac").symlink_to(out_dir / "missing")
+    for path in (PATH, "/other.flac"):
+        result = download(server, out_dir, path, overwrite=policy)
+        assert result.status is ResultStatus.FAILED
+        assert isinstance(result.error, TargetExistsError)
+    assert (out_dir / NAME).is_dir()
+    assert os.readlink(out_dir / "other.flac") == str(out_dir / "missing")
+
+
+def test_rename_steps_around_a_dangling_link(server: TestServer, out_dir: Path) -> None:
+    body = make_body(10_000)
+    server.add(PATH, body)
+    (out_dir / NAME).symlink_to(out_dir / "missing")
+    result = download(server, out_dir, overwrite=OverwritePolicy.RENAME)
+    assert result.file_path == out_dir / "track (1).flac"
+    assert (out_dir / "track (1).flac").read_bytes() == body
+    assert (out_dir / NAME).is_symlink()
+
+
+def test_the_users_own_part_files_are_untouched(server: TestServer, out_dir: Path) -> None:
+    body = make_body(20_000)
+    server.add(PATH, body)
+    (out_dir / f"{NAME}.part").write_bytes(b"mine")
+    (out_dir / f"{NAME}.part.json").write_text('{"mine": true}')
+    result = download(server, out_dir)
+    assert result.status is ResultStatus.COMPLETED
+    assert (out_dir / f"{NAME}.part").read_bytes() == b"mine"
+    assert (out_dir / f"{NAME}.part.json").read_text() == '{"mine": true}'
+    assert leftovers(out_dir) == []
+
+
+@pytest.mark.parametrize("length", [232, 243])
+def test_the_longest_names_download(server: TestServer, out_dir: Path, length: int) -> None:
+    name = "n" * (length - len(".flac")) + ".flac"
+    body = make_body(5_000)
+    server.add(f"/{name}", body)
+    result = download(server, out_dir, f"/{name}")
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / name).read_bytes() == body
+
+
+# -- two runs at once -----------------------------------------------------------------------------
+
+
+def test_a_path_locked_by_another_process_is_refused_with_a_clear_message(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add(PATH, make_body(10_000))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, pathlib\n"
+            "from ripstream.downloader.safefs import PathLock\n"
+            "lock = PathLock(pathlib.Path(sys.argv[1])); lock.acquire()\n"
+            "print('held', flush=True); sys.stdin.read()\n",
+            str(out_dir / NAME),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        result = download(server, out_dir, max_retries=0)
+        assert result.status is ResultStatus.FAILED
+        assert isinstance(result.error, TargetExistsError)
+        assert "another RipStream process" in str(result.error)
+        assert not (out_dir / NAME).exists()
+    finally:
+        holder.communicate("", timeout=10)
+    # the holder is gone: the next run gets the path, and leaves no lock behind
+    again = download(server, out_dir)
+    assert again.status is ResultStatus.COMPLETED
+    assert leftovers(out_dir) == []
+
+
+def test_a_lock_survives_its_file_being_replaced(tmp_path: Path) -> None:
+    first = PathLock(tmp_path / "a.flac")
+    first.acquire()
+    with pytest.raises(TargetExistsError):
+        PathLock(tmp_path / "a.flac").acquire()
+    first.release()
+    second = PathLock(tmp_path / "a.flac")
+    second.acquire()
+    second.release()
+    assert list(tmp_path.iterdir()) == []
