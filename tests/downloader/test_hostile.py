@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ def sha(data: bytes) -> str:
 
 
 def download(
-    server: TestServer, out_dir: Path, path: str = PATH, **settings: object
+    server: TestServer, out_dir: Path, path: str = PATH, **settings: Any
 ) -> DownloadResult:
     with HttpDownloader(make_config(out_dir, **settings)) as http:
         content = http.get_download_info(server.url(path))
