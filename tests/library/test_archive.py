@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.support.httpserver import Fault, TestServer, make_body
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
 USERS_FILE = b"the user's own file, created while the download ran\n"
 
