@@ -1,8 +1,10 @@
-"""The download archive records a file only once it is in place.
+"""The download archive: what was downloaded and verified, skipped by later runs.
 
 The CLI keeps an archive (OUTPUT/.ripstream-archive.sqlite3 by default) so that a rerun skips
-what was downloaded. A download whose last step, the move into place, failed is not downloaded:
-were it recorded, every later run would skip it and the user would never get the file.
+what was downloaded. It is a manager hook (:class:`ArchiveHook`): a task it holds is settled as
+skipped before dispatch, and only a completed result is recorded. A download whose last step,
+the move into place, failed is not downloaded: were it recorded, every later run would skip it
+and the user would never get the file.
 """
 
 from __future__ import annotations
@@ -14,7 +16,21 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
+from ripstream.downloader import (
+    ContentType,
+    DownloadManager,
+    DownloadQueue,
+    DownloadTask,
+    ResultStatus,
+)
+from ripstream.downloader.content import DownloadResult
+from ripstream.downloader.exceptions import StorageError
+from ripstream.library.archive import ArchiveHook, DownloadArchive
+from ripstream.sources.http import HttpDownloader
 from tests.support.httpserver import Fault, TestServer, make_body
+from tests.support.settings import make_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
@@ -81,3 +97,121 @@ def test_a_download_that_failed_to_move_is_fetched_by_the_next_run(
     assert third.returncode == 0, stderr
     assert not final.exists()
     assert len(server.requests_for("/song.flac")) == requests_before
+
+
+def run_with_archive(
+    archive: DownloadArchive, server: TestServer, out_dir: Path, paths: list[str]
+) -> list[DownloadResult]:
+    """Download ``paths`` through a manager with the archive as its hook."""
+    config = make_config(out_dir, max_retries=0)
+    with (
+        HttpDownloader(config) as http,
+        DownloadManager(config, downloaders=[http], hooks=[ArchiveHook(archive)]) as manager,
+    ):
+        queue = DownloadQueue()
+        for path in paths:
+            queue.add_task(DownloadTask.from_content(http.get_download_info(server.url(path))))
+        return manager.run(queue)
+
+
+def test_a_held_task_is_skipped_with_a_message_and_no_request(
+    server: TestServer, out_dir: Path, tmp_path: Path
+) -> None:
+    server.add("/held.flac", make_body(1000, 1))
+    server.add("/new.flac", make_body(1000, 2))
+    with DownloadArchive(tmp_path / "archive.sqlite3") as archive:
+        archive.record("http", server.url("/held.flac"), out_dir / "held.flac")
+        held, new = run_with_archive(archive, server, out_dir, ["/held.flac", "/new.flac"])
+    assert held.status is ResultStatus.SKIPPED
+    assert held.message == "in the download archive"
+    assert server.requests_for("/held.flac") == []
+    assert not (out_dir / "held.flac").exists()
+    assert new.status is ResultStatus.COMPLETED
+    assert (out_dir / "new.flac").read_bytes() == make_body(1000, 2)
+
+
+def test_only_completed_results_are_recorded(
+    server: TestServer, out_dir: Path, tmp_path: Path
+) -> None:
+    server.add("/ok.flac", make_body(2000, 3))
+    server.add("/there.flac", make_body(10, 4))
+    (out_dir / "there.flac").write_bytes(b"the user's own")  # skipped: the file exists
+    with DownloadArchive(tmp_path / "archive.sqlite3") as archive:
+        results = run_with_archive(
+            archive, server, out_dir, ["/ok.flac", "/missing.flac", "/there.flac"]
+        )
+        assert [r.status for r in results] == [
+            ResultStatus.COMPLETED,
+            ResultStatus.FAILED,
+            ResultStatus.SKIPPED,
+        ]
+        assert archive.contains("http", server.url("/ok.flac"))
+        assert not archive.contains("http", server.url("/missing.flac"))
+        assert not archive.contains("http", server.url("/there.flac"))
+        assert len(archive) == 1
+
+
+def test_a_failed_result_is_never_recorded(tmp_path: Path) -> None:
+    task = DownloadTask(
+        content_id="song-1", content_type=ContentType.TRACK, source="s", title="t", url="u"
+    )
+    with DownloadArchive(tmp_path / "archive.sqlite3") as archive:
+        hook = ArchiveHook(archive)
+        for status in (ResultStatus.FAILED, ResultStatus.CANCELLED, ResultStatus.SKIPPED):
+            hook.after(
+                task,
+                DownloadResult(
+                    content_id="song-1", source="s", status=status, file_path=tmp_path / "f"
+                ),
+            )
+        assert not archive.contains("s", "song-1")
+        assert hook.before(task) is None
+        hook.after(
+            task,
+            DownloadResult(
+                content_id="song-1",
+                source="s",
+                status=ResultStatus.COMPLETED,
+                file_path=tmp_path / "f",
+            ),
+        )
+        skipped = hook.before(task)
+    assert skipped is not None
+    assert skipped.status is ResultStatus.SKIPPED
+
+
+def test_the_archive_records_lookups_and_forgets(tmp_path: Path) -> None:
+    with DownloadArchive(tmp_path / "a.sqlite3") as archive:
+        assert not archive.contains("s", "1")
+        assert not (tmp_path / "a.sqlite3").exists()  # nothing written until something lands
+        archive.record("s", "1", tmp_path / "f", checksum="sha256:00", size=1)
+        assert archive.contains("s", "1")
+        assert not archive.contains("other", "1")
+        assert len(archive) == 1
+        archive.forget("s", "1")
+        assert not archive.contains("s", "1")
+
+
+def test_two_archive_objects_share_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "archive.sqlite3"
+    first, second = DownloadArchive(path), DownloadArchive(path)
+    try:
+        first.record("s", "a", tmp_path / "a")
+        assert second.contains("s", "a")
+        second.record("s", "b", tmp_path / "b")
+        assert first.contains("s", "b")
+        assert len(first) == len(second) == 2
+    finally:
+        first.close()
+        second.close()
+    with DownloadArchive(path) as reopened:
+        assert reopened.contains("s", "a")
+        assert reopened.contains("s", "b")
+        assert len(reopened) == 2
+
+
+def test_a_file_that_is_not_an_archive_is_a_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "archive.sqlite3"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    with DownloadArchive(path) as archive, pytest.raises(StorageError, match="download archive"):
+        archive.record("s", "a", tmp_path / "a")
