@@ -1,4 +1,4 @@
-"""Batches: credentials, the journal behind --state, and the download archive, end to end."""
+"""Batches end to end: credentials, the journal behind --state, and the download archive."""
 
 from __future__ import annotations
 
@@ -13,12 +13,9 @@ from typing import Any, ClassVar
 import pytest
 
 from ripstream.app.batch import Batch, BatchItem
-from ripstream.app.config import AppConfig
-from ripstream.app.credentials import credential_variable, credentials_for
-from ripstream.app.journal import BatchJournal, url_key
+from ripstream.app.journal import url_key
 from ripstream.downloader import BaseDownloader, ContentType, DownloadableContent, ResultStatus
 from ripstream.downloader.exceptions import AuthenticationError
-from ripstream.library.archive import DownloadArchive
 from ripstream.sources import load_registry
 from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import make_config
@@ -29,8 +26,13 @@ def sha(data: bytes) -> str:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ripstream", "--no-progress", *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ripstream", "--no-progress", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 class Locked(BaseDownloader):
@@ -54,53 +56,40 @@ class Locked(BaseDownloader):
 
     def get_download_info(self, content_id: str) -> DownloadableContent:
         name = content_id.removeprefix("locked://")
-        return DownloadableContent(content_id=name, content_type=ContentType.TRACK,
-                                   source="locked", title=name, url=f"{self.base_url}/{name}")
+        return DownloadableContent(
+            content_id=name,
+            content_type=ContentType.TRACK,
+            source="locked",
+            title=name,
+            url=f"{self.base_url}/{name}",
+        )
 
 
-def test_credentials_come_from_config_then_environment_then_prompt(tmp_path: Path) -> None:
-    config = AppConfig(download=make_config(tmp_path))
-    assert credential_variable("subsonic", "password") == "RIPSTREAM_SUBSONIC_PASSWORD"
-    assert credential_variable("archive.org", "api_key") == "RIPSTREAM_ARCHIVE_ORG_API_KEY"
-    env = {"RIPSTREAM_LOCKED_PASSWORD": "from-env"}
-    assert credentials_for(Locked, config, environ=env) == {"password": "from-env"}
-    config.source_credentials["locked"] = {"password": "from-config"}
-    assert credentials_for(Locked, config, environ=env) == {"password": "from-config"}
-    config.source_credentials.clear()
-    asked: list[str] = []
-
-    def prompt(question: str) -> str:
-        asked.append(question)
-        return "typed"
-
-    answer = credentials_for(Locked, config, environ={}, prompt=prompt)
-    assert answer == {"password": "typed"}
-    assert asked == ["locked password: "]
-    with pytest.raises(AuthenticationError, match="RIPSTREAM_LOCKED_PASSWORD"):
-        credentials_for(Locked, config, environ={})
-
-
-def test_a_source_is_authenticated_once_before_its_urls_resolve(server: TestServer,
-                                                                out_dir: Path) -> None:
+def test_a_source_is_authenticated_once_before_its_urls_resolve(
+    server: TestServer, out_dir: Path
+) -> None:
     server.add("/a", b"aaa")
     server.add("/b", b"bbb")
     Locked.base_url = server.base_url
     Locked.seen.clear()
     registry = load_registry(plugins=False, extra=[Locked])
-    batch = Batch(make_config(out_dir), registry=registry,
-                  environ={"RIPSTREAM_LOCKED_PASSWORD": "s3cret"})
+    batch = Batch(
+        make_config(out_dir), registry=registry, environ={"RIPSTREAM_LOCKED_PASSWORD": "s3cret"}
+    )
     results = batch.run([BatchItem("locked://a"), BatchItem("locked://b")])
     assert [r.status for r in results] == [ResultStatus.COMPLETED] * 2
     assert Locked.seen == [{"password": "s3cret"}]
     assert (out_dir / "a").read_bytes() == b"aaa"
-    wrong = Batch(make_config(out_dir), registry=registry,
-                  environ={"RIPSTREAM_LOCKED_PASSWORD": "nope"})
+    wrong = Batch(
+        make_config(out_dir), registry=registry, environ={"RIPSTREAM_LOCKED_PASSWORD": "nope"}
+    )
     with pytest.raises(AuthenticationError):
         wrong.run([BatchItem("locked://a")])
 
 
-def test_journal_skips_finished_urls_and_keeps_no_secrets(server: TestServer, out_dir: Path,
-                                                          tmp_path: Path) -> None:
+def test_journal_skips_finished_urls_and_keeps_no_secrets(
+    server: TestServer, out_dir: Path, tmp_path: Path
+) -> None:
     server.add("/ok.bin", make_body(1000, 1))
     server.add("/flaky.bin", make_body(1000, 2), faults=[Fault.permanent_status(503)])
     state = tmp_path / "state.jsonl"
@@ -121,23 +110,7 @@ def test_journal_skips_finished_urls_and_keeps_no_secrets(server: TestServer, ou
     assert (out_dir / "flaky.bin").read_bytes() == make_body(1000, 2)
 
 
-def test_journal_redoes_a_url_whose_file_was_deleted(tmp_path: Path) -> None:
-    path = tmp_path / "state.jsonl"
-    kept, gone = tmp_path / "kept.bin", tmp_path / "gone.bin"
-    kept.write_bytes(b"x")
-    with BatchJournal(path) as journal:
-        journal.record("http://h/kept", "done", [kept])
-        journal.record("http://h/gone", "done", [gone])
-    path.write_text(path.read_text() + '{"key": "torn')  # a kill mid-write
-    reopened = BatchJournal(path)
-    assert reopened.is_done("http://h/kept")
-    assert not reopened.is_done("http://h/gone")
-    assert not reopened.is_done("http://h/never")
-    reopened.close()
-
-
-def test_archive_skips_verified_content_without_network(server: TestServer,
-                                                        out_dir: Path) -> None:
+def test_archive_skips_verified_content_without_network(server: TestServer, out_dir: Path) -> None:
     server.add("/song.flac", make_body(5000))
     url = server.url("/song.flac")
     first = cli("-o", str(out_dir), "--no-state", url)
@@ -155,17 +128,6 @@ def test_archive_skips_verified_content_without_network(server: TestServer,
     assert (out_dir / "song.flac").read_bytes() == make_body(5000)
 
 
-def test_archive_records_only_verified_downloads(tmp_path: Path) -> None:
-    with DownloadArchive(tmp_path / "a.sqlite3") as archive:
-        assert not archive.contains("s", "1")
-        assert not (tmp_path / "a.sqlite3").exists()  # nothing written until something lands
-        archive.record("s", "1", tmp_path / "f", checksum="sha256:00", size=1)
-        assert archive.contains("s", "1")
-        assert len(archive) == 1
-        archive.forget("s", "1")
-        assert not archive.contains("s", "1")
-
-
 def test_template_flag_names_files_from_metadata(server: TestServer, out_dir: Path) -> None:
     server.add("/x/track.mp3", b"data")
     run = cli("-o", str(out_dir), "--template", "{type}/{title}", server.url("/x/track.mp3"))
@@ -175,10 +137,3 @@ def test_template_flag_names_files_from_metadata(server: TestServer, out_dir: Pa
     assert bad.returncode == 2
     assert "filename template '{title' is malformed" in bad.stderr
     assert not (out_dir / "new").exists()
-
-
-def test_missing_credentials_without_a_terminal_are_exit_2(tmp_path: Path) -> None:
-    config = AppConfig(download=make_config(tmp_path))
-    with pytest.raises(AuthenticationError) as info:
-        credentials_for(Locked, config, environ={})
-    assert info.value.source == "locked"

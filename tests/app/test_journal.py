@@ -1,0 +1,124 @@
+"""BatchJournal, the file behind ``--state``: what a rerun of the same command skips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ripstream.app.batch import Batch, BatchItem
+from ripstream.app.journal import BatchJournal, url_key
+from ripstream.downloader import ResultStatus
+from ripstream.downloader.exceptions import ContentNotFoundError
+from ripstream.sources import load_registry
+from tests.support.httpserver import TestServer, make_body
+from tests.support.settings import make_config
+
+
+def entries(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    kept = tmp_path / "kept.bin"
+    kept.write_bytes(b"x")
+    with BatchJournal(path) as journal:
+        journal.record("http://h/kept", "done", [kept])
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('{"key": "' + url_key("http://h/torn") + '", "status": "do')  # killed here
+    reopened = BatchJournal(path)
+    try:
+        assert reopened.is_done("http://h/kept")
+        assert not reopened.is_done("http://h/torn")
+    finally:
+        reopened.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ripstream bug: BatchJournal appends after a torn last line without starting a new "
+    "line, so the first URL finished after a kill is glued to the torn text and lost on the "
+    "next load (that URL is resolved and checked again on every later run)",
+)
+def test_a_url_recorded_after_a_torn_line_stays_done(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    done = tmp_path / "done.bin"
+    done.write_bytes(b"x")
+    path.write_text('{"key": "abc", "sta', encoding="utf-8")  # the last run was killed mid-write
+    with BatchJournal(path) as journal:
+        journal.record("http://h/after", "done", [done])
+    with BatchJournal(path) as reopened:
+        assert reopened.is_done("http://h/after")
+
+
+def test_urls_are_stored_redacted_and_keyed_by_digest(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    url = "https://user:hunter2@cdn.example/song.flac?token=SECRET123&quality=lossless"
+    with BatchJournal(path) as journal:
+        journal.record(url, "done", [tmp_path / "song.flac"])
+    text = path.read_text(encoding="utf-8")
+    assert "SECRET123" not in text
+    assert "hunter2" not in text
+    assert "user" not in text
+    [entry] = entries(path)
+    assert entry["url"] == "https://cdn.example/song.flac?token=***&quality=lossless"
+    assert entry["key"] == url_key(url)
+    assert entry["status"] == "done"
+
+
+def test_a_url_whose_file_was_deleted_comes_back(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    kept, gone = tmp_path / "kept.bin", tmp_path / "gone.bin"
+    kept.write_bytes(b"x")
+    gone.write_bytes(b"y")
+    with BatchJournal(path) as journal:
+        journal.record("http://h/kept", "done", [kept])
+        journal.record("http://h/gone", "done", [gone])
+        assert journal.is_done("http://h/gone")
+        gone.unlink()  # the user deleted the file: the URL is to be done again
+        assert not journal.is_done("http://h/gone")
+    with BatchJournal(path) as reopened:
+        assert reopened.is_done("http://h/kept")
+        assert not reopened.is_done("http://h/gone")
+        assert not reopened.is_done("http://h/never")
+
+
+def test_a_later_failure_undoes_an_earlier_success(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    file = tmp_path / "f.bin"
+    file.write_bytes(b"x")
+    with BatchJournal(path) as journal:
+        journal.record("http://h/f", "done", [file])
+        journal.record("http://h/f", "failed", [])
+    with BatchJournal(path) as reopened:
+        assert not reopened.is_done("http://h/f")
+
+
+def test_a_rerun_skips_done_urls_and_retries_failed_ones(
+    server: TestServer, out_dir: Path, tmp_path: Path
+) -> None:
+    server.add("/ok.bin", make_body(3000, 1))
+    urls = [server.url("/ok.bin"), server.url("/late.bin")]  # /late.bin is not there yet
+    state = tmp_path / "state.jsonl"
+    registry = load_registry(plugins=False)
+    items = [BatchItem(url) for url in urls]
+
+    with BatchJournal(state) as journal:
+        first = Batch(make_config(out_dir, max_retries=0), registry=registry, journal=journal)
+        results = first.run(items)
+    assert [r.status for r in results] == [ResultStatus.COMPLETED, ResultStatus.FAILED]
+    assert isinstance(results[1].error, ContentNotFoundError)
+
+    server.add("/late.bin", make_body(2000, 2))
+    server.reset_stats()
+    with BatchJournal(state) as journal:
+        second = Batch(make_config(out_dir), registry=registry, journal=journal)
+        again = second.run(items)
+    by_status = {r.status: r for r in again}
+    assert set(by_status) == {ResultStatus.SKIPPED, ResultStatus.COMPLETED}
+    assert by_status[ResultStatus.SKIPPED].message == "done in an earlier run (state file)"
+    assert server.requests_for("/ok.bin") == []  # not even resolved again
+    assert (out_dir / "late.bin").read_bytes() == make_body(2000, 2)
+    assert (out_dir / "ok.bin").read_bytes() == make_body(3000, 1)

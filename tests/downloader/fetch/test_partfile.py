@@ -1,0 +1,132 @@
+"""PartFile and FetchJob: what an attempt may resume from (only bytes its sidecar proves), what
+it reports, and how it is told to stop."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from ripstream.downloader import ContentType, DownloadableContent
+from ripstream.downloader.content import Checksum
+from ripstream.downloader.exceptions import DownloadCancelledError
+from ripstream.downloader.fetch import FetchJob, PartFile
+from ripstream.downloader.state import ResumeState, sidecar_path
+from ripstream.sources.http import HttpDownloader
+from tests.support.settings import fast_settings, make_config
+
+
+class Reporter:
+    def __init__(self) -> None:
+        self.counted = 0
+
+    def __call__(self, delta: int) -> None:
+        self.counted += delta
+
+    def set_total(self, total: int | None, already: int = 0) -> None:
+        pass
+
+    def accept(self, response: requests.Response) -> None:
+        pass
+
+
+@pytest.fixture
+def http(tmp_path: Path) -> Iterator[HttpDownloader]:
+    with HttpDownloader(make_config(tmp_path)) as source:
+        yield source
+
+
+def job_for(
+    http: HttpDownloader, part: Path, *, resume: bool = True, checksum: Checksum | None = None
+) -> FetchJob:
+    content = DownloadableContent(
+        content_id="song-1",
+        content_type=ContentType.TRACK,
+        source="http",
+        title="song",
+        url="http://user:pw@127.0.0.1:9/song.flac?token=SECRET",
+    )
+    return FetchJob(
+        content=content,
+        url=content.url,
+        part=part,
+        session=http.session,
+        settings=fast_settings(resume=resume),
+        reporter=Reporter(),
+        checksum=checksum,
+    )
+
+
+def write_part(part: Path, data: bytes, state: ResumeState | None) -> None:
+    part.write_bytes(data)
+    if state is not None:
+        sidecar_path(part).write_text(state.to_json(), encoding="utf-8")
+
+
+def test_bytes_proven_by_a_strong_etag_are_resumable(http: HttpDownloader, tmp_path: Path) -> None:
+    part = tmp_path / "song.flac.part"
+    write_part(part, b"x" * 1000, ResumeState("http", "song-1", etag='"v1"', total=5000))
+    opened = PartFile.open(job_for(http, part))
+    assert opened.state is not None
+    assert opened.resumable_bytes == 1000
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        None,  # no sidecar
+        ResumeState("http", "other-song", etag='"v1"'),  # another content's bytes
+        ResumeState("http", "song-1", etag='W/"weak"'),  # nothing proves them
+        ResumeState("http", "song-1", etag='"v1"', segments=[[0, 10, 5]]),  # segments' own
+    ],
+)
+def test_unproven_bytes_are_not_resumed(
+    http: HttpDownloader, tmp_path: Path, state: ResumeState | None
+) -> None:
+    part = tmp_path / "song.flac.part"
+    write_part(part, b"x" * 1000, state)
+    assert PartFile.open(job_for(http, part)).resumable_bytes == 0
+
+
+def test_a_torn_sidecar_or_resume_off_means_no_state(http: HttpDownloader, tmp_path: Path) -> None:
+    part = tmp_path / "song.flac.part"
+    write_part(part, b"x" * 10, ResumeState("http", "song-1", etag='"v1"'))
+    assert PartFile.open(job_for(http, part, resume=False)).state is None
+    sidecar_path(part).write_text('{"source": "ht', encoding="utf-8")
+    assert PartFile.open(job_for(http, part)).state is None
+
+
+def test_written_measures_and_hashes_what_is_there(http: HttpDownloader, tmp_path: Path) -> None:
+    part = tmp_path / "song.flac.part"
+    part.write_bytes(b"hello world")
+    checksum = Checksum.parse("sha256:" + hashlib.sha256(b"hello world").hexdigest())
+    result = PartFile.open(job_for(http, part, checksum=checksum)).written()
+    assert (result.total, result.fetched, result.resumed_from) == (11, 11, 0)
+    assert result.digest == checksum.hexdigest
+
+
+def test_reset_starts_over(http: HttpDownloader, tmp_path: Path) -> None:
+    part = tmp_path / "song.flac.part"
+    write_part(part, b"x" * 10, ResumeState("http", "song-1", etag='"v1"'))
+    opened = PartFile.open(job_for(http, part))
+    opened.reset()
+    assert part.read_bytes() == b""
+    assert not sidecar_path(part).exists()
+
+
+def test_a_job_shows_its_url_redacted_and_stops_on_cancel(
+    http: HttpDownloader, tmp_path: Path
+) -> None:
+    job = job_for(http, tmp_path / "a.part")
+    assert job.shown_url == "http://127.0.0.1:9/song.flac?token=***"
+    assert job.key == ("http", "song-1")
+    job.check_cancel()  # not cancelled: nothing happens
+    job.cancel = threading.Event()
+    job.cancel.set()
+    with pytest.raises(DownloadCancelledError) as info:
+        job.check_cancel()
+    assert "SECRET" not in (info.value.url or "")

@@ -1,0 +1,185 @@
+"""DownloadEngine: one download's lifecycle with its services passed in: fetchers chosen per
+content, post-processors before the move, the checksum refetch, cancellation, and
+``download_many`` through the manager."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ripstream.downloader import ContentType, DownloadableContent, ResultStatus
+from ripstream.downloader.config import DownloadBehaviorSettings
+from ripstream.downloader.engine import DownloadEngine
+from ripstream.downloader.exceptions import ChecksumError, DownloadCancelledError
+from ripstream.downloader.fetch import FetcherRegistry, FetchJob
+from ripstream.downloader.services import EngineServices
+from ripstream.downloader.state import TransferResult
+from ripstream.sources.http import HttpDownloader
+from tests.support.files import leftovers
+from tests.support.httpserver import Fault, TestServer, make_body
+from tests.support.settings import make_config
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class JoinFetcher:
+    """A tiny "hls": the content's URL is a playlist of segment URLs, fetched and joined."""
+
+    name = "hls"
+
+    def __init__(self) -> None:
+        self.fetched: list[str] = []
+
+    def suitable(self, content: DownloadableContent, settings: DownloadBehaviorSettings) -> bool:
+        return content.protocol == "hls"
+
+    def fetch(self, job: FetchJob) -> TransferResult | None:
+        self.fetched.append(job.content.content_id)
+        playlist = job.session.get(job.url).text.split()
+        with open(job.part, "wb") as part:
+            for segment in playlist:
+                data = job.session.get(segment).content
+                part.write(data)
+                job.reporter(len(data))
+        return None  # the engine measures and hashes the file
+
+
+def test_a_registered_fetcher_is_chosen_by_its_suitable(server: TestServer, out_dir: Path) -> None:
+    first, second = make_body(70_000, 1), make_body(50_000, 2)
+    server.add("/seg/0.ts", first)
+    server.add("/seg/1.ts", second)
+    server.add("/list.m3u8", f"{server.url('/seg/0.ts')}\n{server.url('/seg/1.ts')}\n".encode())
+    server.add("/plain.bin", make_body(10_000, 3))
+    hls = JoinFetcher()
+    engine = DownloadEngine(EngineServices(fetchers=FetcherRegistry.default().with_fetcher(hls)))
+    joined = first + second
+    with HttpDownloader(make_config(out_dir)) as http:
+        stream = DownloadableContent(
+            content_id="song",
+            content_type=ContentType.TRACK,
+            source="http",
+            title="song",
+            url=server.url("/list.m3u8"),
+            filename="song.ts",
+            protocol="hls",
+            checksum=f"sha256:{sha(joined)}",
+        )
+        result = engine.run(http, stream)
+        plain = engine.run(http, http.get_download_info(server.url("/plain.bin")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert sha((out_dir / "song.ts").read_bytes()) == sha(joined)
+    assert result.checksum == sha(joined)
+    assert result.total_bytes == len(joined)
+    assert hls.fetched == ["song"]  # the plain file was not offered to it
+    assert plain.status is ResultStatus.COMPLETED
+    assert (out_dir / "plain.bin").read_bytes() == make_body(10_000, 3)
+
+
+class Recorder:
+    """A post-processor that notes what it saw of the files."""
+
+    def __init__(self, note: str | None) -> None:
+        self.note = note
+        self.seen: list[tuple[bool, str, bool, str]] = []
+
+    def __call__(
+        self, content: DownloadableContent, part: Path, final: Path, values: Mapping[str, Any]
+    ) -> str | None:
+        self.seen.append((part.exists(), sha(part.read_bytes()), final.exists(), values["title"]))
+        return self.note
+
+
+def test_post_processors_see_the_part_before_the_move_and_their_notes_reach_the_result(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(40_000, 4)
+    server.add("/tagged.flac", body)
+    tagger, silent, other = Recorder("tags written"), Recorder(None), Recorder("cover embedded")
+    engine = DownloadEngine(EngineServices(post_processors=(tagger, silent, other)))
+    with HttpDownloader(make_config(out_dir)) as http:
+        result = engine.run(http, http.get_download_info(server.url("/tagged.flac")))
+    assert result.status is ResultStatus.COMPLETED
+    assert result.message == "tags written; cover embedded"
+    assert tagger.seen == [(True, sha(body), False, "tagged.flac")]
+    assert silent.seen == tagger.seen
+    assert (out_dir / "tagged.flac").read_bytes() == body
+    assert leftovers(out_dir) == []
+
+
+def test_a_checksum_mismatch_refetches_once_even_without_retries(
+    server: TestServer, out_dir: Path
+) -> None:
+    old, new = make_body(30_000, 5), make_body(30_000, 6)
+    server.add("/changed.bin", old, faults=[Fault.body_changes(new, after=1)])
+    engine = DownloadEngine()
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        content = http.get_download_info(server.url("/changed.bin"))
+        content.checksum = f"sha256:{sha(new)}"
+        result = engine.run(http, content)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert result.attempts == 2
+    assert len(server.requests_for("/changed.bin")) == 2
+    assert (out_dir / "changed.bin").read_bytes() == new
+
+
+def test_a_second_mismatch_is_a_checksum_error_result(server: TestServer, out_dir: Path) -> None:
+    body = make_body(30_000, 7)
+    server.add("/wrong.bin", body)
+    engine = DownloadEngine()
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        content = http.get_download_info(server.url("/wrong.bin"))
+        content.checksum = "sha256:" + "0" * 64
+        result = engine.run(http, content)
+    assert result.status is ResultStatus.FAILED
+    error = result.error
+    assert isinstance(error, ChecksumError)
+    assert error.actual == sha(body)
+    assert error.refetch is False  # final: no further attempt
+    assert result.attempts == 2
+    assert len(server.requests_for("/wrong.bin")) == 2  # once, then the one refetch
+    assert not (out_dir / "wrong.bin").exists()
+    assert leftovers(out_dir) == []
+
+
+def test_cancel_before_start_gives_a_cancelled_result(server: TestServer, out_dir: Path) -> None:
+    server.add("/never.bin", make_body(1000))
+    cancel = threading.Event()
+    cancel.set()
+    engine = DownloadEngine(EngineServices(cancel=cancel))
+    with HttpDownloader(make_config(out_dir)) as http:
+        result = engine.run(http, http.get_download_info(server.url("/never.bin")))
+    assert result.status is ResultStatus.CANCELLED
+    assert isinstance(result.error, DownloadCancelledError)
+    assert server.requests_for("/never.bin") == []
+    assert not (out_dir / "never.bin").exists()
+
+
+def test_download_many_goes_through_the_manager_in_order(server: TestServer, out_dir: Path) -> None:
+    bodies = {f"/many/{n}.bin": make_body(20_000 + n, n) for n in range(6)}
+    for n, (path, body) in enumerate(bodies.items()):
+        # the first files are the slowest, so they finish last
+        server.add(path, body, rate_limit_bps=200_000 if n < 2 else None)
+    threads: list[str] = []
+
+    def note_thread(
+        content: DownloadableContent, part: Path, final: Path, values: Mapping[str, Any]
+    ) -> None:
+        threads.append(threading.current_thread().name)
+
+    config = make_config(out_dir, jobs=2)
+    with HttpDownloader(config, post_processors=[note_thread]) as http:
+        contents = [http.get_download_info(server.url(path)) for path in bodies]
+        results = http.download_many(contents)
+    assert [r.content_id for r in results] == [c.content_id for c in contents]
+    assert all(r.status is ResultStatus.COMPLETED for r in results)
+    for path, body in bodies.items():
+        assert (out_dir / Path(path).name).read_bytes() == body
+    # on the manager's executor threads, never more than max_concurrent_downloads at once
+    assert len(threads) == 6
+    assert all(name.startswith("ripstream") for name in threads), threads
+    assert server.max_concurrent_requests <= 2

@@ -1,0 +1,105 @@
+"""Placement: path claims within a run, the overwrite decision, and the no-clobber move."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from ripstream.downloader.config import OverwritePolicy
+from ripstream.downloader.content import Checksum
+from ripstream.downloader.exceptions import TargetExistsError
+from ripstream.downloader.placement import (
+    PathClaims,
+    Skip,
+    WriteTo,
+    decide_existing,
+    discard_part,
+    file_digest,
+    move_into_place,
+)
+from ripstream.downloader.state import sidecar_path
+from tests.support.settings import fast_settings
+
+
+def checksum_of(data: bytes) -> Checksum:
+    return Checksum.parse(f"sha256:{hashlib.sha256(data).hexdigest()}")
+
+
+def test_a_path_is_claimed_once_per_run(tmp_path: Path) -> None:
+    claims = PathClaims()
+    path = tmp_path / "a.flac"
+    claims.claim(path, source="http")
+    with pytest.raises(TargetExistsError, match="another download in this run") as info:
+        claims.claim(path, source="other")
+    assert info.value.source == "other"
+    claims.move(path, tmp_path / "b.flac")
+    assert claims.snapshot() == {tmp_path / "b.flac"}
+    claims.claim(path)  # released by the move
+    claims.release(path)
+    claims.release(path)  # twice is fine
+    assert claims.snapshot() == {tmp_path / "b.flac"}
+
+
+def test_a_missing_file_is_written(tmp_path: Path) -> None:
+    final = tmp_path / "new.flac"
+    assert decide_existing(final, fast_settings(), None, set()) == WriteTo(final)
+
+
+def test_policies_for_an_existing_file(tmp_path: Path) -> None:
+    final = tmp_path / "song.flac"
+    final.write_bytes(b"mine")
+    decide = decide_existing
+    assert decide(final, fast_settings(), None, set()) == Skip(final, "already exists", 4)
+    assert decide(final, fast_settings(), checksum_of(b"mine"), set()) == Skip(
+        final, "already exists", 4
+    )
+    with pytest.raises(TargetExistsError, match="different content"):
+        decide(final, fast_settings(), checksum_of(b"other"), set())
+    overwrite = fast_settings(overwrite=OverwritePolicy.OVERWRITE)
+    assert decide(final, overwrite, None, set()) == WriteTo(final)
+    rename = fast_settings(overwrite=OverwritePolicy.RENAME)
+    renamed = decide(final, rename, None, {tmp_path / "song (1).flac"})
+    assert renamed == WriteTo(tmp_path / "song (2).flac")  # the claimed name is avoided too
+    with pytest.raises(TargetExistsError, match="already exists"):
+        decide(final, fast_settings(overwrite=OverwritePolicy.ERROR), None, set())
+
+
+def test_the_move_never_clobbers_a_file_that_appeared(tmp_path: Path) -> None:
+    part, final = tmp_path / "song.flac.part", tmp_path / "song.flac"
+    part.write_bytes(b"downloaded")
+    sidecar_path(part).write_text("{}")
+    final.write_bytes(b"the user's")
+    with pytest.raises(TargetExistsError, match="appeared while downloading"):
+        move_into_place(part, final, fast_settings())
+    assert final.read_bytes() == b"the user's"
+    assert part.read_bytes() == b"downloaded"  # kept
+    move_into_place(part, final, fast_settings(overwrite=OverwritePolicy.OVERWRITE))
+    assert final.read_bytes() == b"downloaded"
+    assert not part.exists()
+    assert not sidecar_path(part).exists()
+
+
+def test_a_plain_move_with_fsync(tmp_path: Path) -> None:
+    part, final = tmp_path / "a.part", tmp_path / "a"
+    part.write_bytes(b"x" * 10)
+    move_into_place(part, final, fast_settings(fsync=True))
+    assert final.read_bytes() == b"x" * 10
+
+
+def test_discard_part_removes_the_part_and_its_sidecar(tmp_path: Path) -> None:
+    part = tmp_path / "a.part"
+    part.write_bytes(b"x")
+    sidecar_path(part).write_text("{}")
+    discard_part(part)
+    discard_part(part)  # nothing left: no error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_file_digest(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"hello")
+    assert file_digest(path, checksum_of(b"hello")) == hashlib.sha256(b"hello").hexdigest()
+    md5 = Checksum.parse("md5:" + "0" * 32)
+    assert file_digest(path, md5) == hashlib.md5(b"hello").hexdigest()
