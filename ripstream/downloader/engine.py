@@ -10,7 +10,7 @@
 5. runs attempts into ``<name>.part`` under the retry policy; a first checksum mismatch is
    one more attempt of that policy, not a recursive call;
 6. verifies size and checksum; takes the server's ``Content-Disposition`` name if the
-   template allows;
+   template allows; lets the source name the file from its bytes (:meth:`Source.final_name`);
 7. runs the post-processors (tags) on the verified ``.part`` file;
 8. moves it into place atomically without clobbering
    (:func:`~ripstream.downloader.placement.move_into_place`);
@@ -31,12 +31,7 @@ from typing import Any, Protocol
 import requests
 
 from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
-from ripstream.downloader.content import (
-    Checksum,
-    DownloadableContent,
-    DownloadResult,
-    ResultStatus,
-)
+from ripstream.downloader.content import Checksum, DownloadableContent, DownloadResult
 from ripstream.downloader.exceptions import (
     ChecksumError,
     DownloadCancelledError,
@@ -60,7 +55,10 @@ from ripstream.downloader.files import (
     safe_filename,
     storage_error,
 )
+from ripstream.downloader.outcome import Done, result_of
 from ripstream.downloader.placement import (
+    Claim,
+    FinalName,
     PathClaims,
     Skip,
     WriteTo,
@@ -122,6 +120,10 @@ class Source(Protocol):
     def naming_values(self, content: DownloadableContent) -> dict[str, Any]: ...
     def request_url(self, content: DownloadableContent) -> str: ...
     def check_response(self, content: DownloadableContent, response: requests.Response) -> None: ...
+    def final_name(
+        self, content: DownloadableContent, part: Path, path: Path
+    ) -> FinalName | None: ...
+    def placed(self, content: DownloadableContent, path: Path) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,37 +201,12 @@ class ProgressReporter:
 
 
 @dataclass(slots=True)
-class _Done:
-    path: Path
-    transfer: TransferResult
-    message: str | None
-
-
-@dataclass(slots=True)
 class _Run:
     """What one :meth:`DownloadEngine.run` has learnt so far (its own, never shared)."""
 
     path: Path | None = None
     attempts: int = 0
     refetched: bool = False
-
-
-class _Claim:
-    """The claim on one final path, which follows the path when it changes."""
-
-    def __init__(self, claims: PathClaims, path: Path, source: str) -> None:
-        claims.claim(path, source=source)
-        self.claims, self.path, self.source = claims, path, source
-
-    def move(self, path: Path) -> None:
-        self.claims.move(self.path, path, source=self.source)
-        self.path = path
-
-    def __enter__(self) -> _Claim:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.claims.release(self.path)
 
 
 class DownloadEngine:
@@ -257,15 +234,17 @@ class DownloadEngine:
         """
         started = self.services.clock()
         run = _Run()
-        outcome: Skip | _Done | DownloadError
+        outcome: Skip | Done | DownloadError
         try:
             run.path = self.target_path(source, content, file_path)
             renameable = file_path is None and content.filename is None
             outcome = self._claimed(source, content, run, renameable=renameable)
+            source.placed(content, outcome.path)
         except DownloadError as exc:
             outcome = exc
             logger.warning("%s %s: %s", content.source, content.content_id, exc)
-        return _result(content, outcome, run, self.services.clock() - started)
+        elapsed = self.services.clock() - started
+        return result_of(content, outcome, path=run.path, attempts=run.attempts, elapsed=elapsed)
 
     def target_path(
         self, source: Source, content: DownloadableContent, file_path: str | Path | None = None
@@ -295,10 +274,10 @@ class DownloadEngine:
 
     def _claimed(
         self, source: Source, content: DownloadableContent, run: _Run, *, renameable: bool
-    ) -> Skip | _Done:
+    ) -> Skip | Done:
         assert run.path is not None
         claims = self.services.claims
-        with _Claim(claims, run.path, content.source) as claim:
+        with Claim(claims, run.path, content.source) as claim:
             decision = decide_existing(
                 claim.path, source.settings, self._expected(source, content), claims.snapshot()
             )
@@ -312,11 +291,11 @@ class DownloadEngine:
         self,
         source: Source,
         content: DownloadableContent,
-        claim: _Claim,
+        claim: Claim,
         run: _Run,
         *,
         renameable: bool,
-    ) -> Skip | _Done:
+    ) -> Skip | Done:
         try:
             claim.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -335,30 +314,42 @@ class DownloadEngine:
             )
             transfer = self._fetch_verified(source, content, part, reporter, run)
             name = reporter.suggested_name if renameable else None
-            if name:
-                decision = self._renamed(source, content, claim, name)
-                run.path = decision.path
-                if isinstance(decision, Skip):
-                    discard_part(part)
-                    success = True
-                    return decision
-            message = self._post_process(source, content, part, claim.path)
+            decision = self._renamed(source, content, claim, name) if name else None
+            named = None
+            if not isinstance(decision, Skip):
+                named = self._final_name(source, content, part, claim)
+                if named is not None and named.name != claim.path.name:
+                    target = claim.path.with_name(named.name)
+                    decision = self._moved(source, content, claim, target)
+            run.path = claim.path
+            if isinstance(decision, Skip):
+                discard_part(part)
+                success = True
+                return decision
+            tagged = self._post_process(source, content, part, claim.path)
+            notes = [named.note if named else None, tagged]
             move_into_place(part, claim.path, source.settings)
             success = True
-            return _Done(claim.path, transfer, message)
+            return Done(claim.path, transfer, "; ".join(filter(None, notes)) or None)
         finally:
             tracker.finish(download_id, success=success)
 
     def _renamed(
-        self, source: Source, content: DownloadableContent, claim: _Claim, name: str
+        self, source: Source, content: DownloadableContent, claim: Claim, name: str
     ) -> Skip | WriteTo:
         """The decision for the server's ``Content-Disposition`` name."""
         final = claim.path
         if safe_filename(name) == final.name and source.naming_template == "{filename}":
             return WriteTo(final)
         target = self.target_path(source, replace(content, filename=name))
-        if target == final:
-            return WriteTo(final)
+        return self._moved(source, content, claim, target)
+
+    def _moved(
+        self, source: Source, content: DownloadableContent, claim: Claim, target: Path
+    ) -> Skip | WriteTo:
+        """The decision for a new final path, found after the bytes arrived."""
+        if target == claim.path:
+            return WriteTo(target)
         claim.move(target)
         decision = decide_existing(
             target,
@@ -368,6 +359,17 @@ class DownloadEngine:
         )
         claim.move(decision.path)
         return decision
+
+    def _final_name(
+        self, source: Source, content: DownloadableContent, part: Path, claim: Claim
+    ) -> FinalName | None:
+        """The source's name for the verified bytes; a refusal discards them."""
+        try:
+            named = source.final_name(content, part, claim.path)
+        except DownloadError:
+            discard_part(part)
+            raise
+        return None if named is None else replace(named, name=safe_filename(named.name))
 
     def _post_process(
         self, source: Source, content: DownloadableContent, part: Path, final: Path
@@ -491,46 +493,3 @@ class DownloadEngine:
             self.services.sleep(seconds)
         elif self.services.cancel.wait(seconds):
             raise DownloadCancelledError("download cancelled while waiting to retry")
-
-
-def _result(
-    content: DownloadableContent,
-    outcome: Skip | _Done | DownloadError,
-    run: _Run,
-    elapsed: float,
-) -> DownloadResult:
-    """The one place a result is made."""
-    common: dict[str, Any] = {
-        "content_id": content.content_id,
-        "source": content.source,
-        "url": redact_url(content.url),
-        "attempts": run.attempts,
-        "elapsed": elapsed,
-    }
-    if isinstance(outcome, Skip):
-        return DownloadResult(
-            status=ResultStatus.SKIPPED,
-            file_path=outcome.path,
-            message=outcome.reason,
-            total_bytes=outcome.size,
-            **common,
-        )
-    if isinstance(outcome, _Done):
-        transfer = outcome.transfer
-        return DownloadResult(
-            status=ResultStatus.COMPLETED,
-            file_path=outcome.path,
-            bytes_downloaded=transfer.fetched,
-            total_bytes=transfer.total,
-            resumed_from=transfer.resumed_from,
-            checksum=transfer.digest,
-            message=outcome.message,
-            **common,
-        )
-    cancelled = isinstance(outcome, DownloadCancelledError)
-    return DownloadResult(
-        status=ResultStatus.CANCELLED if cancelled else ResultStatus.FAILED,
-        file_path=run.path,
-        error=outcome,
-        **common,
-    )

@@ -19,6 +19,8 @@ from ripstream.downloader.files import rename_no_clobber, storage_error, unique_
 from ripstream.downloader.state import sidecar_path
 
 __all__ = [
+    "Claim",
+    "FinalName",
     "PathClaims",
     "Skip",
     "WriteTo",
@@ -67,6 +69,38 @@ class PathClaims:
         """The paths claimed now."""
         with self._lock:
             return set(self._paths)
+
+
+class Claim:
+    """The claim on one final path, which follows the path when it changes."""
+
+    def __init__(self, claims: PathClaims, path: Path, source: str) -> None:
+        claims.claim(path, source=source)
+        self.claims, self.path, self.source = claims, path, source
+
+    def move(self, path: Path) -> None:
+        self.claims.move(self.path, path, source=self.source)
+        self.path = path
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.claims.release(self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class FinalName:
+    """A source's word on a verified file (``BaseDownloader.final_name``): the file name it
+    should have in its folder (a sniffed extension), and a note for the result.
+
+    Example::
+
+        FinalName("01 Song.mp3", "the server sent MP3, not FLAC: saved as .mp3")
+    """
+
+    name: str
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
