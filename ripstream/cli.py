@@ -41,6 +41,7 @@ from ripstream.downloader.worker import watch_parent
 from ripstream.library.archive import DownloadArchive
 from ripstream.sources import load_registry
 from ripstream.sources.http import HttpDownloader
+from ripstream.sources.subsonic_media import MediaFormat
 
 __all__ = ["main"]
 
@@ -176,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-tags", action="store_true", help="do not write tags into tracks")
     parser.add_argument(
+        "--subsonic-format",
+        metavar="FORMAT[:KBPS]",
+        help="Subsonic: a transcode to ask for on purpose (opus:128, mp3:320); default raw, "
+        "the original files",
+    )
+    parser.add_argument(
         "--processes",
         type=_positive_int("--processes", 0),
         default=0,
@@ -224,7 +231,16 @@ def _config_from(args: argparse.Namespace) -> AppConfig:
             args.limit_rate if args.limit_rate is not None else config.bandwidth_limit
         ),
     )
-    return app.replace(download=download, write_tags=app.write_tags and not args.no_tags)
+    credentials = app.source_credentials
+    if args.subsonic_format is not None:
+        MediaFormat.parse(args.subsonic_format)  # a bad format is bad input: fail now
+        credentials = {**credentials, "subsonic": {**credentials.get("subsonic", {})}}
+        credentials["subsonic"]["format"] = args.subsonic_format
+    return app.replace(
+        download=download,
+        write_tags=app.write_tags and not args.no_tags,
+        source_credentials=credentials,
+    )
 
 
 def _items_from(args: argparse.Namespace, stdin: TextIO) -> list[BatchItem]:
