@@ -389,14 +389,21 @@ class SubsonicDownloader(BaseDownloader):
         if content.data is not None:
             return self._write_playlist(content, file_path)
         try:
-            return progress_callback.fetch_default(content, file_path)
+            transfer = progress_callback.fetch_default(content, file_path)
         except DownloadsDisabledError as exc:
             client = self._client_for(content.url)
             if _method_of(content.url) != "download" or client.download_method != "download":
                 raise
             logger.warning("%s; downloading through stream?format=raw instead", exc)
             client.avoid_download()
-            return progress_callback.fetch_default(content, file_path)
+            transfer = progress_callback.fetch_default(content, file_path)
+        # judged here, before the engine compares sizes: an error page is not a short file
+        try:
+            self.final_name(content, file_path, file_path.with_suffix(""))
+        except DownloadError:
+            file_path.unlink(missing_ok=True)
+            raise
+        return transfer
 
     def final_name(self, content: DownloadableContent, part: Path, path: Path) -> FinalName | None:
         """A track's bytes decide its extension; an empty body or an error page fails it."""

@@ -136,9 +136,6 @@ _USE_API_KEY: Final = (
 )
 
 
-# --------------------------------------------------------------------------- the client
-
-
 class SubsonicClient:
     """A synchronous Subsonic API client on a source's :class:`DownloadSession` (rate limited,
     typed errors).
