@@ -90,9 +90,9 @@ def _playlist(out: Path) -> list[str]:
         ),
         pytest.param(GONIC_OLD, ["stream", "stream"], id="gonic-download-is-stream"),
         pytest.param(
-            GONIC_OLD.but(downloads_disabled=True),
-            ["stream", "stream"],
-            id="gonic-fail-word",
+            GONIC_OLD.but(version="0.21.0", download_is_stream=False, downloads_disabled=True),
+            ["download", "stream", "stream"],
+            id="gonic-refuses-download-with-status-fail",
         ),
         pytest.param(
             Profile("airsonic", "11.0", open_subsonic=False),
