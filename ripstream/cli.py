@@ -39,6 +39,7 @@ from ripstream.downloader.urls import validate_http_url
 from ripstream.library.archive import DownloadArchive
 from ripstream.sources import load_registry
 from ripstream.sources.http import HttpDownloader
+from ripstream.sources.subsonic_media import MediaFormat
 
 __all__ = ["main"]
 
@@ -174,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-tags", action="store_true", help="do not write tags into tracks")
     parser.add_argument(
+        "--subsonic-format",
+        metavar="FORMAT[:KBPS]",
+        help="Subsonic: a transcode to ask for on purpose (opus:128, mp3:320); default raw, "
+        "the original files",
+    )
+    parser.add_argument(
         "--processes",
         type=_positive_int("--processes", 0),
         default=0,
@@ -193,9 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_from(args: argparse.Namespace) -> AppConfig:
-    app = AppConfig.load(args.config) if args.config else AppConfig()
-    config = app.download
+def _behaviour_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The download settings the options change."""
     changes: dict[str, Any] = {}
     if args.segments is not None:
         changes["segments"] = args.segments
@@ -209,6 +215,13 @@ def _config_from(args: argparse.Namespace) -> AppConfig:
         if args.timeout <= 0:
             raise ConfigError(f"--timeout must be > 0, got {args.timeout}", field="timeout")
         changes["stall_timeout"] = changes["timeout_seconds"] = args.timeout
+    return changes
+
+
+def _config_from(args: argparse.Namespace) -> AppConfig:
+    app = AppConfig.load(args.config) if args.config else AppConfig()
+    config = app.download
+    changes = _behaviour_changes(args)
     settings = config.default_settings.replace(**changes) if changes else config.default_settings
     if args.template is not None:
         render_template(args.template, {})  # a malformed template is bad input: fail now
@@ -222,7 +235,16 @@ def _config_from(args: argparse.Namespace) -> AppConfig:
             args.limit_rate if args.limit_rate is not None else config.bandwidth_limit
         ),
     )
-    return app.replace(download=download, write_tags=app.write_tags and not args.no_tags)
+    credentials = app.source_credentials
+    if args.subsonic_format is not None:
+        MediaFormat.parse(args.subsonic_format)  # a bad format is bad input: fail now
+        credentials = {**credentials, "subsonic": {**credentials.get("subsonic", {})}}
+        credentials["subsonic"]["format"] = args.subsonic_format
+    return app.replace(
+        download=download,
+        write_tags=app.write_tags and not args.no_tags,
+        source_credentials=credentials,
+    )
 
 
 def _items_from(args: argparse.Namespace, stdin: TextIO) -> list[BatchItem]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import pytest
 from radon.complexity import cc_visit  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,11 +227,6 @@ def test_no_import_cycles() -> None:
 # -- (c) module size ---
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="over 500 lines: ripstream/downloader/engine.py (536), "
-    "ripstream/sources/subsonic_api.py (815)",
-)
 def test_no_module_over_500_lines() -> None:
     offenders = sorted(
         f"{module.where} ({module.line_count} lines)"
@@ -369,13 +363,6 @@ def blocks(found: list[object]) -> Iterator[object]:
             yield from blocks(list(getattr(block, "closures", [])))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="above complexity 15: ripstream/cli.py:326 _run (17), "
-    "ripstream/downloader/config.py:135 DownloadBehaviorSettings.__post_init__ (19), "
-    "ripstream/downloader/queue.py:344 DownloadQueue.from_json (17), "
-    "ripstream/sources/subsonic_api.py:759 parse_subsonic_url (18)",
-)
 def test_no_function_above_complexity_15() -> None:
     offenders = sorted(
         f"{module.where}:{block.lineno} {block.fullname} ({block.complexity})"  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from ripstream.downloader.executors import SegmentPool, segment_pool_for
 from ripstream.downloader.fetch import CustomFetch
 from ripstream.downloader.files import filename_from_url, safe_filename
 from ripstream.downloader.manager import DownloadManager
+from ripstream.downloader.placement import FinalName
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadTask
 from ripstream.downloader.ratelimit import TokenBucket
@@ -40,7 +41,7 @@ from ripstream.downloader.state import TransferResult
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["BaseDownloader", "ProgressReporter"]
+__all__ = ["BaseDownloader", "FinalName", "ProgressReporter"]
 
 T = TypeVar("T")
 
@@ -164,6 +165,24 @@ class BaseDownloader(Closing):
 
         :raises DownloadError: a typed error (retryable or not) describing the refusal.
         """
+
+    def final_name(self, content: DownloadableContent, part: Path, path: Path) -> FinalName | None:
+        """Look at the verified bytes in ``part`` before the file is named, tagged and moved.
+
+        ``path`` is where the file is going. Return a :class:`FinalName` to give it another
+        name in that folder (an extension sniffed from the bytes; the overwrite policy then
+        applies to the new name) and a note for the result; ``None`` keeps everything. The
+        default keeps everything.
+
+        :raises DownloadError: a typed error to refuse the bytes (an error page served as
+            the file): the ``.part`` file is discarded and the download fails.
+        """
+        return None
+
+    def placed(self, content: DownloadableContent, path: Path) -> None:
+        """Told where ``content``'s file finally is (written now, or kept as it was), in the
+        process that ran the download. The default does nothing; a source that writes an
+        index of its files (a playlist) records the names here."""
 
     def request_url(self, content: DownloadableContent) -> str:
         """The URL to fetch for one attempt: ``content.url`` by default. Override it to sign

@@ -10,7 +10,7 @@
 5. runs attempts into ``<name>.part`` under the retry policy; a first checksum mismatch is
    one more attempt of that policy, not a recursive call;
 6. verifies size and checksum; takes the server's ``Content-Disposition`` name if the
-   template allows;
+   template allows; lets the source name the file from its bytes (``Source.final_name``);
 7. runs the post-processors (tags) on the verified ``.part`` file;
 8. moves it into place atomically without clobbering
    (:func:`~ripstream.downloader.placement.move_into_place`);
@@ -23,13 +23,11 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from ripstream.downloader.content import (
     Checksum,
     DownloadableContent,
     DownloadResult,
-    ResultStatus,
 )
 from ripstream.downloader.exceptions import (
     ChecksumError,
@@ -47,10 +45,11 @@ from ripstream.downloader.files import (
     render_template,
     resolve_inside,
     safe_filename,
-    storage_error,
 )
+from ripstream.downloader.outcome import Done, result_of
 from ripstream.downloader.placement import (
-    PathClaims,
+    Claim,
+    FinalName,
     Skip,
     WriteTo,
     decide_existing,
@@ -60,7 +59,7 @@ from ripstream.downloader.placement import (
 )
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.retry import call_with_retries
-from ripstream.downloader.safefs import PathLock, make_dirs_inside, part_path
+from ripstream.downloader.safefs import part_path
 from ripstream.downloader.services import (
     EngineServices,
     ProgressReporter,
@@ -75,70 +74,12 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
-class _Done:
-    path: Path
-    transfer: TransferResult
-    message: str | None
-
-
-@dataclass(slots=True)
 class _Run:
     """What one :meth:`DownloadEngine.run` has learnt so far (its own, never shared)."""
 
     path: Path | None = None
     attempts: int = 0
     refetched: bool = False
-
-
-class _Claim:
-    """The claim on one final path: in this run (:class:`PathClaims`) and across processes
-    (:class:`PathLock`, whose file needs the folder, so the folder is made here, safely).
-    It follows the path when the name changes, and is released on every way out."""
-
-    def __init__(self, claims: PathClaims, path: Path, source: str, base: Path) -> None:
-        self.claims, self.source, self.base = claims, source, base
-        claims.claim(path, source=source)
-        try:
-            self.lock = self._locked(path)
-        except BaseException:
-            claims.release(path)
-            raise
-        self.path = path
-
-    def _locked(self, path: Path) -> PathLock:
-        folder = path.parent
-        inside = folder == self.base or self.base in folder.parents
-        try:
-            # the output folder itself is the user's (a symlink to it is fine); below it,
-            # every level is checked; an absolute path the caller chose is theirs
-            (self.base if inside else folder).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise storage_error(exc, self.base if inside else folder) from exc
-        if inside:
-            make_dirs_inside(self.base, folder)
-        lock = PathLock(path)
-        lock.acquire()
-        return lock
-
-    def move(self, path: Path) -> None:
-        if path == self.path:
-            return
-        self.claims.claim(path, source=self.source)
-        try:
-            lock = self._locked(path)
-        except BaseException:
-            self.claims.release(path)
-            raise
-        self.lock.release()
-        self.claims.release(self.path)
-        self.path, self.lock = path, lock
-
-    def __enter__(self) -> _Claim:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
-        self.claims.release(self.path)
 
 
 class DownloadEngine:
@@ -166,11 +107,12 @@ class DownloadEngine:
         """
         started = self.services.clock()
         run = _Run()
-        outcome: Skip | _Done | DownloadError
+        outcome: Skip | Done | DownloadError
         try:
             run.path = self.target_path(source, content, file_path)
             renameable = file_path is None and content.filename is None
             outcome = self._claimed(source, content, run, renameable=renameable)
+            source.placed(content, outcome.path)
         except DownloadError as exc:
             outcome = exc
             logger.warning("%s %s: %s", content.source, content.content_id, exc)
@@ -181,7 +123,8 @@ class DownloadEngine:
                 url=redact_url(content.url),
                 source=content.source,
             )
-        return _result(content, outcome, run, self.services.clock() - started)
+        elapsed = self.services.clock() - started
+        return result_of(content, outcome, path=run.path, attempts=run.attempts, elapsed=elapsed)
 
     def target_path(
         self, source: Source, content: DownloadableContent, file_path: str | Path | None = None
@@ -211,11 +154,11 @@ class DownloadEngine:
 
     def _claimed(
         self, source: Source, content: DownloadableContent, run: _Run, *, renameable: bool
-    ) -> Skip | _Done:
+    ) -> Skip | Done:
         assert run.path is not None
         claims = self.services.claims
         base = self._real_directory(source.config.download_directory)
-        with _Claim(claims, run.path, content.source, base) as claim:
+        with Claim(claims, run.path, content.source, base) as claim:
             decision = decide_existing(
                 claim.path, source.settings, self._expected(source, content), claims.snapshot()
             )
@@ -229,11 +172,11 @@ class DownloadEngine:
         self,
         source: Source,
         content: DownloadableContent,
-        claim: _Claim,
+        claim: Claim,
         run: _Run,
         *,
         renameable: bool,
-    ) -> Skip | _Done:
+    ) -> Skip | Done:
         part = part_path(claim.path, (content.source, content.content_id))
         download_id = f"{content.source}:{content.content_id}"
         tracker = self.services.tracker
@@ -248,30 +191,41 @@ class DownloadEngine:
             )
             transfer = self._fetch_verified(source, content, part, reporter, run)
             name = reporter.suggested_name if renameable else None
-            if name:
-                decision = self._renamed(source, content, claim, name)
-                run.path = decision.path
-                if isinstance(decision, Skip):
-                    discard_part(part)
-                    success = True
-                    return decision
-            message = self._post_process(source, content, part, claim.path)
+            decision = self._renamed(source, content, claim, name) if name else None
+            named = None
+            if not isinstance(decision, Skip):
+                named = self._final_name(source, content, part, claim)
+                if named is not None and named.name != claim.path.name:
+                    decision = self._moved(source, content, claim, claim.path.with_name(named.name))
+            run.path = claim.path
+            if isinstance(decision, Skip):
+                discard_part(part)
+                success = True
+                return decision
+            tagged = self._post_process(source, content, part, claim.path)
+            notes = [named.note if named else None, tagged]
             move_into_place(part, claim.path, source.settings)
             success = True
-            return _Done(claim.path, transfer, message)
+            return Done(claim.path, transfer, "; ".join(filter(None, notes)) or None)
         finally:
             tracker.finish(download_id, success=success)
 
     def _renamed(
-        self, source: Source, content: DownloadableContent, claim: _Claim, name: str
+        self, source: Source, content: DownloadableContent, claim: Claim, name: str
     ) -> Skip | WriteTo:
         """The decision for the server's ``Content-Disposition`` name."""
         final = claim.path
         if safe_filename(name) == final.name and source.naming_template == "{filename}":
             return WriteTo(final)
         target = self.target_path(source, replace(content, filename=name))
-        if target == final:
-            return WriteTo(final)
+        return self._moved(source, content, claim, target)
+
+    def _moved(
+        self, source: Source, content: DownloadableContent, claim: Claim, target: Path
+    ) -> Skip | WriteTo:
+        """The decision for a new final path, found after the bytes arrived."""
+        if target == claim.path:
+            return WriteTo(target)
         claim.move(target)
         decision = decide_existing(
             target,
@@ -281,6 +235,17 @@ class DownloadEngine:
         )
         claim.move(decision.path)
         return decision
+
+    def _final_name(
+        self, source: Source, content: DownloadableContent, part: Path, claim: Claim
+    ) -> FinalName | None:
+        """The source's name for the verified bytes; a refusal discards them."""
+        try:
+            named = source.final_name(content, part, claim.path)
+        except DownloadError:
+            discard_part(part)
+            raise
+        return None if named is None else replace(named, name=safe_filename(named.name))
 
     def _post_process(
         self, source: Source, content: DownloadableContent, part: Path, final: Path
@@ -404,46 +369,3 @@ class DownloadEngine:
             self.services.sleep(seconds)
         elif self.services.cancel.wait(seconds):
             raise DownloadCancelledError("download cancelled while waiting to retry")
-
-
-def _result(
-    content: DownloadableContent,
-    outcome: Skip | _Done | DownloadError,
-    run: _Run,
-    elapsed: float,
-) -> DownloadResult:
-    """The one place a result is made."""
-    common: dict[str, Any] = {
-        "content_id": content.content_id,
-        "source": content.source,
-        "url": redact_url(content.url),
-        "attempts": run.attempts,
-        "elapsed": elapsed,
-    }
-    if isinstance(outcome, Skip):
-        return DownloadResult(
-            status=ResultStatus.SKIPPED,
-            file_path=outcome.path,
-            message=outcome.reason,
-            total_bytes=outcome.size,
-            **common,
-        )
-    if isinstance(outcome, _Done):
-        transfer = outcome.transfer
-        return DownloadResult(
-            status=ResultStatus.COMPLETED,
-            file_path=outcome.path,
-            bytes_downloaded=transfer.fetched,
-            total_bytes=transfer.total,
-            resumed_from=transfer.resumed_from,
-            checksum=transfer.digest,
-            message=outcome.message,
-            **common,
-        )
-    cancelled = isinstance(outcome, DownloadCancelledError)
-    return DownloadResult(
-        status=ResultStatus.CANCELLED if cancelled else ResultStatus.FAILED,
-        file_path=run.path,
-        error=outcome,
-        **common,
-    )

@@ -17,10 +17,12 @@ from ripstream.downloader.config import DownloadBehaviorSettings, OverwritePolic
 from ripstream.downloader.content import Checksum
 from ripstream.downloader.exceptions import TargetExistsError
 from ripstream.downloader.files import rename_no_clobber, storage_error, unique_path
-from ripstream.downloader.safefs import open_binary, open_regular
+from ripstream.downloader.safefs import PathLock, make_dirs_inside, open_binary, open_regular
 from ripstream.downloader.state import sidecar_path
 
 __all__ = [
+    "Claim",
+    "FinalName",
     "PathClaims",
     "Skip",
     "WriteTo",
@@ -69,6 +71,71 @@ class PathClaims:
         """The paths claimed now."""
         with self._lock:
             return set(self._paths)
+
+
+class Claim:
+    """The claim on one final path: in this run (:class:`PathClaims`) and across processes
+    (:class:`PathLock`, whose file needs the folder, so the folder is made here, safely).
+    It follows the path when the name changes, and is released on every way out."""
+
+    def __init__(self, claims: PathClaims, path: Path, source: str, base: Path) -> None:
+        self.claims, self.source, self.base = claims, source, base
+        claims.claim(path, source=source)
+        try:
+            self.lock = self._locked(path)
+        except BaseException:
+            claims.release(path)
+            raise
+        self.path = path
+
+    def _locked(self, path: Path) -> PathLock:
+        folder = path.parent
+        inside = folder == self.base or self.base in folder.parents
+        try:
+            # the output folder itself is the user's (a symlink to it is fine); below it,
+            # every level is checked; an absolute path the caller chose is theirs
+            (self.base if inside else folder).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, self.base if inside else folder) from exc
+        if inside:
+            make_dirs_inside(self.base, folder)
+        lock = PathLock(path)
+        lock.acquire()
+        return lock
+
+    def move(self, path: Path) -> None:
+        if path == self.path:
+            return
+        self.claims.claim(path, source=self.source)
+        try:
+            lock = self._locked(path)
+        except BaseException:
+            self.claims.release(path)
+            raise
+        self.lock.release()
+        self.claims.release(self.path)
+        self.path, self.lock = path, lock
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+        self.claims.release(self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class FinalName:
+    """A source's word on a verified file (``BaseDownloader.final_name``): the file name it
+    should have in its folder (a sniffed extension), and a note for the result.
+
+    Example::
+
+        FinalName("01 Song.mp3", "the server sent MP3, not FLAC: saved as .mp3")
+    """
+
+    name: str
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,8 @@ Example::
 What is here:
 
 * the contract: :class:`BaseDownloader`, :class:`DownloadableContent`, :class:`TrackMetadata`,
-  :class:`ContentType`, :class:`DownloadTask`, :class:`Checksum`;
+  :class:`ContentType`, :class:`DownloadTask`, :class:`Checksum`, :class:`FinalName` (what
+  ``final_name`` returns: a name found from the bytes);
 * HTTP: :class:`DownloadSession` (``self.session``: ``get``, ``get_json``, ``request``, all
   rate limited and mapped to typed errors), :func:`error_for_status`,
   :func:`map_request_error`, :func:`parse_retry_after`;
@@ -67,6 +68,7 @@ from ripstream.downloader.exceptions import (
 )
 from ripstream.downloader.files import filename_from_url, render_template, safe_filename
 from ripstream.downloader.httperrors import error_for_status, map_request_error
+from ripstream.downloader.placement import FinalName
 from ripstream.downloader.queue import DownloadTask
 from ripstream.downloader.retry import call_with_retries, parse_retry_after
 from ripstream.downloader.session import DownloadSession
@@ -83,6 +85,7 @@ __all__ = [
     "DownloadSession",
     "DownloadTask",
     "DownloadableContent",
+    "FinalName",
     "HTTPStatusError",
     "IncompleteBodyError",
     "NetworkError",

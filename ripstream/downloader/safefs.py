@@ -82,9 +82,7 @@ def open_regular(path: Path, flags: int, mode: int = 0o666) -> int:
         fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK | os.O_CLOEXEC, mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise StorageError(
-                f"refusing {str(path)!r}: it is a symlink", path=str(path)
-            ) from exc
+            raise StorageError(f"refusing {str(path)!r}: it is a symlink", path=str(path)) from exc
         if exc.errno == errno.ENXIO:  # a FIFO with no reader, opened for writing
             raise StorageError(
                 f"refusing {str(path)!r}: it is not a regular file (a FIFO)", path=str(path)

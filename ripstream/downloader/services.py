@@ -18,7 +18,7 @@ from ripstream.downloader.exceptions import DownloadError
 from ripstream.downloader.executors import SegmentPool
 from ripstream.downloader.fetch import CustomFetch, FetcherRegistry
 from ripstream.downloader.files import filename_from_content_disposition
-from ripstream.downloader.placement import PathClaims
+from ripstream.downloader.placement import FinalName, PathClaims
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.session import DownloadSession
@@ -62,6 +62,10 @@ class Source(Protocol):
     def naming_values(self, content: DownloadableContent) -> dict[str, Any]: ...
     def request_url(self, content: DownloadableContent) -> str: ...
     def check_response(self, content: DownloadableContent, response: requests.Response) -> None: ...
+    def final_name(
+        self, content: DownloadableContent, part: Path, path: Path
+    ) -> FinalName | None: ...
+    def placed(self, content: DownloadableContent, path: Path) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,14 @@ A ``subsonic[s]://[user@]host[:port][/prefix]/<album|playlist|artist|song>/<id>`
 tasks: the album's ``cover.<ext>`` first (if the server has one), then each track's original
 file depending on it, then an ``.m3u8`` of the tracks depending on every track.
 
+Tracks are the original bytes: ``download?format=raw``, or ``stream?format=raw`` where the
+server refuses ``download`` (error 50) or is known to transcode it. A transcode is only asked
+for on purpose (the ``format`` option, ``--subsonic-format opus:128``), and is named after the
+format asked for. Either way the bytes decide: an empty body or an error page fails the track,
+and a container the name does not fit gets its own extension before tagging
+(:func:`~ripstream.sources.subsonic_media.review_track`). Raw files resume (``Range`` with
+``If-Range`` on ``Last-Modified``); transcodes have no validator, so they start over.
+
 Nothing secret is stored in a task, a result or a log line: contents carry the *unsigned*
 endpoint URL, signed afresh just before each request. Content ids are stable
 (``<server>#song:<id>``), so resume sidecars and the download archive key on them.
@@ -13,16 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import mimetypes
 import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Final
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import requests
 
@@ -30,29 +37,35 @@ from ripstream.downloader.plugin import (
     AuthenticationError,
     BaseDownloader,
     ConfigError,
-    ContentNotFoundError,
     ContentType,
     DownloadableContent,
     DownloadError,
     DownloadTask,
+    FinalName,
     ResponseMismatchError,
+    StorageError,
     TrackMetadata,
-    redact_text,
     redact_url,
     render_template,
     safe_filename,
 )
 from ripstream.sources.subsonic_api import (
+    MEDIA_METHODS,
     SOURCE_NAME,
     Album,
     Song,
-    SubsonicAPIError,
     SubsonicClient,
     SubsonicCredentials,
     SubsonicKind,
     SubsonicRef,
     parse_subsonic_url,
 )
+from ripstream.sources.subsonic_errors import (
+    DownloadsDisabledError,
+    MediaMismatchError,
+    error_in_document,
+)
+from ripstream.sources.subsonic_media import MediaFormat, render_playlist, review_track
 
 __all__ = ["SubsonicDownloader"]
 
@@ -61,8 +74,10 @@ logger = logging.getLogger(__name__)
 _COVER_PRIORITY: Final = 10
 _DOCUMENT_TYPES: Final = frozenset({"application/json", "text/json", "text/xml", "application/xml"})
 _MAX_DOCUMENT: Final = 64 * 1024
-_AUTH_CODES: Final = frozenset({40, 41, 42, 43, 44, 50})
-_NOT_FOUND_CODE: Final = 70
+_PAGE_TYPES: Final = frozenset({"text/html", "application/xhtml+xml"})
+_SIGNED_PARAMS: Final[tuple[str, ...]] = ("format", "maxBitRate", "estimateContentLength")
+#: the content ids of a playlist file's tracks, in its order (in ``metadata.extra``)
+_ENTRIES: Final = "subsonic_entries"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +87,14 @@ class _Login:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     api_key: str | None = field(default=None, repr=False)
+    media: MediaFormat = field(default_factory=MediaFormat)
 
 
 def _login(credentials: Mapping[str, Any]) -> _Login:
     keys = ("username", "password", "api_key")
-    return _Login(**{k: str(credentials[k]) for k in keys if credentials.get(k) not in (None, "")})
+    given = {k: str(credentials[k]) for k in keys if credentials.get(k) not in (None, "")}
+    media = MediaFormat.parse(str(credentials.get("format") or "raw"))
+    return _Login(**given, media=media)
 
 
 @dataclass(slots=True)
@@ -96,26 +114,31 @@ def _mime(response: requests.Response) -> str:
     return str(response.headers.get("Content-Type", "")).split(";")[0].strip().lower()
 
 
-def _raise_for_document(response: requests.Response) -> None:
+def _method_of(url: str) -> str:
+    """The API method of a ``.../rest/<method>.view?...`` URL."""
+    return urlsplit(url).path.rpartition("/")[2].removesuffix(".view")
+
+
+def _raise_for_document(response: requests.Response, *, media: bool = False) -> None:
     """Raise the typed error for a Subsonic error document (sent with HTTP 200) in place of
-    media, which would otherwise be saved as the track."""
+    media, which would otherwise be saved as the track; for ``media``, also for an HTML page
+    or an empty body."""
     kind = _mime(response)
+    shown = redact_url(response.url)
+    fields: dict[str, Any] = {"url": shown, "status_code": response.status_code}
+    if media and (kind in _PAGE_TYPES or response.headers.get("Content-Length") == "0"):
+        what = "an empty body" if kind not in _PAGE_TYPES else f"a {kind} page"
+        reason = "document" if kind in _PAGE_TYPES else "empty"
+        text = f"{shown} sent {what} instead of audio: not saved"
+        raise MediaMismatchError(text, reason=reason, **fields)
     if kind not in _DOCUMENT_TYPES:
         return
-    fields: dict[str, Any] = {"url": redact_url(response.url), "status_code": response.status_code}
-    try:
-        error = json.loads(response.raw.read(_MAX_DOCUMENT, decode_content=True))
-        error = error["subsonic-response"]["error"]
-        code, message = int(error["code"]), redact_text(str(error.get("message", "")))
-    except (ValueError, TypeError, KeyError, AttributeError):
-        text = f"{fields['url']} sent a {kind} document instead of media"
-        raise ResponseMismatchError(text, source=SOURCE_NAME, **fields) from None
-    text = f"the Subsonic server answered with error {code} ({message}) instead of media"
-    if code in _AUTH_CODES:
-        raise AuthenticationError(text, source=SOURCE_NAME, **fields)
-    if code == _NOT_FOUND_CODE:
-        raise ContentNotFoundError(text, source=SOURCE_NAME, **fields)
-    raise SubsonicAPIError(text, code=code, **fields)
+    data = response.raw.read(_MAX_DOCUMENT, decode_content=True)
+    error = error_in_document(data, method=_method_of(response.url), **fields)
+    if error is not None:
+        raise error
+    text = f"{shown} sent a {kind} document instead of media"
+    raise ResponseMismatchError(text, source=SOURCE_NAME, **fields)
 
 
 class SubsonicDownloader(BaseDownloader):
@@ -155,6 +178,8 @@ class SubsonicDownloader(BaseDownloader):
         self._login: _Login | None = None
         self._clients: dict[tuple[str, str | None], SubsonicClient] = {}
         self._clients_lock = threading.Lock()
+        #: where this process placed each track (content id -> path), for playlist files
+        self._placed: dict[str, Path] = {}
 
     @classmethod
     def claims_url(cls, url: str) -> bool:
@@ -166,10 +191,14 @@ class SubsonicDownloader(BaseDownloader):
         return True
 
     def authenticate(self, credentials: Mapping[str, Any]) -> bool:
-        """Keep ``username`` (a URL's ``user@`` wins), and ``password`` or ``api_key``.
+        """Keep ``username`` (a URL's ``user@`` wins), and ``password`` or ``api_key``; and
+        ``format``: ``raw`` (the original files, the default) or a transcode asked for on
+        purpose (``opus:128``; see :class:`MediaFormat`).
 
         Each server is pinged when first used (a missing or wrong secret raises
         :class:`AuthenticationError` then); without this call, the config's are used.
+
+        :raises ConfigError: for a ``format`` that is not ``raw``, ``FORMAT`` or ``FORMAT:KBPS``.
         """
         with self._clients_lock:
             self._login = _login(credentials)
@@ -250,8 +279,9 @@ class SubsonicDownloader(BaseDownloader):
 
     def _add_playlist(self, plan: _Plan, name: str, folder: PurePosixPath) -> None:
         """The ``.m3u8`` of every entry so far, in ``folder``, after every track."""
-        lines = ["#EXTM3U"]
+        lines, ids = ["#EXTM3U"], []
         for song, path in plan.entries:
+            ids.append(self._song_id(plan, song))
             label = " - ".join(filter(None, (song.artist or song.album_artist, song.title)))
             lines.append(f"#EXTINF:{song.duration or -1},{label}")
             lines.append(PurePosixPath(os.path.relpath(path, folder)).as_posix())
@@ -267,15 +297,19 @@ class SubsonicDownloader(BaseDownloader):
             url=plan.ref.to_url(),
             file_extension="m3u8",
             filename=filename,
-            size=len(data),
-            data=data,
+            data=data,  # the names as planned; written with the names the tracks got
+            metadata=TrackMetadata(extra={_ENTRIES: ids}),
         )
         deps = [task.task_id for task in plan.tracks.values()]
         target = str(folder / filename)
         plan.tasks.append(DownloadTask.from_content(content, file_path=target, dependencies=deps))
 
+    def _song_id(self, plan: _Plan, song: Song) -> str:
+        return f"{plan.client.base_url}#song:{song.id}"
+
     def _track(self, plan: _Plan, song: Song) -> DownloadableContent:
-        suffix, title = song.suffix or "bin", song.title or song.id
+        media = (self._login or _Login()).media
+        suffix, title = media.extension or song.suffix or "bin", song.title or song.id
         tags = TrackMetadata(
             title=title,
             artist=song.artist,
@@ -286,17 +320,18 @@ class SubsonicDownloader(BaseDownloader):
             tracknumber=song.track,
             discnumber=song.disc or 1,
         )
+        name = PurePosixPath(song.path).stem if song.path else title
         return DownloadableContent(
-            content_id=f"{plan.client.base_url}#song:{song.id}",
+            content_id=self._song_id(plan, song),
             content_type=ContentType.TRACK,
             source=self.source_name,
             title=title,
-            url=_unsigned(plan, "download", song.id),
+            url=_unsigned(plan, media.method, song.id, media.params()),
             artist=song.artist,
             album=song.album,
             file_extension=suffix,
-            filename=PurePosixPath(song.path).name if song.path else f"{title}.{suffix}",
-            size=song.size,
+            filename=f"{name}.{suffix}",
+            size=song.size if media.is_raw else None,  # a transcode's size is unknown
             metadata=tags,
         )
 
@@ -342,19 +377,76 @@ class SubsonicDownloader(BaseDownloader):
         return content.url if content.data is not None else self._sign(content.url)
 
     def check_response(self, content: DownloadableContent, response: Any) -> None:
-        """Subsonic servers answer errors with a 200 and a document: never save one as media."""
-        _raise_for_document(response)
+        """Subsonic servers answer errors with a 200 and a document: never save one as media
+        (nor, for a track, an HTML page or an empty body)."""
+        _raise_for_document(response, media=content.content_type is ContentType.TRACK)
+
+    def _download_content(
+        self, content: DownloadableContent, file_path: Path, progress_callback: Any
+    ) -> Any:
+        """A playlist file is written with the tracks' final names; a track refused with
+        error 50 on ``download`` comes through ``stream?format=raw`` instead."""
+        if content.data is not None:
+            return self._write_playlist(content, file_path)
+        try:
+            transfer = progress_callback.fetch_default(content, file_path)
+        except DownloadsDisabledError as exc:
+            client = self._client_for(content.url)
+            if _method_of(content.url) != "download" or client.download_method != "download":
+                raise
+            logger.warning("%s; downloading through stream?format=raw instead", exc)
+            client.avoid_download()
+            transfer = progress_callback.fetch_default(content, file_path)
+        # judged here, before the engine compares sizes: an error page is not a short file
+        try:
+            self.final_name(content, file_path, file_path.with_suffix(""))
+        except DownloadError:
+            file_path.unlink(missing_ok=True)
+            raise
+        return transfer
+
+    def final_name(self, content: DownloadableContent, part: Path, path: Path) -> FinalName | None:
+        """A track's bytes decide its extension; an empty body or an error page fails it."""
+        if content.content_type is not ContentType.TRACK:
+            return None
+        query = parse_qs(urlsplit(content.url).query)
+        return review_track(content, part, path, raw=query.get("format") == ["raw"])
+
+    def placed(self, content: DownloadableContent, path: Path) -> None:
+        """Remember where a track went, for the playlist file written after it."""
+        if content.content_type is ContentType.TRACK:
+            with self._clients_lock:
+                self._placed[content.content_id] = path
+
+    def _write_playlist(self, content: DownloadableContent, part: Path) -> None:
+        assert content.data is not None
+        entries = content.metadata.extra.get(_ENTRIES, [])
+        with self._clients_lock:
+            placed = dict(self._placed)
+        ids = entries if isinstance(entries, list) else []
+        data = render_playlist(content.data, ids, placed, part.parent)
+        try:
+            part.write_bytes(data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {str(part)!r}: {exc}", path=str(part)) from exc
+
+    def _client_for(self, url: str) -> SubsonicClient:
+        base_url = url.rpartition("/rest/")[0]
+        return self._client(base_url, parse_qs(urlsplit(url).query).get("u", [None])[0])
 
     def _sign(self, url: str) -> str:
         """Turn an unsigned endpoint URL (see :func:`_unsigned`) into a signed one."""
-        base_url, _, rest = url.rpartition("/rest/")
-        method = rest.partition(".view?")[0]
-        query = parse_qs(urlsplit(url).query)
-        if method not in ("download", "getCoverArt") or "id" not in query:
+        method, query = _method_of(url), parse_qs(urlsplit(url).query)
+        if method not in (*MEDIA_METHODS, "getCoverArt") or "id" not in query:
             shown = redact_url(url)
             raise ConfigError(f"not a Subsonic media URL: {shown!r}", field="url", value=shown)
-        client, item = self._client(base_url, query.get("u", [None])[0]), query["id"][0]
-        return client.download_url(item) if method == "download" else client.cover_art_url(item)
+        client, item = self._client_for(url), query["id"][0]
+        if method == "getCoverArt":
+            return client.cover_art_url(item)
+        params = {key: query[key][0] for key in _SIGNED_PARAMS if key in query}
+        if method == "download" and client.download_method == "stream":
+            method, params["estimateContentLength"] = "stream", "true"
+        return client.media_url(method, {"id": item, **params})
 
     def _client(self, base_url: str, username: str | None) -> SubsonicClient:
         """The client for ``base_url`` as ``username``; created and pinged on first use.
@@ -390,7 +482,9 @@ class SubsonicDownloader(BaseDownloader):
             return client
 
 
-def _unsigned(plan: _Plan, method: str, item: str) -> str:
+def _unsigned(plan: _Plan, method: str, item: str, params: Mapping[str, str] | None = None) -> str:
     """A media endpoint's URL without authentication (signed just before each request)."""
-    user = f"&u={quote(plan.ref.username, safe='')}" if plan.ref.username else ""
-    return f"{plan.client.base_url}/rest/{method}.view?id={quote(item, safe='')}{user}"
+    query = {"id": item, **(params or {})}
+    if plan.ref.username:
+        query["u"] = plan.ref.username
+    return f"{plan.client.base_url}/rest/{method}.view?{urlencode(query, quote_via=quote)}"

@@ -38,6 +38,7 @@ from ripstream.sources.subsonic_api import (
     parse_subsonic_url,
     redact_url,
 )
+from ripstream.sources.subsonic_errors import SubsonicAuthError
 from tests.support.audio import GeneratedTrack
 from tests.support.subsonic import SubsonicServer, running_subsonic
 
@@ -147,11 +148,13 @@ def test_authentication_error_pickles_with_its_fields(
     with pytest.raises(AuthenticationError) as info:
         client.ping()
     copy = pickle.loads(pickle.dumps(info.value))
-    assert type(copy) is AuthenticationError
-    assert (str(copy), copy.url, copy.source) == (
+    assert type(copy) is SubsonicAuthError
+    assert str(copy).startswith("wrong username or password (Subsonic error 40 on ping")
+    assert (str(copy), copy.url, copy.source, copy.code) == (
         str(info.value),
         info.value.url,
         info.value.source,
+        40,
     )
 
 
@@ -175,7 +178,8 @@ def test_token_urls_are_salted_per_request(
     first = parse_qs(urlsplit(client.download_url("abc")).query)
     second = parse_qs(urlsplit(client.download_url("abc")).query)
     for query in (first, second):
-        assert set(query) == {"id", "u", "t", "s", "v", "c", "f"}
+        assert set(query) == {"id", "format", "u", "t", "s", "v", "c", "f"}
+        assert query["format"] == ["raw"]
         assert query["u"] == [server.username]
         assert query["v"] == [API_VERSION]
         assert query["c"] == [CLIENT_NAME]
@@ -355,9 +359,7 @@ def test_malformed_id_is_a_subsonic_api_error(
     _assert_no_secret(info.value, server)
 
 
-def test_wrong_base_path_is_an_http_error(
-    server: SubsonicServer, session: DownloadSession
-) -> None:
+def test_wrong_base_path_is_an_http_error(server: SubsonicServer, session: DownloadSession) -> None:
     credentials = SubsonicCredentials(username=server.username, password=server.password)
     client = SubsonicClient(server.base_url + "/nothing-here", credentials, session)
     with pytest.raises(NetworkError) as info:
@@ -380,7 +382,10 @@ def test_connection_refused_is_a_connection_error(
     assert info.value.__cause__ is None
     for secret in _secrets_of(server):
         assert secret not in str(info.value)
-    assert "t=***" in str(info.value.url)
+    # discovery comes first and sends no credentials at all
+    assert str(info.value.url).endswith(
+        "/rest/getOpenSubsonicExtensions.view?v=1.16.1&c=ripstream&f=json"
+    )
 
 
 # --------------------------------------------------------------------------- configuration
@@ -539,4 +544,6 @@ def test_log_lines_hold_no_secret(
     for line in ours:
         for secret in _secrets_of(server):
             assert secret not in line
-        assert "t=***" in line or "p=***" in line or "falling back" in line
+        public = "getOpenSubsonicExtensions" in line or " is a Subsonic server" in line
+        warning = "over plain http" in line
+        assert "t=***" in line or "p=***" in line or "falling back" in line or public or warning

@@ -331,9 +331,7 @@ class _Segments:
                     received=0,
                 )
 
-    def _write(
-        self, segment: _Segment, end: int, view: memoryview | bytes, position: int
-    ) -> None:
+    def _write(self, segment: _Segment, end: int, view: memoryview | bytes, position: int) -> None:
         """Write at ``position``, never past ``end`` nor the segment's (shrinking) end."""
         room = min(segment.end, end) - position
         if room <= 0:
