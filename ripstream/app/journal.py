@@ -48,18 +48,21 @@ class BatchJournal(Closing):
         self._lock = threading.Lock()
         self._done: dict[str, list[str]] = {}
         self._handle: IO[str] | None = None  # opened on the first record: bad input writes nothing
+        self._torn = False
         self._load()
 
     def _load(self) -> None:
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return
         except (OSError, UnicodeDecodeError) as exc:
             raise StorageError(
                 f"cannot read the state file {str(self.path)!r}: {exc}", path=str(self.path)
             ) from exc
-        for line in lines:
+        # a run killed mid-write leaves a torn last line: the next entry must start afresh
+        self._torn = bool(text) and not text.endswith("\n")
+        for line in text.splitlines():
             try:
                 entry = json.loads(line)
                 key, status, files = entry["key"], entry["status"], entry.get("files", [])
@@ -95,6 +98,9 @@ class BatchJournal(Closing):
                 if self._handle is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+                    if self._torn:
+                        self._handle.write("\n")
+                        self._torn = False
                 self._handle.write(json.dumps(entry) + "\n")
                 self._handle.flush()
             except OSError as exc:

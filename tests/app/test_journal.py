@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from ripstream.app.batch import Batch, BatchItem
 from ripstream.app.journal import BatchJournal, url_key
 from ripstream.downloader import ResultStatus
@@ -36,12 +34,6 @@ def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
         reopened.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ripstream bug: BatchJournal appends after a torn last line without starting a new "
-    "line, so the first URL finished after a kill is glued to the torn text and lost on the "
-    "next load (that URL is resolved and checked again on every later run)",
-)
 def test_a_url_recorded_after_a_torn_line_stays_done(tmp_path: Path) -> None:
     path = tmp_path / "state.jsonl"
     done = tmp_path / "done.bin"
