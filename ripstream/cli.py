@@ -12,7 +12,6 @@ import dataclasses
 import getpass
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -23,22 +22,19 @@ from ripstream import __version__
 from ripstream.app.batch import Batch, BatchItem, read_input_file
 from ripstream.app.config import AppConfig
 from ripstream.app.journal import BatchJournal
+from ripstream.app.modes import choose_strategy
 from ripstream.downloader.config import OverwritePolicy, parse_rate
 from ripstream.downloader.content import Checksum, DownloadResult, ResultStatus
 from ripstream.downloader.exceptions import (
     AuthenticationError,
     ConfigError,
     DownloadError,
-    SourceError,
 )
-from ripstream.downloader.executors import ExecutorStrategy, Processes
 from ripstream.downloader.files import render_template
 from ripstream.downloader.progress import ProgressTracker, TqdmProgress, format_bytes
 from ripstream.downloader.queue import DownloadQueue, DownloadTask
-from ripstream.downloader.urls import validate_http_url
 from ripstream.library.archive import DownloadArchive
 from ripstream.sources import load_registry
-from ripstream.sources.http import HttpDownloader
 from ripstream.sources.subsonic_media import MediaFormat
 
 __all__ = ["main"]
@@ -78,6 +74,13 @@ def _rate(text: str) -> float | None:
         return parse_rate(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _size(text: str) -> int:
+    value = _rate(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"size must be > 0, got {text!r}")
+    return int(value)
 
 
 def _checksum(text: str) -> Checksum:
@@ -154,6 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds without data before a download counts as stalled",
     )
+    parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds without a byte before a download counts as stalled (default 30)",
+    )
+    parser.add_argument(
+        "--min-speed",
+        type=_rate,
+        metavar="RATE",
+        help="slower than RATE over a minute counts as stalled (default 1k; 0 turns it off)",
+    )
+    parser.add_argument(
+        "--max-filesize",
+        type=_size,
+        metavar="SIZE",
+        help="refuse files larger than SIZE, e.g. 2G (default: no limit)",
+    )
     parser.add_argument("--config", metavar="FILE", help="JSON config file")
     parser.add_argument(
         "--template",
@@ -215,7 +236,18 @@ def _behaviour_changes(args: argparse.Namespace) -> dict[str, Any]:
         if args.timeout <= 0:
             raise ConfigError(f"--timeout must be > 0, got {args.timeout}", field="timeout")
         changes["stall_timeout"] = changes["timeout_seconds"] = args.timeout
+    if args.stall_timeout is not None:
+        changes["stall_timeout"] = args.stall_timeout
+    if args.min_speed is not None or _given(args, "--min-speed"):
+        changes["min_speed"] = args.min_speed
+    if args.max_filesize is not None:
+        changes["max_filesize"] = args.max_filesize
     return changes
+
+
+def _given(args: argparse.Namespace, option: str) -> bool:
+    """Whether ``option`` was on the command line (``--min-speed 0`` parses to None)."""
+    return option in getattr(args, "raw_options", ())
 
 
 def _config_from(args: argparse.Namespace) -> AppConfig:
@@ -328,6 +360,7 @@ def main(
         if args_list and args_list[0] in _SUBCOMMANDS:
             return _subcommand(args_list[0], args_list[1:], out, err)
         args = build_parser().parse_args(args_list)
+        args.raw_options = {item.split("=", 1)[0] for item in args_list if item.startswith("--")}
         logging.basicConfig(
             level=logging.WARNING - 10 * args.verbose if args.verbose else logging.CRITICAL,
             format="%(levelname)s %(name)s: %(message)s",
@@ -368,7 +401,7 @@ def _run(
 
     state, archive_path = _state_paths(args, app)
     try:
-        strategy = _strategy(items, app, args.processes, None if args.quiet else err)
+        strategy = choose_strategy(items, app, args.processes, None if args.quiet else err)
         with contextlib.ExitStack() as stack:
             journal = stack.enter_context(BatchJournal(state)) if state else None
             archive = stack.enter_context(DownloadArchive(archive_path)) if archive_path else None
@@ -407,47 +440,6 @@ def _state_paths(args: argparse.Namespace, app: AppConfig) -> tuple[Path | None,
     return state, archive
 
 
-#: Below this many URLs per process, starting processes costs more than it saves.
-MIN_ITEMS_PER_PROCESS = 50
-
-
-def auto_processes(items: int, jobs: int, cpus: int | None = None) -> int:
-    """How many processes ``--processes 0`` (auto) uses for ``items`` URLs and ``jobs``."""
-    cpus = cpus or os.cpu_count() or 1
-    return max(1, min(cpus, jobs, items // MIN_ITEMS_PER_PROCESS, 8))
-
-
-def _strategy(
-    items: list[BatchItem], app: AppConfig, wanted: int, say: TextIO | None
-) -> ExecutorStrategy | None:
-    """Worker processes, when asked for or worth it; ``None`` for threads. Says why, so the
-    mode never changes silently."""
-    jobs = app.download.max_concurrent_downloads
-    count = wanted or auto_processes(len(items), jobs)
-    if count <= 1:
-        return None
-    registry = load_registry()
-    for item in items:
-        try:
-            other = registry.for_url(item.url) is not HttpDownloader
-        except SourceError:
-            return None  # the threaded path reports it as the usual bad input
-        if other:
-            if wanted and say is not None:
-                print(
-                    "ripstream: --processes applies to plain http(s) URLs only; "
-                    "this list has other sources, so it runs on threads",
-                    file=say,
-                )
-            return None
-        validate_http_url(item.url)
-    count = min(count, len(items))
-    if say is not None:
-        why = "as asked" if wanted else f"{len(items)} URLs, -j {jobs}, {os.cpu_count()} CPUs"
-        print(f"ripstream: downloading with {count} worker processes ({why})", file=say)
-    return Processes(count)
-
-
 def _secret_prompt(err: TextIO) -> Callable[[str], str] | None:
     """Ask for a missing secret on the terminal, or ``None`` when there is no terminal."""
     if not (sys.stdin.isatty() and err.isatty()):
@@ -474,7 +466,6 @@ def _subcommand(name: str, argv: list[str], out: TextIO, err: TextIO) -> int:
         return run_demo(
             Path(args.output), out=out, err=err, progress=not args.no_progress and err.isatty()
         )
-    from ripstream.sources import load_registry
 
     _Parser(prog="ripstream sources", description="List the installed sources.").parse_args(argv)
     registry = load_registry()

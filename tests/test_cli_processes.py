@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ripstream.cli import auto_processes
+from ripstream.app.modes import auto_processes
 from tests.support.httpserver import TestServer, make_body
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import os
 import re
 from collections.abc import Callable
@@ -98,6 +99,8 @@ _POSITIVE = (
     "connect_timeout",
     "stall_timeout",
     "min_speed_window",
+    "header_timeout",
+    "max_decoded_ratio",
     "rate_period_seconds",
 )
 _NON_NEGATIVE = ("retry_delay", "max_retry_delay", "retry_jitter", "max_retry_after")
@@ -143,8 +146,16 @@ class DownloadBehaviorSettings:
     chunk_size: int = 1024 * 1024
     rate_limit: float | None = None
     stall_timeout: float = 30.0
-    min_speed: float | None = None
+    #: bytes/s; a transfer slower than this over a whole window is a stall (retried, resumed)
+    min_speed: float | None = 1024.0
     min_speed_window: float = 60.0
+    #: the response's status line and headers must arrive within this many seconds in all,
+    #: however slowly a server drips them
+    header_timeout: float = 60.0
+    #: the largest file accepted, in bytes (``None``: no limit)
+    max_filesize: int | None = None
+    #: how much bigger than the bytes on the wire a compressed body may decode to
+    max_decoded_ratio: float = 100.0
     max_redirects: int = 10
     requests_per_period: int | None = None
     rate_period_seconds: float = 1.0
@@ -173,7 +184,12 @@ class DownloadBehaviorSettings:
     def _check_numbers(self) -> None:
         for name in _POSITIVE:
             value = getattr(self, name)
-            _check(isinstance(value, int | float) and value > 0, name, value, "must be > 0")
+            _check(
+                isinstance(value, int | float) and math.isfinite(value) and value > 0,
+                name,
+                value,
+                "must be a finite number > 0",
+            )
         for name in _NON_NEGATIVE:
             value = getattr(self, name)
             _check(isinstance(value, int | float) and value >= 0, name, value, "must be >= 0")
@@ -205,6 +221,13 @@ class DownloadBehaviorSettings:
             )
 
     def _check_optional_limits(self) -> None:
+        if self.max_filesize is not None:
+            _check(
+                type(self.max_filesize) is int and self.max_filesize > 0,
+                "max_filesize",
+                self.max_filesize,
+                "must be an integer > 0 (bytes) or null",
+            )
         if self.min_speed is not None:
             _check(
                 isinstance(self.min_speed, int | float) and self.min_speed > 0,
