@@ -16,10 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ripstream.downloader.config import APPLICATION_KEYS, DownloadConfig
-from ripstream.downloader.exceptions import ConfigError
+from ripstream.downloader.exceptions import ConfigError, StorageError
 from ripstream.downloader.files import atomic_write_text
+from ripstream.downloader.safeio import read_regular
 
-__all__ = ["AppConfig"]
+__all__ = ["MAX_CONFIG_BYTES", "AppConfig"]
+
+#: A config file larger than this is not a config file.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -113,22 +117,28 @@ class AppConfig:
         :raises ConfigError: when the file is missing, unreadable, not JSON, or invalid.
         """
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
+            raw = read_regular(Path(path), "config file", MAX_CONFIG_BYTES)
+        except StorageError as exc:
+            raise ConfigError(exc.message, field="config", value=str(path)) from exc
+        if raw is None:
             raise ConfigError(
-                f"cannot read config file {str(path)!r}: {exc.strerror}",
+                f"cannot read config file {str(path)!r}: No such file or directory",
                 field="config",
                 value=str(path),
-            ) from exc
+            )
+        try:
+            data = json.loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError as exc:
             raise ConfigError(
                 f"config file {str(path)!r} is not UTF-8 text", field="config", value=str(path)
             ) from exc
-        try:
-            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(
                 f"config file {path!s} is not valid JSON: {exc}", field="config"
+            ) from exc
+        except RecursionError as exc:
+            raise ConfigError(
+                f"config file {path!s} nests its JSON too deeply", field="config"
             ) from exc
         try:
             return cls.from_dict(data)
