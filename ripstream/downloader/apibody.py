@@ -28,6 +28,7 @@ from ripstream.downloader.urls import redact_url
 __all__ = [
     "DEFAULT_MAX_API_BYTES",
     "MAX_JSON_DEPTH",
+    "deep_field",
     "json_depth",
     "parse_json",
     "read_body",
@@ -46,6 +47,7 @@ _PLAIN = frozenset({"", "identity"})
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"\s*:?|[\[\]{}]')
 
 
 def _mismatch(text: str, url: str, source: str | None) -> ResponseMismatchError:
@@ -97,6 +99,27 @@ def json_depth(text: str) -> int:
     """
     skeleton = _NOT_BRACKET.sub("", _STRING.sub("", text))
     return max(accumulate(map(_STEP.__getitem__, skeleton)), default=0)
+
+
+def deep_field(text: str, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """The dotted keys leading to where ``text`` first nests deeper than ``max_depth``
+    (``default_settings.headers``), ``""`` for the top level, or ``None`` when it does not.
+
+    For error messages: it names the field of a config file that is too deep to parse.
+    """
+    keys: list[str | None] = []
+    for match in _TOKEN.finditer(text):
+        piece = match.group(0)
+        if piece in "[{":
+            keys.append(None)
+            if len(keys) > max_depth:
+                return ".".join(key for key in keys if key)
+        elif piece in "]}":
+            if keys:
+                keys.pop()
+        elif piece.endswith(":") and keys:
+            keys[-1] = piece[:-1].rstrip()[1:-1]  # as written: this only names the place
+    return None
 
 
 def parse_json(

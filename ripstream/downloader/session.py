@@ -29,7 +29,13 @@ from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.resources import Closing
 from ripstream.downloader.urls import install_log_redaction, split_http_url
 
-__all__ = ["SAFE_HEADERS", "SENSITIVE_HEADERS", "DownloadSession", "SessionManager"]
+__all__ = [
+    "SAFE_HEADERS",
+    "SENSITIVE_HEADERS",
+    "DownloadSession",
+    "SessionManager",
+    "configured_secrets",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +90,7 @@ class _GuardedSession(requests.Session):
         super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
 
 
-def _configured_secrets(config: DownloadConfig) -> list[str]:
+def configured_secrets(config: DownloadConfig) -> list[str]:
     """The values of every header configured for any source, except :data:`SAFE_HEADERS`."""
     settings = [config.default_settings]
     settings += [config.get_behavior_for_source(source) for source in config.source_settings]
@@ -233,7 +239,7 @@ class SessionManager(Closing):
         self._sessions: dict[str, DownloadSession] = {}
         self._lock = threading.Lock()
         # urllib3's DEBUG lines quote request targets, query strings included
-        install_log_redaction(_configured_secrets(self.config))
+        install_log_redaction(configured_secrets(self.config))
 
     def pool_size(self, settings: DownloadBehaviorSettings) -> int:
         """Connections kept per host: every download thread times its segments, plus slack."""
