@@ -83,6 +83,8 @@ def read_body(
                 raise _mismatch(too_big, url, source)
         if inflater is not None:
             body += inflater.flush(max_bytes + 1 - len(body))
+            if not inflater.eof and len(body) <= max_bytes:
+                raise _mismatch(f"sent corrupt {encoding} data: it ends early", url, source)
     except zlib.error as exc:
         raise _mismatch(f"sent corrupt {encoding} data: {exc}", url, source) from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:

@@ -203,9 +203,16 @@ class DownloadSession:
         """
         kwargs["stream"] = True  # read with a bound, never whole
         with self.request("GET", url, **kwargs) as response:
-            return read_json(
-                response, url=url, source=self.source, max_bytes=self.settings.max_api_bytes
-            )
+            return self.read_json(response, url)
+
+    def read_json(self, response: requests.Response, url: str) -> Any:
+        """Parse the JSON body of a streamed ``response``, with the bounds of :meth:`get_json`.
+
+        :raises ResponseMismatchError: when the body is not JSON, too large or too deep.
+        """
+        return read_json(
+            response, url=url, source=self.source, max_bytes=self.settings.max_api_bytes
+        )
 
     def close(self) -> None:
         """Close the pooled connections."""
