@@ -41,7 +41,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_printable_escapes_controls_and_bidi_overrides() -> None:
     assert printable(HOSTILE) == "\\x1b[2J\\x1b]0;pwned\\x07\\x9b31m\\u202egnp.exe"
-    assert printable("Café – 日本 ok") == "Café – 日本 ok"
+    assert printable("Café 日本 ok\u00e9") == "Café 日本 ok\u00e9"
 
 
 def test_a_hostile_status_line_and_file_name_are_shown_escaped(

@@ -82,7 +82,8 @@ def test_an_answer_over_the_cap_is_refused(
         session.get_json(server.url("/api?token=T0KEN"))
     assert f"larger than {CAP} bytes" in str(info.value)
     assert "T0KEN" not in str(info.value)
-    assert info.value.url is not None and "T0KEN" not in info.value.url
+    assert info.value.url is not None
+    assert "T0KEN" not in info.value.url
 
 
 def test_an_answer_at_the_cap_is_read(server: TestServer, session: DownloadSession) -> None:

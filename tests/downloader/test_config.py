@@ -127,7 +127,7 @@ def test_bad_setting_names_the_field_and_value(name: str, value: Any) -> None:
 
 def test_a_bad_headers_setting_never_shows_the_header_values() -> None:
     with pytest.raises(ConfigError) as info:
-        DownloadBehaviorSettings(headers={"X-Custom-Token": "s3cret-value", "X-Other": 5})
+        DownloadBehaviorSettings(headers={"X-Custom-Token": "s3cret-value", "X-Other": 5})  # type: ignore[dict-item]
     assert "X-Custom-Token" in str(info.value)
     assert "s3cret-value" not in str(info.value)
 
@@ -135,8 +135,9 @@ def test_a_bad_headers_setting_never_shows_the_header_values() -> None:
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
 @pytest.mark.parametrize("name", ["timeout_seconds", "stall_timeout", "max_retry_delay"])
 def test_non_finite_seconds_are_refused(name: str, value: float) -> None:
+    settings: dict[str, Any] = {name: value}
     with pytest.raises(ConfigError, match=f"{name} must be a finite number"):
-        DownloadBehaviorSettings(**{name: value})
+        DownloadBehaviorSettings(**settings)
 
 
 def test_a_deeply_nested_bad_value_makes_a_short_message() -> None:
