@@ -10,10 +10,9 @@ import argparse
 import contextlib
 import dataclasses
 import getpass
-import json
 import logging
+import math
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -24,18 +23,21 @@ from ripstream.app.config import AppConfig
 from ripstream.app.journal import BatchJournal
 from ripstream.app.modes import choose_strategy
 from ripstream.downloader.config import OverwritePolicy, parse_rate
-from ripstream.downloader.content import Checksum, DownloadResult, ResultStatus
+from ripstream.downloader.content import Checksum, DownloadResult
 from ripstream.downloader.exceptions import (
     AuthenticationError,
     ConfigError,
     DownloadError,
+    StorageError,
 )
+from ripstream.downloader.executors import ExecutorStrategy
 from ripstream.downloader.files import render_template
-from ripstream.downloader.progress import ProgressTracker, TqdmProgress, format_bytes
+from ripstream.downloader.progress import ProgressTracker, TqdmProgress
 from ripstream.downloader.queue import DownloadQueue, DownloadTask
 from ripstream.library.archive import DownloadArchive
 from ripstream.sources import load_registry
 from ripstream.sources.subsonic_media import MediaFormat
+from ripstream.terminal import Reporter, redact_logs, secrets_of
 
 __all__ = ["main"]
 
@@ -81,6 +83,21 @@ def _size(text: str) -> int:
     if value is None:
         raise argparse.ArgumentTypeError(f"size must be > 0, got {text!r}")
     return int(value)
+
+
+def _seconds(name: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a finite number of seconds > 0, got {text!r}"
+            )
+        return value
+
+    return parse
 
 
 def _checksum(text: str) -> Checksum:
@@ -153,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds("--timeout"),
         metavar="SECONDS",
         help="seconds without data before a download counts as stalled",
     )
@@ -233,8 +250,6 @@ def _behaviour_changes(args: argparse.Namespace) -> dict[str, Any]:
     if args.fsync:
         changes["fsync"] = True
     if args.timeout is not None:
-        if args.timeout <= 0:
-            raise ConfigError(f"--timeout must be > 0, got {args.timeout}", field="timeout")
         changes["stall_timeout"] = changes["timeout_seconds"] = args.timeout
     if args.stall_timeout is not None:
         changes["stall_timeout"] = args.stall_timeout
@@ -299,53 +314,6 @@ def _items_from(args: argparse.Namespace, stdin: TextIO) -> list[BatchItem]:
     return items
 
 
-class _Reporter:
-    """Prints results as they come: JSON lines, failures, and the closing summary."""
-
-    def __init__(self, *, quiet: bool, as_json: bool, out: TextIO, err: TextIO) -> None:
-        self.quiet = quiet
-        self.as_json = as_json
-        self.out = out
-        self.err = err
-        self.started = time.monotonic()
-
-    def result(self, task: DownloadTask, result: DownloadResult) -> None:
-        self.titled(task.title, result)
-
-    def titled(self, title: str, result: DownloadResult) -> None:
-        if self.as_json:
-            record = result.to_record()
-            record["title"] = title
-            print(json.dumps(record), file=self.out, flush=True)
-        if result.status is ResultStatus.FAILED:
-            print(f"ripstream: failed: {title}: {result.error_message}", file=self.err, flush=True)
-
-    def summary(self, results: list[DownloadResult]) -> None:
-        if self.quiet:
-            return
-        counts = {status: 0 for status in ResultStatus}
-        for result in results:
-            counts[result.status] += 1
-        fetched = sum(r.bytes_downloaded for r in results)
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        folders = sorted(
-            {str(r.file_path.parent) for r in results if r.is_success and r.file_path is not None}
-        )
-        line = (
-            f"{counts[ResultStatus.COMPLETED]} downloaded, {counts[ResultStatus.SKIPPED]} "
-            f"already there, {counts[ResultStatus.FAILED]} failed"
-        )
-        if counts[ResultStatus.CANCELLED]:
-            line += f", {counts[ResultStatus.CANCELLED]} cancelled"
-        line += (
-            f" ({format_bytes(fetched)} in {elapsed:.2f}s, "
-            f"{format_bytes(fetched / elapsed, 'B/s')})"
-        )
-        print(line, file=self.err)
-        if folders:
-            print(f"saved in: {', '.join(folders)}", file=self.err)
-
-
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -356,6 +324,7 @@ def main(
     """Run the CLI; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     out, err = stdout or sys.stdout, stderr or sys.stderr
+    say = Reporter(quiet=False, as_json=False, out=out, err=err, secrets=[])
     try:
         if args_list and args_list[0] in _SUBCOMMANDS:
             return _subcommand(args_list[0], args_list[1:], out, err)
@@ -365,28 +334,42 @@ def main(
             level=logging.WARNING - 10 * args.verbose if args.verbose else logging.CRITICAL,
             format="%(levelname)s %(name)s: %(message)s",
         )
+        redact_logs([])
         app = _config_from(args)
         items = _items_from(args, stdin or sys.stdin)
-    except _UsageError as exc:
-        print(f"ripstream: error: {exc}", file=err)
+    except (_UsageError, ConfigError) as exc:
+        say.error(exc)
         return EXIT_USAGE
-    except ConfigError as exc:
-        print(f"ripstream: error: {exc}", file=err)
-        return EXIT_USAGE
-    return _run(items, app, args, out, err)
+    secrets = secrets_of(app)
+    redact_logs(secrets)
+    reporter = Reporter(quiet=args.quiet, as_json=args.json, out=out, err=err, secrets=secrets)
+    return _run(items, app, args, reporter)
 
 
-def _run(
+def _run(items: list[BatchItem], app: AppConfig, args: argparse.Namespace, say: Reporter) -> int:
+    state, archive_path = _state_paths(args, app)
+    with contextlib.ExitStack() as stack:
+        try:  # a FIFO, a device or garbage as --state or archive is bad input: nothing runs
+            journal = stack.enter_context(BatchJournal(state)) if state else None
+            archive = stack.enter_context(DownloadArchive(archive_path)) if archive_path else None
+        except StorageError as exc:
+            say.error(exc)
+            return EXIT_USAGE
+        return _run_batch(items, app, args, say, (journal, archive))
+
+
+def _run_batch(
     items: list[BatchItem],
     app: AppConfig,
     args: argparse.Namespace,
-    out: TextIO,
-    err: TextIO,
+    say: Reporter,
+    stores: tuple[BatchJournal | None, DownloadArchive | None],
 ) -> int:
-    reporter = _Reporter(quiet=args.quiet, as_json=args.json, out=out, err=err)
+    err = say.err
     tracker = ProgressTracker()
     show_bars = not (args.quiet or args.no_progress) and err.isatty()
     bars: TqdmProgress | None = None
+    strategy: ExecutorStrategy | None = None
 
     def on_queue(queue: DownloadQueue) -> None:
         nonlocal bars
@@ -395,38 +378,34 @@ def _run(
             tracker.add_callback(bars)
 
     def on_result(task: DownloadTask, result: DownloadResult) -> None:
-        reporter.result(task, result)
+        say.result(task, result)
         if bars is not None and strategy is not None:  # workers report no bytes: count files
             bars.overall.update(1)
 
-    state, archive_path = _state_paths(args, app)
     try:
         strategy = choose_strategy(items, app, args.processes, None if args.quiet else err)
-        with contextlib.ExitStack() as stack:
-            journal = stack.enter_context(BatchJournal(state)) if state else None
-            archive = stack.enter_context(DownloadArchive(archive_path)) if archive_path else None
-            batch = Batch(
-                app,
-                progress_tracker=tracker,
-                journal=journal,
-                archive=archive,
-                prompt=_secret_prompt(err),
-                executor=strategy,
-            )
-            results = batch.run(items, on_result=on_result, on_queue=on_queue)
+        batch = Batch(
+            app,
+            progress_tracker=tracker,
+            journal=stores[0],
+            archive=stores[1],
+            prompt=_secret_prompt(err),
+            executor=strategy,
+        )
+        results = batch.run(items, on_result=on_result, on_queue=on_queue)
     except KeyboardInterrupt:
         print("ripstream: interrupted; partial files are kept and resume on the next run", file=err)
         return EXIT_INTERRUPTED
     except (ConfigError, AuthenticationError) as exc:
-        print(f"ripstream: error: {exc}", file=err)
+        say.error(exc)
         return EXIT_USAGE
     except DownloadError as exc:
-        print(f"ripstream: error: {exc}", file=err)
+        say.error(exc)
         return EXIT_FAILED
     finally:
         if bars is not None:
             bars.close()
-    reporter.summary(results)
+    say.summary(results)
     return EXIT_OK if all(r.is_success for r in results) else EXIT_FAILED
 
 

@@ -33,6 +33,7 @@ from ripstream.library.archive import ArchiveHook, DownloadArchive
 from ripstream.sources import SourceRegistry, load_registry
 
 __all__ = [
+    "MAX_INPUT_BYTES",
     "Batch",
     "BatchItem",
     "parse_items",
@@ -79,22 +80,43 @@ def parse_items(lines: Iterable[str], *, origin: str = "input") -> list[BatchIte
     return items
 
 
-def read_input_file(name: str, stdin: TextIO | None = None) -> list[BatchItem]:
-    """Read an input file (``-`` for standard input).
+#: An input list larger than this is refused (``-i /dev/zero`` must not eat the memory).
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+_BOM = "\ufeff"
 
-    :raises ConfigError: when it cannot be read or holds a malformed line.
+
+def read_input_file(name: str, stdin: TextIO | None = None) -> list[BatchItem]:
+    """Read an input file (``-`` for standard input), at most :data:`MAX_INPUT_BYTES`; a
+    UTF-8 byte order mark at its start is ignored.
+
+    :raises ConfigError: when it cannot be read, is too large, or holds a malformed line.
     """
+    cap = f"larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB: refused"
     if name == "-":
-        return parse_items((stdin or sys.stdin).read().splitlines(), origin="stdin")
+        text = (stdin or sys.stdin).read(MAX_INPUT_BYTES + 1)
+        if len(text) > MAX_INPUT_BYTES:
+            raise ConfigError(f"the input on stdin is {cap}", field="input-file", value=name)
+        return parse_items(text.removeprefix(_BOM).splitlines(), origin="stdin")
     try:
-        text = Path(name).read_text(encoding="utf-8")
+        # a FIFO is fine here (``-i <(cmd)``): it is read like any file, with a bound
+        with open(name, "rb") as handle:
+            data = handle.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise ConfigError(f"input file {name!r} is {cap}", field="input-file", value=name)
+        text = data.decode("utf-8-sig")
     except FileNotFoundError as exc:
         raise ConfigError(
             f"input file {name!r} does not exist", field="input-file", value=name
         ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(
-            f"cannot read input file {name!r}: {exc}", field="input-file", value=name
+            f"cannot read input file {name!r}: {exc.strerror}", field="input-file", value=name
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"input file {name!r} is not UTF-8 text (byte {exc.start})",
+            field="input-file",
+            value=name,
         ) from exc
     return parse_items(text.splitlines(), origin=name)
 

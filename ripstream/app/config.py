@@ -11,15 +11,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ripstream.downloader.apibody import MAX_JSON_DEPTH, deep_field
 from ripstream.downloader.config import APPLICATION_KEYS, DownloadConfig
-from ripstream.downloader.exceptions import ConfigError
+from ripstream.downloader.exceptions import ConfigError, StorageError
 from ripstream.downloader.files import atomic_write_text
+from ripstream.downloader.safeio import read_regular
+from ripstream.downloader.session import configured_secrets
 
-__all__ = ["AppConfig"]
+__all__ = ["MAX_CONFIG_BYTES", "AppConfig"]
+
+#: A config file larger than this is not a config file.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -50,14 +57,14 @@ class AppConfig:
             raise ConfigError("download must be a DownloadConfig", field="download")
         if not isinstance(self.write_tags, bool):
             raise ConfigError(
-                f"write_tags must be true or false, got {self.write_tags!r}",
+                f"write_tags must be true or false, got {reprlib.repr(self.write_tags)}",
                 field="write_tags",
                 value=self.write_tags,
             )
         if self.archive_path is not None:
             if not isinstance(self.archive_path, str | os.PathLike):
                 raise ConfigError(
-                    f"archive_path must be a path or null, got {self.archive_path!r}",
+                    f"archive_path must be a path or null, got {reprlib.repr(self.archive_path)}",
                     field="archive_path",
                     value=self.archive_path,
                 )
@@ -75,6 +82,12 @@ class AppConfig:
                 field="source_credentials",
                 value="<hidden>",
             )
+
+    def secrets(self) -> list[str]:
+        """Every value of this config that output must never show: the configured headers'
+        (except harmless ones such as User-Agent) and every credential."""
+        values = configured_secrets(self.download)
+        return values + [v for keys in self.source_credentials.values() for v in keys.values()]
 
     def credentials(self, source: str) -> dict[str, str]:
         """The configured credentials of ``source`` (a copy)."""
@@ -113,22 +126,31 @@ class AppConfig:
         :raises ConfigError: when the file is missing, unreadable, not JSON, or invalid.
         """
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
+            raw = read_regular(Path(path), "config file", MAX_CONFIG_BYTES)
+        except StorageError as exc:
+            raise ConfigError(exc.message, field="config", value=str(path)) from exc
+        if raw is None:
             raise ConfigError(
-                f"cannot read config file {str(path)!r}: {exc.strerror}",
+                f"cannot read config file {str(path)!r}: No such file or directory",
                 field="config",
                 value=str(path),
-            ) from exc
+            )
+        try:
+            data = json.loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError as exc:
             raise ConfigError(
                 f"config file {str(path)!r} is not UTF-8 text", field="config", value=str(path)
             ) from exc
-        try:
-            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(
                 f"config file {path!s} is not valid JSON: {exc}", field="config"
+            ) from exc
+        except RecursionError as exc:
+            name = deep_field(raw.decode("utf-8-sig")) or "config"
+            raise ConfigError(
+                f"config file {path!s}: {name} nests its JSON too deeply "
+                f"(more than {MAX_JSON_DEPTH} levels)",
+                field=name,
             ) from exc
         try:
             return cls.from_dict(data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import IO
 
 from ripstream.downloader.exceptions import StorageError
 from ripstream.downloader.resources import Closing
+from ripstream.downloader.safeio import open_append, open_regular
 from ripstream.downloader.urls import redact_url
 
 __all__ = ["BatchJournal", "url_key"]
@@ -52,27 +54,48 @@ class BatchJournal(Closing):
         self._load()
 
     def _load(self) -> None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        fd = open_regular(self.path, "the state file")  # refuses FIFOs, devices, symlinks
+        if fd is None:
             return
-        except (OSError, UnicodeDecodeError) as exc:
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
             raise StorageError(
-                f"cannot read the state file {str(self.path)!r}: {exc}", path=str(self.path)
+                f"cannot read the state file {str(self.path)!r}: {exc.strerror}",
+                path=str(self.path),
             ) from exc
         # a run killed mid-write leaves a torn last line: the next entry must start afresh
-        self._torn = bool(text) and not text.endswith("\n")
-        for line in text.splitlines():
-            try:
-                entry = json.loads(line)
-                key, status, files = entry["key"], entry["status"], entry.get("files", [])
-            except (ValueError, KeyError, TypeError):
-                logger.info("state file %s: skipping a torn or foreign line", self.path)
-                continue
-            if status == "done":
-                self._done[key] = [str(f) for f in files]
-            else:
-                self._done.pop(key, None)
+        self._torn = bool(data) and not data.endswith(b"\n")
+        lines = data.split(b"\n")
+        for number, raw in enumerate(lines, 1):
+            self._load_line(raw, number, last=number == len(lines))
+
+    def _load_line(self, raw: bytes, number: int, *, last: bool) -> None:
+        """Take one line of the journal; a torn last line (even half a character) is ignored,
+        binary data elsewhere means the file is not a journal."""
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            if last:
+                return
+            raise StorageError(
+                f"the state file {str(self.path)!r} is not a RipStream state file "
+                f"(binary data on line {number}); pass another --state, or --no-state",
+                path=str(self.path),
+            ) from None
+        if not line.strip("\x00 \t\r"):
+            return
+        try:
+            entry = json.loads(line)
+            key, status, files = entry["key"], entry["status"], entry.get("files", [])
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            logger.info("state file %s: skipping a torn or foreign line", self.path)
+            return
+        if status == "done" and isinstance(files, list):
+            self._done[str(key)] = [str(f) for f in files]
+        else:
+            self._done.pop(str(key), None)
 
     def is_done(self, url: str) -> bool:
         """True when ``url`` finished in an earlier run and its files are all still there."""
@@ -97,7 +120,8 @@ class BatchJournal(Closing):
             try:
                 if self._handle is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+                    fd = open_append(self.path, "the state file")
+                    self._handle = os.fdopen(fd, "a", encoding="utf-8")
                     if self._torn:
                         self._handle.write("\n")
                         self._torn = False

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,9 +90,18 @@ def _rate(name: str, value: Any) -> float | None:
         raise ConfigError(f"{name}: {exc.message}", field=name, value=value) from None
 
 
-def _check(condition: bool, name: str, value: Any, requirement: str) -> None:
+def _check(
+    condition: bool, name: str, value: Any, requirement: str, shown: str | None = None
+) -> None:
     if not condition:
-        raise ConfigError(f"{name} {requirement}, got {value!r}", field=name, value=value)
+        # reprlib: a huge or deeply nested value makes a short message, not a RecursionError
+        text = reprlib.repr(value) if shown is None else shown
+        raise ConfigError(f"{name} {requirement}, got {text}", field=name, value=value)
+
+
+def _finite(value: Any) -> bool:
+    """A real number that is not NaN or infinite (JSON's ``Infinity`` parses as one)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 _POSITIVE = (
@@ -111,6 +121,7 @@ _INTEGERS = (
     ("max_connections_per_host", 1),
     ("chunk_size", 1024),
     ("min_segment_size", 1),
+    ("max_api_bytes", 1024),
 )
 _FLAGS = ("verify_checksums", "verify_ssl", "resume", "fsync")
 
@@ -161,6 +172,8 @@ class DownloadBehaviorSettings:
     rate_period_seconds: float = 1.0
     user_agent: str = DEFAULT_USER_AGENT
     headers: dict[str, str] = field(default_factory=dict)
+    #: the most bytes one API answer (``get_json``) may have, after decompression
+    max_api_bytes: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
         self._check_numbers()
@@ -179,20 +192,17 @@ class DownloadBehaviorSettings:
             "headers",
             self.headers,
             "must map header names to string values",
+            # the names only: header values are often secrets
+            reprlib.repr(list(self.headers) if isinstance(self.headers, dict) else self.headers),
         )
 
     def _check_numbers(self) -> None:
         for name in _POSITIVE:
             value = getattr(self, name)
-            _check(
-                isinstance(value, int | float) and math.isfinite(value) and value > 0,
-                name,
-                value,
-                "must be a finite number > 0",
-            )
+            _check(_finite(value) and value > 0, name, value, "must be a finite number > 0")
         for name in _NON_NEGATIVE:
             value = getattr(self, name)
-            _check(isinstance(value, int | float) and value >= 0, name, value, "must be >= 0")
+            _check(_finite(value) and value >= 0, name, value, "must be a finite number >= 0")
         for name, low in _INTEGERS:
             value = getattr(self, name)
             _check(type(value) is int and value >= low, name, value, f"must be an integer >= {low}")
@@ -230,7 +240,7 @@ class DownloadBehaviorSettings:
             )
         if self.min_speed is not None:
             _check(
-                isinstance(self.min_speed, int | float) and self.min_speed > 0,
+                _finite(self.min_speed) and self.min_speed > 0,
                 "min_speed",
                 self.min_speed,
                 "must be > 0 bytes/s or null",

@@ -21,6 +21,7 @@ from ripstream.downloader.exceptions import (
     error_from_dict,
     error_to_dict,
 )
+from ripstream.downloader.urls import redact_text, redact_url
 
 __all__ = [
     "Checksum",
@@ -366,21 +367,23 @@ class DownloadResult:
         return cls(**data)
 
     def to_record(self) -> dict[str, Any]:
-        """A JSON-ready dict (the CLI's ``--json`` line and the batch journal)."""
+        """A JSON-ready dict (the CLI's ``--json`` line and the batch journal), every text in
+        it redacted: a plain http source's content id is its URL, with whatever it carries."""
+        error = self.error_message
         return {
-            "content_id": self.content_id,
+            "content_id": redact_text(self.content_id),
             "source": self.source,
             "status": self.status.value,
             "ok": self.is_success,
             "file_path": str(self.file_path) if self.file_path else None,
-            "url": self.url,
+            "url": redact_url(self.url),
             "bytes_downloaded": self.bytes_downloaded,
             "total_bytes": self.total_bytes,
             "resumed_from": self.resumed_from,
             "elapsed": round(self.elapsed, 6),
             "attempts": self.attempts,
             "checksum": self.checksum,
-            "message": self.message,
+            "message": redact_text(self.message) if self.message else self.message,
             "error_type": type(self.error).__name__ if self.error else None,
-            "error": self.error_message,
+            "error": redact_text(error) if error else error,
         }

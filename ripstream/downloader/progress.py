@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -23,9 +24,26 @@ __all__ = [
     "ProgressTracker",
     "TqdmProgress",
     "format_bytes",
+    "printable",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: What a server or metadata must never write raw to a terminal: C0 controls (ESC starts
+#: colour, cursor and title sequences; CR and LF forge lines), DEL, C1 controls (CSI is one
+#: byte there) and the bidi overrides and isolates that reorder what a line seems to say.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to write to a terminal: control characters and bidi overrides shown
+    escaped (``"\\x1b[31m"`` for ESC ``[31m``)."""
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 def format_bytes(count: float, suffix: str = "B") -> str:
@@ -332,4 +350,5 @@ class TqdmProgress:
 
 
 def _short(title: str, width: int = 28) -> str:
+    title = printable(title)
     return title if len(title) <= width else title[: width - 1] + "…"

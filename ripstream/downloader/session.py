@@ -22,14 +22,20 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from ripstream.downloader.apibody import read_json
 from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
-from ripstream.downloader.exceptions import ResponseMismatchError
 from ripstream.downloader.httperrors import error_for_status, map_request_error
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.resources import Closing
-from ripstream.downloader.urls import redact_url, split_http_url
+from ripstream.downloader.urls import install_log_redaction, split_http_url
 
-__all__ = ["SENSITIVE_HEADERS", "DownloadSession", "SessionManager"]
+__all__ = [
+    "SAFE_HEADERS",
+    "SENSITIVE_HEADERS",
+    "DownloadSession",
+    "SessionManager",
+    "configured_secrets",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +43,28 @@ logger = logging.getLogger(__name__)
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"}
 )
+#: The only configured headers that do follow a redirect to another origin: they carry no
+#: credentials. Every other header the user or a source set (``X-Custom-Token``) is dropped.
+SAFE_HEADERS = frozenset(
+    {
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "range",
+        "if-range",
+        "referer",
+        "connection",
+        # framing of a body that a 307/308 carries along
+        "content-type",
+        "content-length",
+    }
+)
 
 
 class _GuardedSession(requests.Session):
-    """A Session that strips every sensitive header, not only Authorization, on a host change."""
+    """A Session that strips, on a change of origin, the sensitive headers and every header
+    the user configured (the session's own and the request's), except :data:`SAFE_HEADERS`."""
 
     def rebuild_auth(
         self, prepared_request: requests.PreparedRequest, response: requests.Response
@@ -52,8 +76,10 @@ class _GuardedSession(requests.Session):
             target.port,
             target.scheme,
         ):
+            configured = {*self.headers, *(response.request.headers or {})}
+            dropped = SENSITIVE_HEADERS | {n.lower() for n in configured} - SAFE_HEADERS
             for name in list(prepared_request.headers):
-                if name.lower() in SENSITIVE_HEADERS:
+                if name.lower() in dropped:
                     del prepared_request.headers[name]
         else:
             # requests drops a hand-set Cookie header on every hop; on the same origin it
@@ -62,6 +88,18 @@ class _GuardedSession(requests.Session):
             if cookie and "Cookie" not in prepared_request.headers:
                 prepared_request.headers["Cookie"] = cookie
         super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+
+
+def configured_secrets(config: DownloadConfig) -> list[str]:
+    """The values of every header configured for any source, except :data:`SAFE_HEADERS`."""
+    settings = [config.default_settings]
+    settings += [config.get_behavior_for_source(source) for source in config.source_settings]
+    return [
+        value
+        for behavior in settings
+        for name, value in behavior.headers.items()
+        if name.lower() not in SAFE_HEADERS
+    ]
 
 
 def _environment_matters() -> bool:
@@ -158,17 +196,23 @@ class DownloadSession:
         return self.request("GET", url, **kwargs)
 
     def get_json(self, url: str, **kwargs: Any) -> Any:
-        """GET ``url`` and parse JSON.
+        """GET ``url`` and parse JSON, reading at most ``settings.max_api_bytes`` (after
+        decompression) and refusing JSON nested deeper than ``apibody.MAX_JSON_DEPTH``.
 
-        :raises ResponseMismatchError: when the body is not JSON.
+        :raises ResponseMismatchError: when the body is not JSON, too large or too deep.
         """
-        response = self.request("GET", url, **kwargs)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ResponseMismatchError(
-                f"{redact_url(url)} did not return JSON", url=redact_url(url), source=self.source
-            ) from exc
+        kwargs["stream"] = True  # read with a bound, never whole
+        with self.request("GET", url, **kwargs) as response:
+            return self.read_json(response, url)
+
+    def read_json(self, response: requests.Response, url: str) -> Any:
+        """Parse the JSON body of a streamed ``response``, with the bounds of :meth:`get_json`.
+
+        :raises ResponseMismatchError: when the body is not JSON, too large or too deep.
+        """
+        return read_json(
+            response, url=url, source=self.source, max_bytes=self.settings.max_api_bytes
+        )
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -201,6 +245,8 @@ class SessionManager(Closing):
         self._sleep = sleep
         self._sessions: dict[str, DownloadSession] = {}
         self._lock = threading.Lock()
+        # urllib3's DEBUG lines quote request targets, query strings included
+        install_log_redaction(configured_secrets(self.config))
 
     def pool_size(self, settings: DownloadBehaviorSettings) -> int:
         """Connections kept per host: every download thread times its segments, plus slack."""

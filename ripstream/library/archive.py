@@ -3,10 +3,16 @@
 Content is recorded only after its bytes were verified and moved into place, keyed by source and
 content id (not URL: streaming services sign their URLs), so the next run skips it without
 touching the network. ``--no-archive`` bypasses it.
+
+A plain http source's content id is its URL, which may carry a password or a token: such an id
+is stored redacted, with a digest of the whole id to keep different ids apart
+(:func:`archive_key`). The archive path must be a regular SQLite file (or missing): a FIFO, a
+device, a directory, a symbolic link or a file of other bytes is refused before sqlite opens it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 import time
@@ -16,8 +22,38 @@ from ripstream.downloader.content import DownloadResult, ResultStatus
 from ripstream.downloader.exceptions import StorageError
 from ripstream.downloader.queue import DownloadTask
 from ripstream.downloader.resources import Closing
+from ripstream.downloader.safeio import open_regular
+from ripstream.downloader.urls import redact_text
 
-__all__ = ["ArchiveHook", "DownloadArchive"]
+__all__ = ["ArchiveHook", "DownloadArchive", "archive_key"]
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_WHAT = "the download archive"
+
+
+def archive_key(content_id: str) -> str:
+    """The stored form of ``content_id``: itself, or when it carries a secret its redacted
+    form plus a digest of the whole id (``https://host/a?token=***#sha256:...``)."""
+    shown = redact_text(content_id)
+    if shown == content_id:
+        return content_id
+    return f"{shown}#sha256:{hashlib.sha256(content_id.encode('utf-8')).hexdigest()}"
+
+
+def _check_archive_file(path: Path) -> None:
+    """Refuse ``path`` unless it is missing, empty, or a regular file that starts as SQLite."""
+    fd = open_regular(path, _WHAT)
+    if fd is None:
+        return
+    with open(fd, "rb") as handle:
+        head = handle.read(len(_SQLITE_MAGIC))
+    if head and head != _SQLITE_MAGIC:
+        raise StorageError(
+            f"{_WHAT} {str(path)!r} is not a download archive (not an SQLite database); "
+            "move it away, or pass --no-archive",
+            path=str(path),
+        )
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS downloads (
@@ -49,9 +85,11 @@ class DownloadArchive(Closing):
         self.path = path
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None  # opened on first use: bad input writes nothing
+        _check_archive_file(path)
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
+            _check_archive_file(self.path)  # again: it may have been replaced since
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(
@@ -73,20 +111,25 @@ class DownloadArchive(Closing):
             self._db = db
         return self._db
 
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Run one statement under the lock; a broken database is a :class:`StorageError`."""
+        try:
+            with self._lock:
+                return self._connect().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(
+                f"{_WHAT} {str(self.path)!r} cannot be used: {exc}", path=str(self.path)
+            ) from exc
+
     def contains(self, source: str, content_id: str) -> bool:
         """Whether ``(source, content_id)`` was downloaded and verified before."""
         if self._db is None and not self.path.exists():
             return False
-        with self._lock:
-            row = (
-                self._connect()
-                .execute(
-                    "SELECT 1 FROM downloads WHERE source = ? AND content_id = ?",
-                    (source, content_id),
-                )
-                .fetchone()
-            )
-        return row is not None
+        rows = self._query(
+            "SELECT 1 FROM downloads WHERE source = ? AND content_id = ?",
+            (source, archive_key(content_id)),
+        )
+        return bool(rows)
 
     def record(
         self,
@@ -98,27 +141,21 @@ class DownloadArchive(Closing):
         size: int | None = None,
     ) -> None:
         """Remember a verified download."""
-        try:
-            with self._lock:
-                self._connect().execute(
-                    "INSERT OR REPLACE INTO downloads VALUES (?, ?, ?, ?, ?, ?)",
-                    (source, content_id, str(path), checksum, size, time.time()),
-                )
-        except sqlite3.Error as exc:
-            raise StorageError(
-                f"cannot write the download archive {str(self.path)!r}: {exc}", path=str(self.path)
-            ) from exc
+        self._query(
+            "INSERT OR REPLACE INTO downloads VALUES (?, ?, ?, ?, ?, ?)",
+            (source, archive_key(content_id), str(path), checksum, size, time.time()),
+        )
 
     def forget(self, source: str, content_id: str) -> None:
         """Drop an entry (the next run downloads it again)."""
-        with self._lock:
-            self._connect().execute(
-                "DELETE FROM downloads WHERE source = ? AND content_id = ?", (source, content_id)
-            )
+        self._query(
+            "DELETE FROM downloads WHERE source = ? AND content_id = ?",
+            (source, archive_key(content_id)),
+        )
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._connect().execute("SELECT COUNT(*) FROM downloads").fetchone()[0])
+        count = self._query("SELECT COUNT(*) FROM downloads")[0][0]
+        return count if isinstance(count, int) else 0
 
     def close(self) -> None:
         """Close the database."""

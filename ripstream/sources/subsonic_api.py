@@ -72,6 +72,7 @@ from ripstream.downloader.plugin import (
     DownloadError,
     DownloadSession,
     HTTPStatusError,
+    ResponseMismatchError,
     error_for_status,
     redact_url,
 )
@@ -453,6 +454,7 @@ class SubsonicClient:
                 timeout=self._timeout,
                 headers={"Accept": "application/json"},
                 check_status=False,
+                stream=True,  # read with the session's bounds (size, nesting), never whole
             )
         except DownloadError as exc:
             # the session's typed error, redacted; not chained, because the requests error's
@@ -462,8 +464,8 @@ class SubsonicClient:
         with response:
             status = response.status_code
             try:
-                document = response.json()
-            except ValueError:
+                document = self._session.read_json(response, shown)
+            except ResponseMismatchError:
                 document = None
         body = document.get("subsonic-response") if isinstance(document, Mapping) else None
         if isinstance(body, Mapping) and (status < 400 or failure_of(body) is not None):

@@ -117,9 +117,37 @@ def test_bad_setting_names_the_field_and_value(name: str, value: Any) -> None:
     assert name in str(info.value)
     if isinstance(value, float) and math.isnan(value):
         assert math.isnan(info.value.value)
+    elif isinstance(value, dict):  # headers: the names are shown, never the values
+        assert info.value.value == value
+        assert repr(list(value)) in str(info.value)
     else:
         assert info.value.value == value
         assert repr(value) in str(info.value)
+
+
+def test_a_bad_headers_setting_never_shows_the_header_values() -> None:
+    with pytest.raises(ConfigError) as info:
+        DownloadBehaviorSettings(headers={"X-Custom-Token": "s3cret-value", "X-Other": 5})  # type: ignore[dict-item]
+    assert "X-Custom-Token" in str(info.value)
+    assert "s3cret-value" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize("name", ["timeout_seconds", "stall_timeout", "max_retry_delay"])
+def test_non_finite_seconds_are_refused(name: str, value: float) -> None:
+    settings: dict[str, Any] = {name: value}
+    with pytest.raises(ConfigError, match=f"{name} must be a finite number"):
+        DownloadBehaviorSettings(**settings)
+
+
+def test_a_deeply_nested_bad_value_makes_a_short_message() -> None:
+    value: Any = 1
+    for _ in range(5000):
+        value = [value]
+    with pytest.raises(ConfigError) as info:
+        DownloadBehaviorSettings(segments=value)
+    assert info.value.field == "segments"
+    assert len(str(info.value)) < 200
 
 
 def test_enum_settings_accept_their_string_values_case_insensitively() -> None:

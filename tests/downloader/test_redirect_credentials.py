@@ -77,3 +77,50 @@ def test_per_download_headers_do_not_follow_a_redirect_to_another_port(
     assert server.requests_for("/song.flac")[0].headers.get("X-Api-Key") == "s3cret-key"
     for request in other_port.requests_for("/cdn/song.flac"):
         assert "s3cret" not in repr(request.headers)
+
+
+CUSTOM = {"X-Custom-Token": "cust0m-secret", "X-Session": "sess-secret"}
+HARMLESS = {"Accept-Language": "de", "User-Agent": "ripstream-test/1"}
+
+
+@pytest.mark.parametrize("status", [302, 307])
+def test_every_configured_header_stays_with_its_origin(
+    server: TestServer, other_port: TestServer, out_dir: Path, status: int
+) -> None:
+    """Not only a fixed list: any header the user configured (settings.headers) or the source
+    set for the content is dropped on the way to another origin; harmless ones go along."""
+    body = make_body(40_000, seed=14)
+    other_port.add("/cdn/song.flac", body)
+    server.add("/song.flac", b"", faults=[Fault.redirect(other_port.url("/cdn/song.flac"), status)])
+    config = make_config(out_dir, headers={**CUSTOM, "Accept-Language": "de"})
+    with HttpDownloader(config) as downloader:
+        content = downloader.get_download_info(server.url("/song.flac"))
+        content.headers.update(
+            {"X-Per-Content-Key": "content-secret", "User-Agent": "ripstream-test/1"}
+        )
+        result = downloader.download(content)
+
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert sha((out_dir / "song.flac").read_bytes()) == sha(body)
+    first = server.requests_for("/song.flac")[0].headers
+    assert first.get("X-Custom-Token") == "cust0m-secret"
+    assert first.get("X-Per-Content-Key") == "content-secret"
+    received = other_port.requests_for("/cdn/song.flac")
+    assert received, "the redirect was not followed"
+    for request in received:
+        assert "secret" not in repr(request.headers).lower(), request.headers
+        for name, value in HARMLESS.items():
+            assert request.headers.get(name) == value, name
+
+
+def test_configured_headers_follow_a_redirect_on_the_same_origin(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(30_000, seed=15)
+    server.add("/cdn/song.flac", body)
+    server.add("/song.flac", b"", faults=[Fault.redirect(server.url("/cdn/song.flac"))])
+    with HttpDownloader(make_config(out_dir, headers=CUSTOM)) as downloader:
+        result = downloader.download(downloader.get_download_info(server.url("/song.flac")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    for request in server.requests_for("/cdn/song.flac"):
+        assert request.headers.get("X-Custom-Token") == "cust0m-secret"

@@ -213,5 +213,6 @@ def test_two_archive_objects_share_one_file(tmp_path: Path) -> None:
 def test_a_file_that_is_not_an_archive_is_a_storage_error(tmp_path: Path) -> None:
     path = tmp_path / "archive.sqlite3"
     path.write_bytes(b"this is not sqlite at all" * 100)
-    with DownloadArchive(path) as archive, pytest.raises(StorageError, match="download archive"):
-        archive.record("s", "a", tmp_path / "a")
+    with pytest.raises(StorageError, match="not a download archive"):
+        DownloadArchive(path)
+    assert path.read_bytes() == b"this is not sqlite at all" * 100  # left as it was
