@@ -286,7 +286,6 @@ class DownloadEngine:
             headers=dict(content.headers),
             cancel=self.services.cancel,
             buckets=[bucket for bucket in (self.services.bandwidth, own) if bucket is not None],
-            checksum=self._expected(source, content),
             pool=self.services.segment_pool,
             clock=self.services.clock,
         )
@@ -315,7 +314,8 @@ class DownloadEngine:
             job = self._job(source, content, part, reporter)
             fetched = fetcher.fetch(job)
             transfer = fetched if fetched is not None else PartFile(job).written()
-            return self._verify(content, part, transfer, job.checksum, reporter, run)
+            expected = self._expected(source, content)
+            return self._verify(content, part, transfer, expected, reporter, run)
 
         return call_with_retries(
             attempt,
@@ -346,7 +346,9 @@ class DownloadEngine:
             )
         if expected is None:
             return transfer
-        actual = transfer.digest or file_digest(part, expected)
+        # the digest of the file that will be moved into place, read back from disk: not of
+        # the stream, which another writer could have made differ from the file
+        actual = file_digest(part, expected)
         if actual != expected.hexdigest:
             discard_part(part)
             reporter(-transfer.total)

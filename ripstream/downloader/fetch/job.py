@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ripstream.downloader.config import DownloadBehaviorSettings
-from ripstream.downloader.content import Checksum, DownloadableContent
+from ripstream.downloader.content import DownloadableContent
 from ripstream.downloader.exceptions import DownloadCancelledError
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.session import DownloadSession
@@ -57,7 +57,6 @@ class FetchJob:
     :param session: the source's session: its pool, headers, auth and rate limit.
     :param reporter: progress and the response check.
     :param buckets: bandwidth limits this download shares (run-wide and its own).
-    :param checksum: when set, the fetcher computes a digest of that algorithm.
     :param pool: where segment workers run (owned by the manager); ``None`` runs segments
         on the calling thread only.
     """
@@ -71,7 +70,6 @@ class FetchJob:
     headers: dict[str, str] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
     buckets: Sequence[TokenBucket] = ()
-    checksum: Checksum | None = None
     pool: SegmentPool | None = None
     clock: Callable[[], float] = time.monotonic
     #: the URL as it may be shown (in errors and logs)

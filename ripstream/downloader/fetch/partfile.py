@@ -1,7 +1,7 @@
 """The ``.part`` file of one attempt and what proves its bytes (pip's ``_FileDownload``).
 
 :class:`PartFile` holds the state a fetcher needs between the response and the disk: the
-resume sidecar it found, how many bytes the file holds, a hasher primed with them, and the
+resume sidecar it found, how many bytes the file holds, and the
 checkpoint that is written lazily (a file done within a second never needs one). Single
 streams and segments share it; neither reaches into the other.
 """
@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from ripstream.downloader.exceptions import StorageError
 from ripstream.downloader.fetch.job import FetchJob
@@ -125,28 +125,12 @@ class PartFile:
         except OSError as exc:
             raise storage_error(exc, self.job.part, url=self.job.shown_url) from exc
 
-    def hasher(self, length: int) -> Any:
-        """A hasher of the checksum's algorithm fed the first ``length`` bytes, or ``None``."""
-        checksum = self.job.checksum
-        if checksum is None:
-            return None
-        hasher = checksum.new_hasher()
-        if length:
-            with open_binary(self.job.part, write=False) as handle:
-                left = length
-                while left and (block := handle.read(min(_HASH_BLOCK, left))):
-                    hasher.update(block)
-                    left -= len(block)
-        return hasher
-
     def result(self, total: int, resumed_from: int, *, segmented: bool = False) -> TransferResult:
-        """What this attempt produced: the whole file of ``total`` bytes, hashed if asked."""
-        hasher = self.hasher(total)
+        """What this attempt produced: the whole file of ``total`` bytes."""
         return TransferResult(
             total=total,
             resumed_from=resumed_from,
             fetched=total - resumed_from,
-            digest=hasher.hexdigest() if hasher is not None else None,
             segmented=segmented,
         )
 

@@ -2,14 +2,14 @@
 
 It reads straight into one reusable buffer (:class:`~ripstream.downloader.wire.BodyReader`),
 writes it with one syscall, and does nothing else per chunk but an event check, a counter
-update and, only when asked for, a digest update and a throttle reservation.
+update and, only when asked for, a throttle reservation. Digests are the engine's: it hashes
+the file that is moved into place, not the stream.
 """
 
 from __future__ import annotations
 
 import http.client
 from collections.abc import Callable
-from typing import Any
 
 import requests
 import urllib3
@@ -75,7 +75,6 @@ def pump(
     write: Writer,
     position: int,
     *,
-    hasher: Any = None,
     tick: Callable[[float, int], None] | None = None,
 ) -> int:
     """Copy the body into ``write`` until ``expected`` bytes or EOF; returns bytes written.
@@ -105,8 +104,6 @@ def pump(
                 write(chunk, position + received)
             except OSError as exc:
                 raise storage_error(exc, job.part, url=job.shown_url) from exc
-            if hasher is not None:
-                hasher.update(chunk)
             received += count
             throttled = 0.0
             for bucket in buckets:

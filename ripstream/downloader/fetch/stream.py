@@ -150,7 +150,6 @@ def _write_body(
         pending = fresh
     checkpoint = Checkpoint(part, pending)
     job.reporter.set_total(total, have)
-    hasher = part.hasher(have)
     expected = None if total is None else total - have
     try:
         with part.open_at(have) as handle:
@@ -160,7 +159,6 @@ def _write_body(
                 expected,
                 lambda view, _position: handle.write(view),
                 have,
-                hasher=hasher,
                 tick=checkpoint.tick,
             )
         if expected is not None and received != expected:
@@ -180,7 +178,6 @@ def _write_body(
         total=have + received,
         resumed_from=have,
         fetched=received,
-        digest=hasher.hexdigest() if hasher is not None else None,
     )
 
 
