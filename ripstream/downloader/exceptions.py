@@ -18,6 +18,7 @@ they mean to handle::
     │   └── TLSError                   certificate verification failed
     ├── AuthenticationError            401, 403, or a source refusing credentials
     ├── ChecksumError                  bytes on disk differ from the expected digest
+    ├── TooLargeError                  the file is larger than max_filesize; .limit
     ├── StorageError                   disk full, permission denied; .path
     │   └── TargetExistsError          the final path exists and the policy is "error"
     ├── RetryExhaustedError            .retry_count, .last_error
@@ -58,6 +59,7 @@ __all__ = [
     "TLSError",
     "TargetExistsError",
     "TaskStateError",
+    "TooLargeError",
     "error_from_dict",
     "error_to_dict",
 ]
@@ -237,6 +239,21 @@ class ChecksumError(DownloadError):
         self.expected = expected
         self.actual = actual
         self.refetch = refetch
+
+
+class TooLargeError(DownloadError):
+    """The file is larger than ``max_filesize`` allows (declared, or while it streamed)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        source: str | None = None,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(message, url=url, source=source)
+        self.limit = limit
 
 
 class StorageError(DownloadError):

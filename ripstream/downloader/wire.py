@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import zlib
 from dataclasses import dataclass
 
 import requests
@@ -18,6 +19,7 @@ from ripstream.downloader.urls import redact_url
 __all__ = [
     "BodyReader",
     "ContentRange",
+    "Inflater",
     "check_range",
     "check_wire_length",
     "content_length",
@@ -62,18 +64,26 @@ class BodyReader:
     server never blocks a read for long, and no bytes object is allocated per chunk. The
     http.client response's ``length`` is kept in step, so the connection goes back to the
     pool once the body is complete. Chunked bodies use http.client's ``read1`` (it owns the
-    framing); encoded bodies go through urllib3's decoder.
+    framing). A compressed body (sent although ``identity`` was asked for) goes through an
+    :class:`Inflater`: bounded, and refused when its stream ends early.
+
+    :param max_ratio: a compressed body may decode to at most this many times its wire size.
     """
 
-    def __init__(self, response: requests.Response, capacity: int) -> None:
+    def __init__(
+        self, response: requests.Response, capacity: int, *, max_ratio: float = 100.0
+    ) -> None:
         self.raw: urllib3.HTTPResponse = response.raw
         self.capacity = capacity
         self.view = memoryview(bytearray(capacity))
         fp = getattr(self.raw, "_fp", None)
         self.fp = fp if isinstance(fp, http.client.HTTPResponse) else None
         self.mode = "decoded"
+        self.inflater: Inflater | None = None
         if self.fp is not None and not is_encoded(response):
             self.mode = "chunked" if self.fp.chunked else "direct"
+        elif is_encoded(response):
+            self.inflater = Inflater(response, max_ratio)
 
     def read(self, want: int) -> memoryview | bytes:
         """Up to ``want`` bytes (empty at the end of the body)."""
@@ -91,6 +101,8 @@ class BodyReader:
             return self.view[:count]
         if self.mode == "chunked" and fp is not None:
             return fp.read1(want)
+        if self.inflater is not None:
+            return self.inflater.read(want)
         return self.raw.read(want, decode_content=True)
 
     def release_if_complete(self) -> None:
@@ -100,6 +112,82 @@ class BodyReader:
             return
         if (self.mode == "direct" and fp.length == 0) or self.mode == "chunked":
             self.raw.release_conn()
+
+
+class Inflater:
+    """Decodes a gzip or deflate body with bounds: what it inflates to may not pass
+    ``max_ratio`` times the compressed bytes (a small body that would fill the disk), and a
+    stream without its end (half a gzip file, no trailer) is an error, not a shorter file.
+    Not thread-safe; one per response.
+
+    :raises ResponseMismatchError: an unsupported encoding, corrupt data, or a bomb.
+    :raises IncompleteBodyError: the compressed stream ends early.
+    """
+
+    _SLACK = 1024 * 1024  # tiny bodies may inflate well past the ratio: allow a MiB anyway
+
+    def __init__(self, response: requests.Response, max_ratio: float) -> None:
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        self.url = redact_url(response.url)
+        if encoding not in ("gzip", "x-gzip", "deflate"):
+            raise ResponseMismatchError(
+                f"{self.url} sent its body in an unsupported encoding {encoding!r}",
+                url=self.url,
+                status_code=response.status_code,
+            )
+        self.raw: urllib3.HTTPResponse = response.raw
+        self.encoding = encoding
+        self.max_ratio = max_ratio
+        # the zlib header, or the gzip one: servers disagree about what "deflate" means
+        self.inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)
+        self.tail = b""
+        self.wire = 0
+        self.decoded = 0
+
+    def read(self, want: int) -> bytes:
+        """Up to ``want`` decoded bytes; empty at the proven end of the stream."""
+        try:
+            while True:
+                if self.tail:
+                    out = self.inflate.decompress(self.tail, want)
+                    self.tail = self.inflate.unconsumed_tail
+                    if out:
+                        return self._counted(out)
+                if self.inflate.eof:
+                    return b""
+                chunk = self.raw.read(64 * 1024, decode_content=False)
+                if not chunk:
+                    return self._ended(want)
+                self.wire += len(chunk)
+                out = self.inflate.decompress(chunk, want)
+                self.tail = self.inflate.unconsumed_tail
+                if out:
+                    return self._counted(out)
+        except zlib.error as exc:
+            raise ResponseMismatchError(
+                f"{self.url} sent corrupt {self.encoding} data: {exc}", url=self.url
+            ) from exc
+
+    def _ended(self, want: int) -> bytes:
+        out = self.inflate.flush(want)
+        if out:
+            return self._counted(out)
+        if not self.inflate.eof:
+            raise IncompleteBodyError(
+                f"{self.url} ended its {self.encoding} stream early (no end marker)",
+                url=self.url,
+            )
+        return b""
+
+    def _counted(self, out: bytes) -> bytes:
+        self.decoded += len(out)
+        if self.decoded > max(self.wire * self.max_ratio, self._SLACK):
+            raise ResponseMismatchError(
+                f"{self.url} sent {self.encoding} data that decodes to more than "
+                f"{self.max_ratio:g} times its size (a decompression bomb?)",
+                url=self.url,
+            )
+        return out
 
 
 def is_encoded(response: requests.Response) -> bool:

@@ -30,6 +30,7 @@ from ripstream.downloader.exceptions import (
     StorageError,
     TargetExistsError,
     TaskStateError,
+    TooLargeError,
     TLSError,
 )
 
@@ -49,6 +50,7 @@ TREE: list[tuple[type[DownloadError], type[Exception]]] = [
     (TLSError, NetworkError),
     (AuthenticationError, DownloadError),
     (ChecksumError, DownloadError),
+    (TooLargeError, DownloadError),
     (StorageError, DownloadError),
     (TargetExistsError, StorageError),
     (RetryExhaustedError, DownloadError),
@@ -121,6 +123,7 @@ def _samples() -> list[DownloadError]:
         ResponseMismatchError("wrong range", url="https://h/m", status_code=200),
         HTTPStatusError("HTTP 418", url="https://h/t", status_code=418),
         ContentNotFoundError("HTTP 404", url="https://h/n", status_code=404),
+        TooLargeError("2 GiB is over the limit", url="https://h/big", limit=1024),
         RedirectError("too many redirects", url="https://h/loop"),
         TLSError("certificate verify failed", url="https://h/tls"),
         AuthenticationError("HTTP 401", url="https://h/auth", source="subsonic", status_code=401),

@@ -23,7 +23,7 @@ from ripstream.downloader import (
     OverwritePolicy,
     ResultStatus,
 )
-from ripstream.downloader.exceptions import StorageError, TargetExistsError
+from ripstream.downloader.exceptions import StorageError, TargetExistsError, TooLargeError
 from ripstream.downloader.safefs import PathLock, part_path
 from ripstream.downloader.state import sidecar_path
 from ripstream.sources.http import HttpDownloader
@@ -276,3 +276,50 @@ def test_a_lock_survives_its_file_being_replaced(tmp_path: Path) -> None:
     second.acquire()
     second.release()
     assert list(tmp_path.iterdir()) == []
+
+
+# -- bounds on what a peer controls ---------------------------------------------------------------
+
+
+def test_half_a_gzip_stream_is_never_saved_as_complete(server: TestServer, out_dir: Path) -> None:
+    body = make_body(300_000)
+    server.add(
+        PATH,
+        body,
+        faults=[Fault.gzip_encoding(), Fault.no_content_length(), Fault.drop_after(100_000)],
+    )
+    result = download(server, out_dir, max_retries=1)
+    assert result.status is ResultStatus.FAILED
+    assert "early" in str(result.error)
+    assert not (out_dir / NAME).exists()
+
+
+def test_a_gzip_body_is_decoded_exactly_when_whole(server: TestServer, out_dir: Path) -> None:
+    body = make_body(300_000)
+    server.add(PATH, body, faults=[Fault.gzip_encoding(), Fault.no_content_length()])
+    result = download(server, out_dir)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert sha((out_dir / NAME).read_bytes()) == sha(body)
+
+
+def test_a_decompression_bomb_is_refused(server: TestServer, out_dir: Path) -> None:
+    server.add(PATH, b"\0" * 20_000_000, faults=[Fault.gzip_encoding()])
+    result = download(server, out_dir, max_retries=0)
+    assert result.status is ResultStatus.FAILED
+    assert "decompression bomb" in str(result.error)
+    assert not (out_dir / NAME).exists()
+    assert sum(p.stat().st_size for p in out_dir.iterdir()) < 4_000_000
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_file_over_max_filesize_is_refused(
+    server: TestServer, out_dir: Path, declared: bool
+) -> None:
+    faults = [] if declared else [Fault.no_content_length()]
+    server.add(PATH, make_body(200_000), faults=faults)
+    result = download(server, out_dir, max_filesize=50_000, max_retries=0)
+    assert result.status is ResultStatus.FAILED
+    assert isinstance(result.error, TooLargeError)
+    assert not (out_dir / NAME).exists()
+    if declared:  # refused from its Content-Length, before a byte was written
+        assert leftovers(out_dir) == []

@@ -14,7 +14,7 @@ from ripstream.downloader import ResultStatus
 from ripstream.downloader.exceptions import StorageError
 from ripstream.downloader.safefs import part_path
 from ripstream.sources.http import HttpDownloader
-from tests.support.httpserver import TestServer, make_body
+from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import make_config
 
 
@@ -38,9 +38,21 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(target)], check=False, timeout=30)
 
 
-def test_a_full_disk_fails_fast_with_a_clear_error_and_keeps_the_part(
+def test_a_file_larger_than_the_free_space_is_refused_before_a_byte_is_written(
         server: TestServer, small_disk: Path) -> None:
     server.add("/big.bin", make_body(3_000_000))
+    with HttpDownloader(make_config(small_disk)) as http:
+        result = http.download(http.get_download_info(server.url("/big.bin")))
+    assert result.status is ResultStatus.FAILED
+    assert isinstance(result.error, StorageError)
+    assert "not enough free space" in str(result.error)
+    assert list(small_disk.iterdir()) == []  # no partial file, no lock left behind
+
+
+def test_a_full_disk_fails_fast_with_a_clear_error_and_keeps_the_part(
+        server: TestServer, small_disk: Path) -> None:
+    # no length: nothing to check up front, so the disk really fills
+    server.add("/big.bin", make_body(3_000_000), faults=[Fault.no_content_length()])
     with HttpDownloader(make_config(small_disk)) as http:
         result = http.download(http.get_download_info(server.url("/big.bin")))
     assert result.status is ResultStatus.FAILED
@@ -53,7 +65,7 @@ def test_a_full_disk_fails_fast_with_a_clear_error_and_keeps_the_part(
 
 
 def test_the_cli_says_the_disk_is_full(server: TestServer, small_disk: Path) -> None:
-    server.add("/big.bin", make_body(3_000_000))
+    server.add("/big.bin", make_body(3_000_000), faults=[Fault.no_content_length()])
     run = subprocess.run([sys.executable, "-m", "ripstream", "--no-progress", "--no-state",
                           "--no-archive", "-o", str(small_disk), server.url("/big.bin")],
                          capture_output=True, text=True, timeout=60, check=False)

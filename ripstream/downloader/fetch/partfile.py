@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from ripstream.downloader.exceptions import StorageError
+from ripstream.downloader.exceptions import StorageError, TooLargeError
 from ripstream.downloader.fetch.job import FetchJob
 from ripstream.downloader.files import atomic_write_text, storage_error
 from ripstream.downloader.safefs import check_free_space, open_binary, open_regular, read_regular
@@ -108,13 +108,33 @@ class PartFile:
         except OSError as exc:
             raise storage_error(exc, self.job.part, url=self.job.shown_url) from exc
 
+    def admit(self, total: int | None, have: int = 0) -> None:
+        """Refuse a declared size the settings or the disk cannot take, before a byte is
+        written (a lying total would otherwise fill the disk, or leave a huge sparse file).
+
+        :raises TooLargeError: over ``max_filesize``.
+        :raises StorageError: more than the free space of the folder.
+        """
+        if total is None:
+            return
+        limit = self.job.settings.max_filesize
+        if limit is not None and total > limit:
+            raise TooLargeError(
+                f"{self.job.shown_url} is {total} bytes, more than the {limit} bytes "
+                "--max-filesize allows",
+                url=self.job.shown_url,
+                source=self.job.source,
+                limit=limit,
+            )
+        check_free_space(self.job.part.parent, total - have)
+
     def preallocate(self, total: int) -> None:
         """An empty file of ``total`` bytes, for segments written at their offsets.
 
         :raises StorageError: when the folder lacks the free space (checked first: a sparse
             file of a lying total would otherwise look fine until the disk fills).
         """
-        check_free_space(self.job.part.parent, total)
+        self.admit(total)
         try:
             fd = open_regular(self.job.part, os.O_WRONLY | os.O_CREAT)
             try:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import requests
 import urllib3
 
-from ripstream.downloader.exceptions import DownloadCancelledError, StallError
+from ripstream.downloader.exceptions import DownloadCancelledError, StallError, TooLargeError
 from ripstream.downloader.fetch.job import FetchJob
 from ripstream.downloader.files import storage_error
 from ripstream.downloader.httperrors import map_request_error
@@ -83,7 +83,10 @@ def pump(
     :param tick: called as ``(now, received)`` after each chunk (checkpoints).
     :raises DownloadError: typed: a stall, a broken connection, a full disk, a cancel.
     """
-    reader = BodyReader(response, job.settings.chunk_size)
+    reader = BodyReader(
+        response, job.settings.chunk_size, max_ratio=job.settings.max_decoded_ratio
+    )
+    limit = job.settings.max_filesize
     size = min(_FIRST_READ, reader.capacity)
     received = 0
     clock, cancel, buckets, reporter = job.clock, job.cancel, job.buckets, job.reporter
@@ -105,6 +108,13 @@ def pump(
             except OSError as exc:
                 raise storage_error(exc, job.part, url=job.shown_url) from exc
             received += count
+            if limit is not None and position + received > limit:
+                raise TooLargeError(
+                    f"{job.shown_url} sent more than the {limit} bytes --max-filesize allows",
+                    url=job.shown_url,
+                    source=job.source,
+                    limit=limit,
+                )
             throttled = 0.0
             for bucket in buckets:
                 throttled += bucket.acquire(count, cancel=cancel)

@@ -139,6 +139,7 @@ def _write_body(
 ) -> TransferResult:
     job = part.job
     job.reporter.accept(response)
+    part.admit(total, have)
     encoded = is_encoded(response)
     fresh = ResumeState.from_response(job.key, response, total)
     pending: ResumeState | None = None
