@@ -22,8 +22,8 @@ class ResumeState(DataClassJsonMixin):
 
     Keyed by source and content id rather than URL, because streaming services hand out signed
     URLs that change between runs. ``segments`` holds ``[start, end, done]`` (end exclusive)
-    for a segmented download and is empty for a single stream (the file size is then the
-    resume offset).
+    for a segmented download and is empty for a single stream (``length`` is then the resume
+    offset). Written only after the bytes it describes were synced to disk.
     """
 
     source: str
@@ -33,6 +33,9 @@ class ResumeState(DataClassJsonMixin):
     total: int | None = None
     segments: list[list[int]] = field(default_factory=list)
     version: int = 1
+    #: bytes of a single stream made durable (synced) before this state was written; a
+    #: resume never trusts more of the file than that, whatever its size after a crash
+    length: int | None = None
 
     @classmethod
     def from_response(

@@ -30,8 +30,8 @@ from ripstream.downloader.exceptions import (
     StorageError,
     TargetExistsError,
     TaskStateError,
-    TooLargeError,
     TLSError,
+    TooLargeError,
 )
 
 # (class, direct parent in the documented tree)

@@ -180,6 +180,7 @@ class _Segments:
         self.abort = threading.Event()
         self.errors: list[BaseException] = []
         self.last_save = self.job.clock()
+        self.saved_at = float("-inf")
         self.fd = -1
 
     def run(self) -> TransferResult:
@@ -202,8 +203,10 @@ class _Segments:
             if self.job.settings.fsync and not self.errors:
                 os.fsync(self.fd)
         finally:
-            os.close(self.fd)
-            self._checkpoint(force=True)
+            try:
+                self._checkpoint(force=True)
+            finally:
+                os.close(self.fd)
         self._raise_first_error()
         if any(seg.remaining for seg in self.segments):
             raise IncompleteBodyError(
@@ -318,7 +321,7 @@ class _Segments:
 
             write = functools.partial(self._write, segment, end)
             with contextlib.closing(response):
-                pump(self.job, response, end - segment.done, write, segment.done)
+                pump(self.job, response, end - segment.done, write, segment.done, tick=self._tick)
             response = None
             stalls = stalls + 1 if segment.done == before else 0
             if stalls >= 3:
@@ -340,14 +343,30 @@ class _Segments:
         os.pwrite(self.fd, chunk, position)
         segment.done = position + len(chunk)
 
+    def _tick(self, now: float, _received: int) -> None:
+        if now - self.last_save >= CHECKPOINT_SECONDS:
+            self._checkpoint()
+
     def _checkpoint(self, force: bool = False) -> None:
+        """Record each part's progress: read it, sync the file, then write the sidecar, so
+        it never claims a byte that is not durable (bytes written meanwhile are not
+        claimed: they will be again next time)."""
         with self.lock:
             now = self.job.clock()
             if not force and now - self.last_save < CHECKPOINT_SECONDS:
                 return
             self.last_save = now
-            self.state.segments = [[s.start, s.end, min(s.done, s.end)] for s in self.segments]
-        self.part.save(self.state)
+            progress = [[s.start, s.end, min(s.done, s.end)] for s in self.segments]
+        try:
+            os.fdatasync(self.fd)
+        except OSError as exc:
+            raise storage_error(exc, self.job.part, url=self.job.shown_url) from exc
+        with self.lock:
+            if self.saved_at > now:
+                return  # a later snapshot was already written by another worker
+            self.saved_at = now
+            self.state.segments = progress
+            self.part.save(self.state)
 
     def _raise_first_error(self) -> None:
         if not self.errors:

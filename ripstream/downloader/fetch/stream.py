@@ -141,19 +141,16 @@ def _write_body(
     job.reporter.accept(response)
     part.admit(total, have)
     encoded = is_encoded(response)
-    fresh = ResumeState.from_response(job.key, response, total)
-    pending: ResumeState | None = None
+    state: ResumeState | None = None
     if encoded:
         part.forget()  # a decoded body cannot be checked against ranges: never resume it
-    elif job.settings.resume and (have == 0 or part.state != fresh):
-        # written lazily: a file done within the first checkpoint interval never needs one,
-        # and an interrupted one gets it on the way out
-        pending = fresh
-    checkpoint = Checkpoint(part, pending)
+    elif job.settings.resume:
+        state = ResumeState.from_response(job.key, response, total)
     job.reporter.set_total(total, have)
     expected = None if total is None else total - have
-    try:
-        with part.open_at(have) as handle:
+    with part.open_at(have) as handle:
+        checkpoint = Checkpoint(part, state, have, handle.fileno())
+        try:
             received = pump(
                 job,
                 response,
@@ -162,24 +159,20 @@ def _write_body(
                 have,
                 tick=checkpoint.tick,
             )
-        if expected is not None and received != expected:
-            raise IncompleteBodyError(
-                f"{job.shown_url} ended after {have + received} of {total} bytes",
-                url=job.shown_url,
-                source=job.source,
-                expected=expected,
-                received=received,
-            )
-    except BaseException:
-        checkpoint.flush()
-        raise
+            if expected is not None and received != expected:
+                raise IncompleteBodyError(
+                    f"{job.shown_url} ended after {have + received} of {total} bytes",
+                    url=job.shown_url,
+                    source=job.source,
+                    expected=expected,
+                    received=received,
+                )
+        except BaseException:
+            checkpoint.flush()
+            raise
     if encoded:
         check_wire_length(job.url, response, job.source)
-    return TransferResult(
-        total=have + received,
-        resumed_from=have,
-        fetched=received,
-    )
+    return TransferResult(total=have + received, resumed_from=have, fetched=received)
 
 
 def _complete_or_restart(part: PartFile, response: requests.Response, have: int) -> TransferResult:
