@@ -52,17 +52,26 @@ class DeezerPreviews(rs.BaseDownloader):
         track = self.api(f"track/{content_id}")
         return self.preview(track, track["album"], track["artist"]["name"], 1)
 
-    def preview(self, track: dict[str, Any], album: dict[str, Any], albumartist: str,
-                position: int) -> rs.DownloadableContent:
+    def preview(
+        self, track: dict[str, Any], album: dict[str, Any], albumartist: str, position: int
+    ) -> rs.DownloadableContent:
         """A track's preview; ``metadata`` feeds the naming template and the tags."""
         return rs.DownloadableContent(
-            content_id=str(track["id"]), content_type=rs.ContentType.TRACK, source=self.source_name,
-            title=track["title"], url=track["preview"], artist=track["artist"]["name"],
-            album=album["title"], file_extension="mp3",
+            content_id=str(track["id"]),
+            content_type=rs.ContentType.TRACK,
+            source=self.source_name,
+            title=track["title"],
+            url=track["preview"],
+            artist=track["artist"]["name"],
+            album=album["title"],
+            file_extension="mp3",
             metadata=rs.TrackMetadata(
-                albumartist=albumartist, year=int(album["release_date"][:4]) or None,
+                albumartist=albumartist,
+                year=int(album["release_date"][:4]) or None,
                 tracknumber=track.get("track_position", position),
-                discnumber=track.get("disk_number", 1)))
+                discnumber=track.get("disk_number", 1),
+            ),
+        )
 
     def tasks_for_url(self, url: str) -> list[rs.DownloadTask]:
         """A track URL gives one task; an album URL its cover, then each track with a preview."""
@@ -71,14 +80,22 @@ class DeezerPreviews(rs.BaseDownloader):
         if match[1] == "track":
             return [rs.DownloadTask.from_content(self.get_download_info(match[2]))]
         album = self.api(f"album/{match[2]}")
-        tracks = [self.preview(track, album, album["artist"]["name"], position)
-                  for position, track in enumerate(album["tracks"]["data"], 1) if track["preview"]]
+        tracks = [
+            self.preview(track, album, album["artist"]["name"], position)
+            for position, track in enumerate(album["tracks"]["data"], 1)
+            if track["preview"]
+        ]
         if not tracks or not album.get("cover_xl"):
             return [rs.DownloadTask.from_content(track) for track in tracks]
         folder = rs.render_template(self.naming_template, self.naming_values(tracks[0])).parent
-        cover = rs.DownloadableContent(content_id=f"{album['id']}/cover", url=album["cover_xl"],
-                                    content_type=rs.ContentType.COVER, source=self.source_name,
-                                    title=f"{album['title']} (cover)", file_extension="jpg")
+        cover = rs.DownloadableContent(
+            content_id=f"{album['id']}/cover",
+            url=album["cover_xl"],
+            content_type=rs.ContentType.COVER,
+            source=self.source_name,
+            title=f"{album['title']} (cover)",
+            file_extension="jpg",
+        )
         first = rs.DownloadTask.from_content(cover, file_path=f"{folder}/cover.jpg", priority=10)
         # "after", not "dependencies": tags embed the cover, yet a failed cover costs no track
         return [first, *(rs.DownloadTask.from_content(t, after=[first.task_id]) for t in tracks)]
@@ -86,6 +103,7 @@ class DeezerPreviews(rs.BaseDownloader):
 
 if __name__ == "__main__":
     from ripstream.downloader import DownloadConfig, DownloadManager, DownloadQueue
+
     parser = argparse.ArgumentParser(description="Download Deezer's 30-second previews.")
     parser.add_argument("urls", nargs="+", metavar="URL", help="deezer.com track or album URLs")
     parser.add_argument("--output", default="deezer-previews", help="the output folder")

@@ -23,11 +23,18 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def ripstream(*args: str, stdin: str | None = None,
-              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ripstream", *args], input=stdin,
-                          capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd,
-                          check=False)
+def ripstream(
+    *args: str, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ripstream", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=cwd,
+        check=False,
+    )
 
 
 def fast(*args: str) -> list[str]:
@@ -40,13 +47,22 @@ FAST_CONFIG = Path(__file__).with_name("fast_config.json")
 
 @pytest.fixture(autouse=True, scope="module")
 def _fast_config() -> None:
-    FAST_CONFIG.write_text(json.dumps({"default_settings": {
-        "retry_delay": 0, "max_retry_delay": 0, "retry_jitter": 0, "max_retry_after": 0,
-        "min_segment_size": 65536}}))
+    FAST_CONFIG.write_text(
+        json.dumps(
+            {
+                "default_settings": {
+                    "retry_delay": 0,
+                    "max_retry_delay": 0,
+                    "retry_jitter": 0,
+                    "max_retry_after": 0,
+                    "min_segment_size": 65536,
+                }
+            }
+        )
+    )
 
 
-def test_urls_land_exact_bytes_including_an_empty_file(server: TestServer,
-                                                       out_dir: Path) -> None:
+def test_urls_land_exact_bytes_including_an_empty_file(server: TestServer, out_dir: Path) -> None:
     bodies = {"/a.flac": make_body(300_000, 1), "/b.mp3": make_body(70_000, 2), "/empty.bin": b""}
     for path, body in bodies.items():
         server.add(path, body)
@@ -57,8 +73,9 @@ def test_urls_land_exact_bytes_including_an_empty_file(server: TestServer,
     assert "3 downloaded" in run.stderr
 
 
-def test_input_file_with_jobs_never_exceeds_the_limit(server: TestServer, out_dir: Path,
-                                                      tmp_path: Path) -> None:
+def test_input_file_with_jobs_never_exceeds_the_limit(
+    server: TestServer, out_dir: Path, tmp_path: Path
+) -> None:
     bodies = {f"/f{n:02d}.bin": make_body(200_000, n) for n in range(16)}
     for path, body in bodies.items():
         server.add(path, body, rate_limit_bps=2_000_000)
@@ -75,20 +92,30 @@ def test_jobs_eight_from_stdin(server: TestServer, out_dir: Path) -> None:
     bodies = {f"/s{n}.bin": make_body(50_000, n) for n in range(20)}
     for path, body in bodies.items():
         server.add(path, body)
-    run = ripstream(*fast("-j", "8", "-o", str(out_dir), "-i", "-"),
-                    stdin="".join(server.url(p) + "\n" for p in bodies))
+    run = ripstream(
+        *fast("-j", "8", "-o", str(out_dir), "-i", "-"),
+        stdin="".join(server.url(p) + "\n" for p in bodies),
+    )
     assert run.returncode == 0, run.stderr
     names = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
     assert names == sorted(p.lstrip("/") for p in bodies)
     assert server.max_concurrent_requests <= 8
 
 
-def test_one_failing_url_gives_exit_1_and_the_others_land(server: TestServer,
-                                                          out_dir: Path) -> None:
+def test_one_failing_url_gives_exit_1_and_the_others_land(
+    server: TestServer, out_dir: Path
+) -> None:
     server.add("/good1.bin", make_body(1000, 1))
     server.add("/good2.bin", make_body(1000, 2))
-    run = ripstream(*fast("-o", str(out_dir), server.url("/good1.bin"), server.url("/missing"),
-                          server.url("/good2.bin")))
+    run = ripstream(
+        *fast(
+            "-o",
+            str(out_dir),
+            server.url("/good1.bin"),
+            server.url("/missing"),
+            server.url("/good2.bin"),
+        )
+    )
     assert run.returncode == 1
     assert (out_dir / "good1.bin").read_bytes() == make_body(1000, 1)
     assert (out_dir / "good2.bin").read_bytes() == make_body(1000, 2)
@@ -100,8 +127,9 @@ def test_one_failing_url_gives_exit_1_and_the_others_land(server: TestServer,
 
 def test_json_lines(server: TestServer, out_dir: Path) -> None:
     server.add("/a.bin", make_body(1234))
-    run = ripstream(*fast("--json", "-q", "-o", str(out_dir), server.url("/a.bin"),
-                          server.url("/nope")))
+    run = ripstream(
+        *fast("--json", "-q", "-o", str(out_dir), server.url("/a.bin"), server.url("/nope"))
+    )
     assert run.returncode == 1
     records = [json.loads(line) for line in run.stdout.splitlines()]
     by_title = {r["title"]: r for r in records}
@@ -115,19 +143,24 @@ def test_json_lines(server: TestServer, out_dir: Path) -> None:
 def test_checksum_flag(server: TestServer, out_dir: Path) -> None:
     body = make_body(5000)
     server.add("/a.bin", body)
-    good = ripstream(*fast("-o", str(out_dir / "good"), "--checksum", f"sha256:{sha(body)}",
-                           server.url("/a.bin")))
+    good = ripstream(
+        *fast(
+            "-o", str(out_dir / "good"), "--checksum", f"sha256:{sha(body)}", server.url("/a.bin")
+        )
+    )
     assert good.returncode == 0, good.stderr
-    bad = ripstream(*fast("-o", str(out_dir / "bad"), "--checksum", "md5:" + "1" * 32,
-                          server.url("/a.bin")))
+    bad = ripstream(
+        *fast("-o", str(out_dir / "bad"), "--checksum", "md5:" + "1" * 32, server.url("/a.bin"))
+    )
     assert bad.returncode == 1
     assert "md5" in bad.stderr
     assert "expected 1111" in bad.stderr
     assert not (out_dir / "bad" / "a.bin").exists()
 
 
-def test_input_file_lines_may_carry_checksums(server: TestServer, out_dir: Path,
-                                              tmp_path: Path) -> None:
+def test_input_file_lines_may_carry_checksums(
+    server: TestServer, out_dir: Path, tmp_path: Path
+) -> None:
     body = make_body(5000)
     server.add("/a.bin", body)
     listing = tmp_path / "list.txt"
@@ -153,8 +186,9 @@ def test_input_file_lines_may_carry_checksums(server: TestServer, out_dir: Path,
         ([], "no URLs given"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path: Path, args: list[str],
-                                                          message: str) -> None:
+def test_bad_input_is_one_line_exit_2_and_nothing_written(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
     out = tmp_path / "out"
     run = ripstream("--no-progress", "-o", str(out), *args)
     assert run.returncode == 2, run.stderr
@@ -242,8 +276,7 @@ def test_segments_flag_uses_parallel_ranges(server: TestServer, out_dir: Path) -
     assert server.max_concurrent_requests >= 2
 
 
-def test_interrupted_process_leaves_no_traceback_on_kill(server: TestServer,
-                                                         out_dir: Path) -> None:
+def test_interrupted_process_leaves_no_traceback_on_kill(server: TestServer, out_dir: Path) -> None:
     """SIGKILL mid-file, then the same command again: exact bytes, little refetched."""
     body = make_body(4_000_000)
     server.add("/big.bin", body, rate_limit_bps=2_000_000)
@@ -283,9 +316,21 @@ def test_progress_bars_on_a_terminal_and_none_in_a_pipe(server: TestServer, out_
     # a real terminal has a size; a bare pty is 0x0, which tqdm draws nothing into
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
     try:
-        process = subprocess.Popen([sys.executable, "-m", "ripstream", "--config",
-                                    str(FAST_CONFIG), "-o", str(out_dir / "tty"), *urls],
-                                   stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ripstream",
+                "--config",
+                str(FAST_CONFIG),
+                "-o",
+                str(out_dir / "tty"),
+                *urls,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=secondary,
+            stderr=secondary,
+        )
         os.close(secondary)
         chunks = []
         while True:

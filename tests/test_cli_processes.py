@@ -52,9 +52,23 @@ def test_two_processes_land_every_file_exactly(server: TestServer, tmp_path: Pat
     watcher = threading.Thread(target=count_processes)
     watcher.start()
     try:
-        run = subprocess.run(command("--processes", "2", "-j", "2", "--json", "-o", str(out),
-                                     "-i", str(listing(tmp_path, server, list(bodies)))),
-                             capture_output=True, text=True, timeout=120, check=False)
+        run = subprocess.run(
+            command(
+                "--processes",
+                "2",
+                "-j",
+                "2",
+                "--json",
+                "-o",
+                str(out),
+                "-i",
+                str(listing(tmp_path, server, list(bodies))),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     finally:
         done.set()
         watcher.join()
@@ -74,24 +88,30 @@ def test_a_failure_in_one_worker_gives_exit_1(server: TestServer, tmp_path: Path
         if n != 17:
             server.add(path, make_body(1000, n))
     out = tmp_path / "out"
-    run = subprocess.run(command("--processes", "2", "-o", str(out),
-                                 "-i", str(listing(tmp_path, server, paths))),
-                         capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run(
+        command("--processes", "2", "-o", str(out), "-i", str(listing(tmp_path, server, paths))),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 1
     assert "failed: 017.bin" in run.stderr
     assert len([p for p in out.iterdir() if not p.name.startswith(".")]) == 59
 
 
-def test_ctrl_c_stops_every_worker_and_a_rerun_finishes(server: TestServer,
-                                                        tmp_path: Path) -> None:
+def test_ctrl_c_stops_every_worker_and_a_rerun_finishes(server: TestServer, tmp_path: Path) -> None:
     bodies = {f"/r/{n:03d}.bin": make_body(400_000, n) for n in range(60)}
     for path, body in bodies.items():
         server.add(path, body, rate_limit_bps=400_000)
     out = tmp_path / "out"
     files = str(listing(tmp_path, server, list(bodies)))
-    process = subprocess.Popen(command("--processes", "2", "-j", "4", "-o", str(out), "-i",
-                                       files), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        command("--processes", "2", "-j", "4", "-o", str(out), "-i", files),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         server.wait_until(lambda: len(server.requests) >= 4, timeout=30)
         process.send_signal(signal.SIGINT)
@@ -108,8 +128,13 @@ def test_ctrl_c_stops_every_worker_and_a_rerun_finishes(server: TestServer,
         assert landed.read_bytes() == bodies[f"/r/{landed.name}"]
     for resource in bodies:
         server.resource(resource).rate_limit_bps = None
-    again = subprocess.run(command("--processes", "2", "-o", str(out), "-i", files),
-                           capture_output=True, text=True, timeout=120, check=False)
+    again = subprocess.run(
+        command("--processes", "2", "-o", str(out), "-i", files),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert again.returncode == 0, again.stderr
     for path, body in bodies.items():
         assert (out / Path(path).name).read_bytes() == body
@@ -120,9 +145,20 @@ def test_workers_stop_when_the_parent_is_killed(server: TestServer, tmp_path: Pa
     for path, body in bodies.items():
         server.add(path, body, rate_limit_bps=200_000)
     out = tmp_path / "out"
-    process = subprocess.Popen(command("--processes", "2", "-j", "2", "-o", str(out), "-i",
-                                       str(listing(tmp_path, server, list(bodies)))),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command(
+            "--processes",
+            "2",
+            "-j",
+            "2",
+            "-o",
+            str(out),
+            "-i",
+            str(listing(tmp_path, server, list(bodies))),
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         server.wait_until(lambda: server.in_flight >= 2, timeout=30)
         os.kill(process.pid, signal.SIGKILL)
@@ -163,9 +199,21 @@ def test_a_url_listed_twice_is_downloaded_once(server: TestServer, tmp_path: Pat
         server.add(path, make_body(1000, n))
     doubled = paths + paths[1:11]  # round-robin would send each repeat to the other worker
     out = tmp_path / "out"
-    run = subprocess.run(command("--processes", "2", "--json", "-o", str(out),
-                                 "-i", str(listing(tmp_path, server, doubled))),
-                         capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run(
+        command(
+            "--processes",
+            "2",
+            "--json",
+            "-o",
+            str(out),
+            "-i",
+            str(listing(tmp_path, server, doubled)),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     assert len(run.stdout.splitlines()) == 60
     assert all(len(server.requests_for(path)) == 1 for path in paths)

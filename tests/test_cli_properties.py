@@ -12,17 +12,63 @@ from hypothesis import strategies as st
 
 from ripstream.cli import main
 
-FLAGS_WITH_VALUES = ["-j", "--jobs", "--segments", "--limit-rate", "--retries", "--checksum",
-                     "--on-exists", "--timeout", "--config", "-i", "--template", "--state"]
-FLAGS = ["-q", "--quiet", "--no-progress", "--json", "--no-state", "--no-archive", "--no-tags",
-         "--fsync", "--bogus"]
+FLAGS_WITH_VALUES = [
+    "-j",
+    "--jobs",
+    "--segments",
+    "--limit-rate",
+    "--retries",
+    "--checksum",
+    "--on-exists",
+    "--timeout",
+    "--config",
+    "-i",
+    "--template",
+    "--state",
+]
+FLAGS = [
+    "-q",
+    "--quiet",
+    "--no-progress",
+    "--json",
+    "--no-state",
+    "--no-archive",
+    "--no-tags",
+    "--fsync",
+    "--bogus",
+]
 # a closed port on loopback: connections are refused at once, no traffic leaves the machine
-URLS = ["http://127.0.0.1:9/a.mp3", "https://127.0.0.1:9/b", "ftp://127.0.0.1/x", "http://",
-        "not a url", "http://[::1", "http://127.0.0.1:99999/x", "subsonic://h/album/1", ""]
+URLS = [
+    "http://127.0.0.1:9/a.mp3",
+    "https://127.0.0.1:9/b",
+    "ftp://127.0.0.1/x",
+    "http://",
+    "not a url",
+    "http://[::1",
+    "http://127.0.0.1:99999/x",
+    "subsonic://h/album/1",
+    "",
+]
 
 values = st.one_of(
-    st.sampled_from(["0", "-1", "1", "8", "10M", "fast", "sha256:abc", "md5:" + "0" * 32,
-                     "skip", "rename", "{title", "{title}.{ext}", "/nonexistent/file", "-"]),
+    st.sampled_from(
+        [
+            "0",
+            "-1",
+            "1",
+            "8",
+            "10M",
+            "fast",
+            "sha256:abc",
+            "md5:" + "0" * 32,
+            "skip",
+            "rename",
+            "{title",
+            "{title}.{ext}",
+            "/nonexistent/file",
+            "-",
+        ]
+    ),
     st.text(max_size=12),
 )
 argument = st.one_of(
@@ -39,8 +85,12 @@ def test_any_arguments_end_in_a_documented_exit_status(parts: list[list[str]]) -
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         stdout, stderr = io.StringIO(), io.StringIO()
-        code = main(["-o", str(out), "--retries", "0", "--no-progress", *argv],
-                    stdin=io.StringIO(""), stdout=stdout, stderr=stderr)
+        code = main(
+            ["-o", str(out), "--retries", "0", "--no-progress", *argv],
+            stdin=io.StringIO(""),
+            stdout=stdout,
+            stderr=stderr,
+        )
         assert code in (0, 1, 2), (argv, code)
         assert "Traceback" not in stderr.getvalue()
         if code == 2:

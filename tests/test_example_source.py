@@ -66,24 +66,35 @@ DeezerPreviews: Any = load_example().DeezerPreviews
 
 
 def artist(full: bool = False) -> dict[str, Any]:
-    short = {"id": 27, "name": "Daft Punk",
-             "tracklist": f"{API}/artist/27/top?limit=50", "type": "artist"}
+    short = {
+        "id": 27,
+        "name": "Daft Punk",
+        "tracklist": f"{API}/artist/27/top?limit=50",
+        "type": "artist",
+    }
     if full:
-        short |= {"link": "https://www.deezer.com/artist/27", "picture": f"{API}/artist/27/image",
-                  "picture_xl": "https://e-cdns-images.dzcdn.net/images/artist/f2bc007e9133c946"
-                                "ac3c3907ddc5d2ea/1000x1000-000000-80-0-0.jpg",
-                  "radio": True}
+        short |= {
+            "link": "https://www.deezer.com/artist/27",
+            "picture": f"{API}/artist/27/image",
+            "picture_xl": "https://e-cdns-images.dzcdn.net/images/artist/f2bc007e9133c946"
+            "ac3c3907ddc5d2ea/1000x1000-000000-80-0-0.jpg",
+            "radio": True,
+        }
     return short
 
 
 def album_ref(server: TestServer, *, release_date: bool) -> dict[str, Any]:
     """The short album object inside a track (``release_date`` only in /track answers)."""
     ref: dict[str, Any] = {
-        "id": 302127, "title": "Discovery", "link": "https://www.deezer.com/album/302127",
+        "id": 302127,
+        "title": "Discovery",
+        "link": "https://www.deezer.com/album/302127",
         "cover": f"{API}/album/302127/image",
         "cover_small": "https://e-cdns-images.dzcdn.net/images/cover/x/56x56-000000-80-0-0.jpg",
-        "cover_xl": server.url(COVER_PATH), "md5_image": MD5_IMAGE,
-        "tracklist": f"{API}/album/302127/tracks", "type": "album",
+        "cover_xl": server.url(COVER_PATH),
+        "md5_image": MD5_IMAGE,
+        "tracklist": f"{API}/album/302127/tracks",
+        "type": "album",
     }
     if release_date:
         ref["release_date"] = "2001-03-07"
@@ -99,37 +110,65 @@ def preview_url(server: TestServer, name: str) -> str:
 def album_track(server: TestServer, track_id: int, title: str, preview: str) -> dict[str, Any]:
     """A track as listed in an album's ``tracks.data``: no track_position, no disk_number."""
     return {
-        "id": track_id, "readable": True, "title": title, "title_short": title,
-        "title_version": "", "link": f"https://www.deezer.com/track/{track_id}",
-        "duration": 224, "rank": 793462, "explicit_lyrics": False,
-        "explicit_content_lyrics": 0, "explicit_content_cover": 0,
-        "preview": preview_url(server, preview), "md5_image": MD5_IMAGE,
-        "artist": artist(), "album": album_ref(server, release_date=False), "type": "track",
+        "id": track_id,
+        "readable": True,
+        "title": title,
+        "title_short": title,
+        "title_version": "",
+        "link": f"https://www.deezer.com/track/{track_id}",
+        "duration": 224,
+        "rank": 793462,
+        "explicit_lyrics": False,
+        "explicit_content_lyrics": 0,
+        "explicit_content_cover": 0,
+        "preview": preview_url(server, preview),
+        "md5_image": MD5_IMAGE,
+        "artist": artist(),
+        "album": album_ref(server, release_date=False),
+        "type": "track",
     }
 
 
 def album_json(server: TestServer) -> dict[str, Any]:
     data = [album_track(server, *track) for track in TRACKS]
     return {
-        "id": 302127, "title": "Discovery", "upc": "724384960650",
-        "link": "https://www.deezer.com/album/302127", "cover": f"{API}/album/302127/image",
-        "cover_xl": server.url(COVER_PATH), "md5_image": MD5_IMAGE, "genre_id": 113,
+        "id": 302127,
+        "title": "Discovery",
+        "upc": "724384960650",
+        "link": "https://www.deezer.com/album/302127",
+        "cover": f"{API}/album/302127/image",
+        "cover_xl": server.url(COVER_PATH),
+        "md5_image": MD5_IMAGE,
+        "genre_id": 113,
         "genres": {"data": [{"id": 113, "name": "Dance", "type": "genre"}]},
-        "label": "Parlophone (France)", "nb_tracks": len(data), "duration": 3660,
-        "fans": 229325, "release_date": "2001-03-07", "record_type": "album", "available": True,
-        "tracklist": f"{API}/album/302127/tracks", "explicit_lyrics": False,
-        "contributors": [artist(full=True) | {"role": "Main"}], "artist": artist(full=True),
-        "type": "album", "tracks": {"data": data},
+        "label": "Parlophone (France)",
+        "nb_tracks": len(data),
+        "duration": 3660,
+        "fans": 229325,
+        "release_date": "2001-03-07",
+        "record_type": "album",
+        "available": True,
+        "tracklist": f"{API}/album/302127/tracks",
+        "explicit_lyrics": False,
+        "contributors": [artist(full=True) | {"role": "Main"}],
+        "artist": artist(full=True),
+        "type": "album",
+        "tracks": {"data": data},
     }
 
 
 def track_json(server: TestServer) -> dict[str, Any]:
     track_id, title, preview = TRACKS[3]
     return album_track(server, track_id, title, preview) | {
-        "isrc": "GBDUW0000059", "track_position": 4, "disk_number": 1,
-        "release_date": "2005-01-24", "bpm": 123.4, "gain": -12.4,
+        "isrc": "GBDUW0000059",
+        "track_position": 4,
+        "disk_number": 1,
+        "release_date": "2005-01-24",
+        "bpm": 123.4,
+        "gain": -12.4,
         "contributors": [artist(full=True) | {"role": "Main"}],
-        "artist": artist(full=True), "album": album_ref(server, release_date=True),
+        "artist": artist(full=True),
+        "album": album_ref(server, release_date=True),
     }
 
 
@@ -188,8 +227,12 @@ def test_an_album_lands_in_its_folder_cover_first_with_exact_bytes(
     assert [task.content_type for task in tasks] == [ContentType.COVER] + [ContentType.TRACK] * 3
     assert all(task.after == [tasks[0].task_id] and not task.dependencies for task in tasks[1:])
     first = tasks[1].to_content()
-    assert first.metadata.values() == {"albumartist": "Daft Punk", "year": 2001,
-                                       "tracknumber": 1, "discnumber": 1}
+    assert first.metadata.values() == {
+        "albumartist": "Daft Punk",
+        "year": 2001,
+        "tracknumber": 1,
+        "discnumber": 1,
+    }
     assert (first.title, first.artist, first.album) == ("One More Time", "Daft Punk", "Discovery")
 
 
@@ -231,8 +274,10 @@ def test_no_data_is_content_not_found_from_an_injected_api_base(
     [
         ({"type": "Exception", "message": "Quota limit exceeded", "code": 4}, RateLimitError),
         ({"type": "Exception", "message": "Service busy", "code": 700}, ServerError),
-        ({"type": "ParameterException", "message": "Wrong parameter", "code": 500},
-         HTTPStatusError),
+        (
+            {"type": "ParameterException", "message": "Wrong parameter", "code": 500},
+            HTTPStatusError,
+        ),
     ],
 )
 def test_other_deezer_errors_are_typed(
@@ -287,8 +332,11 @@ def test_the_main_part_downloads_the_urls_given(
     """What a user with internet runs; tags are written for real, so only the files are named."""
     api.add(responses.GET, f"{API}/album/302127", json=album_json(server))
     bodies = serve_cdn(api, server)
-    monkeypatch.setattr(sys, "argv", ["deezer_previews.py", "--output", str(out_dir),
-                                      "https://www.deezer.com/album/302127"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["deezer_previews.py", "--output", str(out_dir), "https://www.deezer.com/album/302127"],
+    )
     with pytest.raises(SystemExit) as exited:
         runpy.run_path(str(EXAMPLE), run_name="__main__")
 

@@ -24,8 +24,9 @@ def percent_cells(script: str) -> list[nbformat.NotebookNode]:
     for block in re.split(r"^# %%", script, flags=re.MULTILINE)[1:]:
         header, _, body = block.partition("\n")
         if "[markdown]" in header:
-            text = "\n".join(line.removeprefix("# ").removeprefix("#")
-                             for line in body.strip().splitlines())
+            text = "\n".join(
+                line.removeprefix("# ").removeprefix("#") for line in body.strip().splitlines()
+            )
             cells.append(nbformat.v4.new_markdown_cell(text))
         elif body.strip():
             cells.append(nbformat.v4.new_code_cell(body.strip()))
@@ -42,11 +43,19 @@ def test_the_walkthrough_runs_in_a_real_kernel(monkeypatch: pytest.MonkeyPatch) 
     notebook = nbformat.v4.new_notebook()
     notebook.cells = percent_cells((EXAMPLES / "notebook_walkthrough.py").read_text())
     assert sum(cell.cell_type == "code" for cell in notebook.cells) >= 5
-    client = NotebookClient(notebook, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(EXAMPLES)}})
+    client = NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(EXAMPLES)}},
+    )
     client.execute()
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code"
-               for output in cell.get("outputs", [])]
+    outputs = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    ]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert re.search(r"(\d+)/\1 files verified by sha256", text), text[-2000:]

@@ -56,23 +56,33 @@ class Minimal(BaseDownloader):
         return credentials.get("api_key") == "good"
 
     def get_download_info(self, content_id: str) -> DownloadableContent:
-        return DownloadableContent(content_id=content_id, content_type=ContentType.TRACK,
-                                   source=self.source_name, title=f"Song {content_id}",
-                                   url=f"{self.base_url}/tracks/{content_id}.flac",
-                                   file_extension="flac")
+        return DownloadableContent(
+            content_id=content_id,
+            content_type=ContentType.TRACK,
+            source=self.source_name,
+            title=f"Song {content_id}",
+            url=f"{self.base_url}/tracks/{content_id}.flac",
+            file_extension="flac",
+        )
 
 
-def minimal(server: TestServer, directory: Path, tracker: ProgressTracker | None = None,
-            **settings: Any) -> Minimal:
-    return Minimal(make_config(directory, **settings), progress_tracker=tracker,
-                   base_url=server.base_url)
+def minimal(
+    server: TestServer, directory: Path, tracker: ProgressTracker | None = None, **settings: Any
+) -> Minimal:
+    return Minimal(
+        make_config(directory, **settings), progress_tracker=tracker, base_url=server.base_url
+    )
 
 
 def test_minimal_subclass_downloads_with_progress_retries_and_checksum(
-        server: TestServer, out_dir: Path) -> None:
+    server: TestServer, out_dir: Path
+) -> None:
     body = make_body(300_000)
-    server.add("/tracks/t1.flac", body, faults=[Fault.drop_after(50_000, times=1),
-                                                Fault.status(503, times=1, on="range")])
+    server.add(
+        "/tracks/t1.flac",
+        body,
+        faults=[Fault.drop_after(50_000, times=1), Fault.status(503, times=1, on="range")],
+    )
     tracker = ProgressTracker(min_interval=0)
     seen: list[DownloadProgress] = []
     tracker.add_callback(lambda _id, progress: seen.append(progress))
@@ -93,8 +103,7 @@ def test_minimal_subclass_downloads_with_progress_retries_and_checksum(
     assert any(0 < p.downloaded_bytes < len(body) for p in seen)
 
 
-def test_wrong_checksum_refetches_once_then_fails_typed(server: TestServer,
-                                                        out_dir: Path) -> None:
+def test_wrong_checksum_refetches_once_then_fails_typed(server: TestServer, out_dir: Path) -> None:
     body = make_body(10_000)
     server.add("/tracks/t1.flac", body)
     with minimal(server, out_dir) as downloader:
@@ -133,9 +142,14 @@ def test_empty_file_is_a_valid_download(server: TestServer, out_dir: Path) -> No
         ("error", None, ResultStatus.FAILED, TargetExistsError),
     ],
 )
-def test_overwrite_policy(server: TestServer, out_dir: Path, policy: str,
-                          expected_name: str | None, status: ResultStatus,
-                          error: type[Exception] | None) -> None:
+def test_overwrite_policy(
+    server: TestServer,
+    out_dir: Path,
+    policy: str,
+    expected_name: str | None,
+    status: ResultStatus,
+    error: type[Exception] | None,
+) -> None:
     body = make_body(5000)
     server.add("/tracks/t1.flac", body)
     existing = out_dir / "t1.flac"
@@ -156,8 +170,9 @@ def test_overwrite_policy(server: TestServer, out_dir: Path, policy: str,
     assert expected_name is None or result.file_path == out_dir / expected_name
 
 
-def test_skip_refuses_an_existing_file_with_a_different_checksum(server: TestServer,
-                                                                 out_dir: Path) -> None:
+def test_skip_refuses_an_existing_file_with_a_different_checksum(
+    server: TestServer, out_dir: Path
+) -> None:
     server.add("/tracks/t1.flac", b"new")
     (out_dir / "t1.flac").write_bytes(b"old")
     with minimal(server, out_dir) as downloader:
@@ -171,16 +186,16 @@ def test_skip_refuses_an_existing_file_with_a_different_checksum(server: TestSer
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
-        ("attachment; filename=\"Real Name.flac\"", "Real Name.flac"),
+        ('attachment; filename="Real Name.flac"', "Real Name.flac"),
         ("attachment; filename*=UTF-8''na%C3%AFve%20song.flac", "naïve song.flac"),
-        ("attachment; filename=\"plain.mp3\"; filename*=UTF-8''fancy%E2%98%85.mp3",
-         "fancy★.mp3"),
-        ("attachment; filename=\"../../etc/passwd\"", "passwd"),
-        ("attachment; filename=\"CON.mp3\"", "_CON.mp3"),
+        ("attachment; filename=\"plain.mp3\"; filename*=UTF-8''fancy%E2%98%85.mp3", "fancy★.mp3"),
+        ('attachment; filename="../../etc/passwd"', "passwd"),
+        ('attachment; filename="CON.mp3"', "_CON.mp3"),
     ],
 )
-def test_content_disposition_names_the_file_safely(server: TestServer, out_dir: Path,
-                                                   header: str, expected: str) -> None:
+def test_content_disposition_names_the_file_safely(
+    server: TestServer, out_dir: Path, header: str, expected: str
+) -> None:
     body = make_body(2000)
     server.add("/download", body, faults=[Fault.content_disposition(header)])
     with HttpDownloader(make_config(out_dir)) as http:
@@ -211,8 +226,12 @@ def test_two_tasks_aimed_at_one_path_are_detected(server: TestServer, out_dir: P
     server.add("/a/song.mp3", make_body(400_000, 1), rate_limit_bps=2_000_000)
     server.add("/b/song.mp3", make_body(400_000, 2), rate_limit_bps=2_000_000)
     with HttpDownloader(make_config(out_dir)) as http:
-        results = http.download_many([http.get_download_info(server.url("/a/song.mp3")),
-                                      http.get_download_info(server.url("/b/song.mp3"))])
+        results = http.download_many(
+            [
+                http.get_download_info(server.url("/a/song.mp3")),
+                http.get_download_info(server.url("/b/song.mp3")),
+            ]
+        )
     statuses = sorted(r.status.value for r in results)
     assert statuses == ["completed", "failed"]
     failed = next(r for r in results if not r.is_success)
@@ -231,8 +250,7 @@ def test_connections_are_reused_across_files(server: TestServer, out_dir: Path) 
     assert server.connections_opened == 1
 
 
-def test_interrupted_download_resumes_from_the_part_file(server: TestServer,
-                                                         out_dir: Path) -> None:
+def test_interrupted_download_resumes_from_the_part_file(server: TestServer, out_dir: Path) -> None:
     body = make_body(500_000)
     server.add("/tracks/t1.flac", body, faults=[Fault.drop_after(200_000, times=1)])
     with minimal(server, out_dir, max_retries=0) as downloader:
@@ -261,8 +279,15 @@ def test_a_part_file_of_other_content_is_not_resumed(server: TestServer, out_dir
     server.add("/tracks/t1.flac", body)
     part = part_path(out_dir / "t1.flac", ("minimal", "t1"))
     part.write_bytes(b"garbage from something else")
-    sidecar_path(part).write_text(json.dumps({"source": "minimal", "content_id": "other",
-                                              "etag": server.resource("/tracks/t1.flac").etag}))
+    sidecar_path(part).write_text(
+        json.dumps(
+            {
+                "source": "minimal",
+                "content_id": "other",
+                "etag": server.resource("/tracks/t1.flac").etag,
+            }
+        )
+    )
     with minimal(server, out_dir) as downloader:
         result = downloader.download(downloader.get_download_info("t1"))
     assert result.is_success
@@ -270,15 +295,23 @@ def test_a_part_file_of_other_content_is_not_resumed(server: TestServer, out_dir
     assert (out_dir / "t1.flac").read_bytes() == body
 
 
-def test_resume_of_a_complete_part_answers_416_and_fetches_nothing(server: TestServer,
-                                                                   out_dir: Path) -> None:
+def test_resume_of_a_complete_part_answers_416_and_fetches_nothing(
+    server: TestServer, out_dir: Path
+) -> None:
     body = make_body(50_000)
     server.add("/tracks/t1.flac", body)
     part = part_path(out_dir / "t1.flac", ("minimal", "t1"))
     part.write_bytes(body)
-    sidecar_path(part).write_text(json.dumps({"source": "minimal", "content_id": "t1",
-                                              "etag": server.resource("/tracks/t1.flac").etag,
-                                              "total": len(body)}))
+    sidecar_path(part).write_text(
+        json.dumps(
+            {
+                "source": "minimal",
+                "content_id": "t1",
+                "etag": server.resource("/tracks/t1.flac").etag,
+                "total": len(body),
+            }
+        )
+    )
     with minimal(server, out_dir) as downloader:
         result = downloader.download(downloader.get_download_info("t1"))
     assert result.is_success
@@ -288,10 +321,12 @@ def test_resume_of_a_complete_part_answers_416_and_fetches_nothing(server: TestS
 
 
 def test_custom_download_content_gets_verification_and_atomic_rename(
-        server: TestServer, out_dir: Path) -> None:
+    server: TestServer, out_dir: Path
+) -> None:
     class Joined(Minimal):
-        def _download_content(self, content: DownloadableContent, file_path: Path,
-                              progress_callback: Any) -> None:
+        def _download_content(
+            self, content: DownloadableContent, file_path: Path, progress_callback: Any
+        ) -> None:
             with open(file_path, "wb") as handle:
                 for piece in (b"seg1-", b"seg2-", b"seg3"):
                     handle.write(piece)
@@ -307,8 +342,9 @@ def test_custom_download_content_gets_verification_and_atomic_rename(
     assert not part_path(out_dir / "j.flac", ("minimal", "j")).exists()
 
 
-def test_cancel_event_stops_a_download_and_keeps_the_part(server: TestServer,
-                                                          out_dir: Path) -> None:
+def test_cancel_event_stops_a_download_and_keeps_the_part(
+    server: TestServer, out_dir: Path
+) -> None:
     server.add("/tracks/slow.flac", make_body(2_000_000), rate_limit_bps=500_000)
     tracker = ProgressTracker(min_interval=0)
     started = threading.Event()
@@ -338,12 +374,14 @@ def test_cancel_event_stops_a_download_and_keeps_the_part(server: TestServer,
 
 
 def test_check_response_refuses_an_error_document_before_it_is_written(
-        server: TestServer, out_dir: Path) -> None:
+    server: TestServer, out_dir: Path
+) -> None:
     class Picky(Minimal):
         def check_response(self, content: DownloadableContent, response: Any) -> None:
             if response.headers.get("Content-Type", "").startswith("application/json"):
-                raise ContentNotFoundError("the service answered with an error document",
-                                           source=self.source_name)
+                raise ContentNotFoundError(
+                    "the service answered with an error document", source=self.source_name
+                )
 
     server.add("/tracks/t1.flac", b'{"error": "no such track"}', content_type="application/json")
     with Picky(make_config(out_dir), base_url=server.base_url) as downloader:

@@ -497,8 +497,15 @@ def test_task_json_round_trip() -> None:
 def test_after_waits_for_the_earlier_task_but_survives_its_failure() -> None:
     queue = DownloadQueue()
     cover = queue.add_task(task("cover", priority=0))
-    track = DownloadTask(content_id="track", content_type=ContentType.TRACK, source="s",
-                         title="track", url="u", priority=10, after=[cover.task_id])
+    track = DownloadTask(
+        content_id="track",
+        content_type=ContentType.TRACK,
+        source="s",
+        title="track",
+        url="u",
+        priority=10,
+        after=[cover.task_id],
+    )
     queue.add_task(track)
     first = queue.get_next_task()
     assert first is cover  # the track's higher priority does not let it start first
@@ -513,8 +520,14 @@ def test_after_waits_for_the_earlier_task_but_survives_its_failure() -> None:
 def test_after_survives_a_json_round_trip() -> None:
     queue = DownloadQueue()
     cover = queue.add_task(task("cover"))
-    track = DownloadTask(content_id="track", content_type=ContentType.TRACK, source="s",
-                         title="track", url="u", after=[cover.task_id])
+    track = DownloadTask(
+        content_id="track",
+        content_type=ContentType.TRACK,
+        source="s",
+        title="track",
+        url="u",
+        after=[cover.task_id],
+    )
     queue.add_task(track)
     restored = DownloadQueue.from_json(queue.to_json())
     assert restored.get_task(track.task_id).after == [cover.task_id]

@@ -19,8 +19,12 @@ from tests.support.settings import make_config
 
 
 def _mount(target: Path, options: str) -> None:
-    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], check=True,
-                   capture_output=True, timeout=30)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
 
 
 @pytest.fixture
@@ -39,7 +43,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_file_larger_than_the_free_space_is_refused_before_a_byte_is_written(
-        server: TestServer, small_disk: Path) -> None:
+    server: TestServer, small_disk: Path
+) -> None:
     server.add("/big.bin", make_body(3_000_000))
     with HttpDownloader(make_config(small_disk)) as http:
         result = http.download(http.get_download_info(server.url("/big.bin")))
@@ -50,7 +55,8 @@ def test_a_file_larger_than_the_free_space_is_refused_before_a_byte_is_written(
 
 
 def test_a_full_disk_fails_fast_with_a_clear_error_and_keeps_the_part(
-        server: TestServer, small_disk: Path) -> None:
+    server: TestServer, small_disk: Path
+) -> None:
     # no length: nothing to check up front, so the disk really fills
     server.add("/big.bin", make_body(3_000_000), faults=[Fault.no_content_length()])
     with HttpDownloader(make_config(small_disk)) as http:
@@ -66,9 +72,23 @@ def test_a_full_disk_fails_fast_with_a_clear_error_and_keeps_the_part(
 
 def test_the_cli_says_the_disk_is_full(server: TestServer, small_disk: Path) -> None:
     server.add("/big.bin", make_body(3_000_000), faults=[Fault.no_content_length()])
-    run = subprocess.run([sys.executable, "-m", "ripstream", "--no-progress", "--no-state",
-                          "--no-archive", "-o", str(small_disk), server.url("/big.bin")],
-                         capture_output=True, text=True, timeout=60, check=False)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ripstream",
+            "--no-progress",
+            "--no-state",
+            "--no-archive",
+            "-o",
+            str(small_disk),
+            server.url("/big.bin"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert run.returncode == 1
     assert "the disk is full" in run.stderr
     assert "Traceback" not in run.stderr
@@ -91,8 +111,9 @@ def test_a_read_only_folder_is_reported(server: TestServer, tmp_path: Path) -> N
         subprocess.run(["umount", str(target)], check=False, timeout=30)
 
 
-def test_fsync_before_the_rename(server: TestServer, out_dir: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fsync_before_the_rename(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     body = make_body(100_000)
     server.add("/a.bin", body)
     synced: list[int] = []

@@ -14,10 +14,14 @@ from tests.support.httpserver import TestServer, make_body
 from tests.support.settings import fast_settings
 
 
-def downloader(directory: Path, bucket: TokenBucket, jobs: int = 1,
-               **settings: object) -> HttpDownloader:
-    config = DownloadConfig(download_directory=directory, max_concurrent_downloads=jobs,
-                            default_settings=fast_settings(**settings))
+def downloader(
+    directory: Path, bucket: TokenBucket, jobs: int = 1, **settings: object
+) -> HttpDownloader:
+    config = DownloadConfig(
+        download_directory=directory,
+        max_concurrent_downloads=jobs,
+        default_settings=fast_settings(**settings),
+    )
     return HttpDownloader(config, bandwidth=bucket)
 
 
@@ -60,8 +64,11 @@ def test_bytes_already_on_disk_do_not_count(server: TestServer, out_dir: Path) -
     part = part_path(out_dir / "a.bin", ("http", server.url("/a.bin")))
     part.write_bytes(body[:800_000])
     etag = server.resource("/a.bin").etag
-    sidecar_path(part).write_text(json.dumps({"source": "http", "content_id": server.url("/a.bin"),
-                                              "etag": etag, "total": len(body)}))
+    sidecar_path(part).write_text(
+        json.dumps(
+            {"source": "http", "content_id": server.url("/a.bin"), "etag": etag, "total": len(body)}
+        )
+    )
     fake = FakeClock()
     rate = 100_000.0
     bucket = TokenBucket(rate, burst=1, clock=fake.clock, sleep=fake.sleep)
@@ -76,8 +83,9 @@ def test_bytes_already_on_disk_do_not_count(server: TestServer, out_dir: Path) -
 def test_per_download_limit_setting(server: TestServer, out_dir: Path) -> None:
     body = make_body(300_000)
     server.add("/a.bin", body)
-    config = DownloadConfig(download_directory=out_dir,
-                            default_settings=fast_settings(rate_limit="200k"))
+    config = DownloadConfig(
+        download_directory=out_dir, default_settings=fast_settings(rate_limit="200k")
+    )
     with HttpDownloader(config) as http:
         result = http.download(http.get_download_info(server.url("/a.bin")))
     assert result.is_success

@@ -49,7 +49,8 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     package = root / "pkg"
     (package / "ripstream_echo").mkdir(parents=True)
     (package / "ripstream_echo" / "__init__.py").write_text(PLUGIN)
-    (package / "pyproject.toml").write_text(textwrap.dedent('''
+    (package / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [build-system]
         requires = ["setuptools>=61"]
         build-backend = "setuptools.build_meta"
@@ -64,19 +65,39 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
         [tool.setuptools]
         packages = ["ripstream_echo"]
-    '''))
+    """)
+    )
     site = root / "site"
     # a real install: pip builds the wheel (its build backend comes from the package registry)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--target", str(site), str(package)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(package),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return site
 
 
 def run(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.getcwd()])}
-    return subprocess.run([sys.executable, "-m", "ripstream", *args], capture_output=True,
-                          text=True, env=env, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ripstream", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_installed_plugin_is_listed_and_a_broken_one_reported(plugin_site: Path) -> None:

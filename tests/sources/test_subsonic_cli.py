@@ -21,23 +21,32 @@ def subsonic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SubsonicServe
         yield running
 
 
-def cli(*args: str, password: str | None, options: tuple[str, ...] = ("--no-progress",)
-        ) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, password: str | None, options: tuple[str, ...] = ("--no-progress",)
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIPSTREAM_")}
     if password is not None:
         env["RIPSTREAM_SUBSONIC_PASSWORD"] = password
-    return subprocess.run([sys.executable, "-m", "ripstream", *options, *args],
-                          capture_output=True, text=True, env=env, timeout=120, check=False,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "ripstream", *options, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def album_url(server: SubsonicServer, name: str) -> str:
-    return (f"subsonic://{server.username}@{server.host}:{server.port}/album/"
-            f"{server.album_ids[name]}")
+    return (
+        f"subsonic://{server.username}@{server.host}:{server.port}/album/{server.album_ids[name]}"
+    )
 
 
 def test_album_lands_tagged_in_the_template_folders_and_reruns_skip(
-        subsonic: SubsonicServer, tmp_path: Path) -> None:
+    subsonic: SubsonicServer, tmp_path: Path
+) -> None:
     out = tmp_path / "music"
     album = subsonic.library.album("Deep Water")
     url = album_url(subsonic, album.name)
@@ -45,8 +54,15 @@ def test_album_lands_tagged_in_the_template_folders_and_reruns_skip(
     assert first.returncode == 0, first.stderr
     folder = out / album.artist / f"{album.name} ({album.year})"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(["cover.png", "Deep Water.m3u8", "1-01 Undertow.flac",
-                            "1-02 Riptide.flac", "2-01 Abyssal Plain.flac"])
+    assert names == sorted(
+        [
+            "cover.png",
+            "Deep Water.m3u8",
+            "1-01 Undertow.flac",
+            "1-02 Riptide.flac",
+            "2-01 Abyssal Plain.flac",
+        ]
+    )
     for track in album.tracks:
         path = folder / f"{track.disc}-{track.track:02d} {track.title}.flac"
         tags = mutagen.File(path)
@@ -58,14 +74,18 @@ def test_album_lands_tagged_in_the_template_folders_and_reruns_skip(
         assert tags.info.length == pytest.approx(track.duration, abs=0.5)
     playlist = (folder / "Deep Water.m3u8").read_text(encoding="utf-8").splitlines()
     assert [line for line in playlist if not line.startswith("#")] == [
-        "1-01 Undertow.flac", "1-02 Riptide.flac", "2-01 Abyssal Plain.flac"]
+        "1-01 Undertow.flac",
+        "1-02 Riptide.flac",
+        "2-01 Abyssal Plain.flac",
+    ]
     assert subsonic.password not in (out / ".ripstream-state.jsonl").read_text()
 
     # the same command again: the batch journal knows the URL is done
     again = cli("-o", str(out), "--json", url, password=subsonic.password)
     assert again.returncode == 0, again.stderr
     assert [json.loads(line)["message"] for line in again.stdout.splitlines()] == [
-        "done in an earlier run (state file)"]
+        "done in an earlier run (state file)"
+    ]
     # without the journal, the download archive skips every file without fetching it
     archived = cli("-o", str(out), "--json", "--no-state", url, password=subsonic.password)
     assert archived.returncode == 0, archived.stderr
@@ -77,7 +97,8 @@ def test_album_lands_tagged_in_the_template_folders_and_reruns_skip(
 
 
 def test_wrong_or_missing_password_is_exit_2_and_writes_nothing(
-        subsonic: SubsonicServer, tmp_path: Path) -> None:
+    subsonic: SubsonicServer, tmp_path: Path
+) -> None:
     out = tmp_path / "music"
     url = album_url(subsonic, "Deep Water")
     wrong = cli("-o", str(out), url, password="not-the-password")

@@ -83,9 +83,7 @@ def pump(
     :param tick: called as ``(now, received)`` after each chunk (checkpoints).
     :raises DownloadError: typed: a stall, a broken connection, a full disk, a cancel.
     """
-    reader = BodyReader(
-        response, job.settings.chunk_size, max_ratio=job.settings.max_decoded_ratio
-    )
+    reader = BodyReader(response, job.settings.chunk_size, max_ratio=job.settings.max_decoded_ratio)
     limit = job.settings.max_filesize
     size = min(_FIRST_READ, reader.capacity)
     received = 0
