@@ -23,7 +23,12 @@ from ripstream.app.wiring import post_processors, source_factory
 from ripstream.downloader.base import BaseDownloader
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import Checksum, ContentType, DownloadResult, ResultStatus
-from ripstream.downloader.exceptions import ConfigError, SourceError
+from ripstream.downloader.exceptions import (
+    AuthenticationError,
+    ConfigError,
+    DownloadError,
+    SourceError,
+)
 from ripstream.downloader.executors import ExecutorStrategy
 from ripstream.downloader.manager import DownloadManager
 from ripstream.downloader.progress import ProgressTracker
@@ -200,7 +205,12 @@ class Batch:
         stops the batch before anything is written. Each source is built and logged in once
         (asking for a missing secret if it can) and registered with ``manager``.
 
-        :raises DownloadError: the first item that cannot be resolved.
+        An item whose source cannot resolve it (the server is down, the album is gone, a
+        plugin's bug) becomes that item's failed result, and the others go on; bad input (a
+        malformed URL, missing credentials) stops the batch before anything is written.
+
+        :raises ConfigError: for an item that is bad input.
+        :raises AuthenticationError: when a source needs credentials nobody gave.
         """
         queue = DownloadQueue()
         skipped: list[DownloadResult] = []
@@ -209,8 +219,14 @@ class Batch:
             if self.journal is not None and self.journal.is_done(item.url):
                 skipped.append(_journal_skip(item))
                 continue
-            source = self._source(_claimant(registry, item.url), manager)
-            tasks = source.tasks_for_url(item.url)
+            kind = _claimant(registry, item.url)
+            try:
+                tasks = self._source(kind, manager).tasks_for_url(item.url)
+            except (ConfigError, AuthenticationError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - one item's failure is that item's result
+                skipped.append(self._unresolved(item, source_name_of(kind), exc))
+                continue
             origin = _Origin(item.url)
             for task in tasks:
                 if item.checksum is not None and len(tasks) == 1:
@@ -221,6 +237,24 @@ class Batch:
                 origin.pending.add(task.task_id)
                 self._origins[task.task_id] = origin
         return queue, skipped
+
+    def _unresolved(self, item: BatchItem, source: str, exc: Exception) -> DownloadResult:
+        """The failed result of an item its source could not resolve (and its journal line)."""
+        error = (
+            exc
+            if isinstance(exc, DownloadError)
+            else DownloadError(f"{type(exc).__name__}: {exc}", url=redact_url(item.url))
+        )
+        logger.info("cannot resolve %s: %s", redact_url(item.url), error)
+        if self.journal is not None:
+            self.journal.record(item.url, "failed", [])
+        return DownloadResult(
+            content_id=redact_url(item.url) or item.url,
+            source=source,
+            status=ResultStatus.FAILED,
+            url=redact_url(item.url),
+            error=error,
+        )
 
     def _source(self, kind: type[BaseDownloader], manager: DownloadManager) -> BaseDownloader:
         """The source of ``kind``, built and logged in once per batch."""

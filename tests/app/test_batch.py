@@ -15,7 +15,7 @@ import pytest
 from ripstream.app.batch import Batch, BatchItem
 from ripstream.app.journal import url_key
 from ripstream.downloader import BaseDownloader, ContentType, DownloadableContent, ResultStatus
-from ripstream.downloader.exceptions import AuthenticationError
+from ripstream.downloader.exceptions import AuthenticationError, ContentNotFoundError
 from ripstream.sources import load_registry
 from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import make_config
@@ -137,3 +137,55 @@ def test_template_flag_names_files_from_metadata(server: TestServer, out_dir: Pa
     assert bad.returncode == 2
     assert "filename template '{title' is malformed" in bad.stderr
     assert not (out_dir / "new").exists()
+
+
+class Flaky(BaseDownloader):
+    """A source whose resolution fails for some URLs: one typed, one a plain bug."""
+
+    source_name: ClassVar[str] = "flaky"
+    supported_content_types: ClassVar[list[ContentType]] = [ContentType.TRACK]
+    base_url: ClassVar[str] = ""
+
+    @classmethod
+    def claims_url(cls, url: str) -> bool:
+        return url.startswith("flaky://")
+
+    def authenticate(self, credentials: Mapping[str, Any]) -> bool:
+        return True
+
+    def get_download_info(self, content_id: str) -> DownloadableContent:
+        name = content_id.removeprefix("flaky://")
+        if name == "gone":
+            raise ContentNotFoundError("the service has no track 'gone'", source="flaky")
+        if name == "bug":
+            raise KeyError("tracks")  # a plugin's bug on an odd API answer
+        return DownloadableContent(
+            content_id=name,
+            content_type=ContentType.TRACK,
+            source="flaky",
+            title=name,
+            url=f"{self.base_url}/{name}",
+        )
+
+
+def test_one_item_that_cannot_be_resolved_never_stops_the_batch(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/a", b"aaa")
+    server.add("/b", b"bbb")
+    Flaky.base_url = server.base_url
+    registry = load_registry(plugins=False, extra=[Flaky])
+    items = [BatchItem(f"flaky://{name}") for name in ("a", "gone", "bug", "b")]
+    results = Batch(make_config(out_dir), registry=registry).run(items)
+    by_status = sorted((r.status.value, r.content_id) for r in results)
+    assert by_status == [
+        ("completed", "a"),
+        ("completed", "b"),
+        ("failed", "flaky://bug"),
+        ("failed", "flaky://gone"),
+    ]
+    failed = {r.content_id: r.error for r in results if r.status is ResultStatus.FAILED}
+    assert isinstance(failed["flaky://gone"], ContentNotFoundError)
+    assert "KeyError" in str(failed["flaky://bug"])
+    assert (out_dir / "a").read_bytes() == b"aaa"
+    assert (out_dir / "b").read_bytes() == b"bbb"
