@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from ripstream.downloader.apibody import read_json
 from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
+from ripstream.downloader.deadline import DeadlineAdapter
 from ripstream.downloader.httperrors import error_for_status, map_request_error
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.resources import Closing
@@ -268,7 +268,12 @@ class SessionManager(Closing):
         session.headers.update(settings.headers)
         size = self.pool_size(settings)
         # retries are ours (typed, with backoff), so urllib3 must not retry on its own
-        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=size, max_retries=0)
+        adapter = DeadlineAdapter(
+            header_timeout=settings.header_timeout,
+            pool_connections=16,
+            pool_maxsize=size,
+            max_retries=0,
+        )
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return session

@@ -1,0 +1,103 @@
+"""A total deadline for a response's status line and headers.
+
+A read timeout bounds each wait for a byte, so a server that drips its headers one byte at a
+time, or sends ``100 Continue`` forever, is never stopped by it. Here every receive made
+while the headers are read gets only what is left of one deadline; after the headers, reads
+go straight to the socket. :class:`DeadlineAdapter` plugs this into a ``requests.Session``
+through urllib3's connection classes, for plain connections, TLS, and connections through a
+proxy.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+__all__ = ["DeadlineAdapter"]
+
+
+class _DeadlineSocket:
+    """A socket whose receives share one deadline while ``deadline`` is set."""
+
+    def __init__(self, sock: Any, deadline: float) -> None:
+        self._sock = sock
+        self.deadline: float | None = deadline
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        deadline = self.deadline
+        if deadline is None:
+            return int(self._sock.recv_into(buffer, nbytes, flags))
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the response headers did not arrive in time")
+        usual = self._sock.gettimeout()
+        self._sock.settimeout(left if usual is None else min(usual, left))
+        try:
+            return int(self._sock.recv_into(buffer, nbytes, flags))
+        finally:
+            self._sock.settimeout(usual)
+
+    def makefile(self, mode: str = "rb", buffering: int | None = None, **_: Any) -> Any:
+        """A buffered reader whose receives come through :meth:`recv_into`."""
+        self._sock._io_refs += 1
+        raw = socket.SocketIO(self, "rb")  # type: ignore[arg-type]
+        size = io.DEFAULT_BUFFER_SIZE if buffering in (None, -1) else buffering
+        return io.BufferedReader(raw, size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _HeaderDeadline:
+    """Mixed into urllib3's connections: the headers of each response share one deadline."""
+
+    header_timeout: float = 60.0
+
+    def getresponse(self) -> Any:
+        sock = getattr(self, "sock", None)
+        if sock is None:
+            return super().getresponse()  # type: ignore[misc]
+        wrapper = _DeadlineSocket(sock, time.monotonic() + self.header_timeout)
+        self.sock = wrapper
+        try:
+            return super().getresponse()  # type: ignore[misc]
+        finally:
+            wrapper.deadline = None  # the body is bounded by the read timeout and speed floor
+            if self.sock is wrapper:
+                self.sock = sock
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """An ``HTTPAdapter`` whose connections bound the wait for a response's headers.
+
+    :param header_timeout: seconds for the status line and all headers together.
+    """
+
+    def __init__(self, *, header_timeout: float, **kwargs: Any) -> None:
+        self._classes = _pool_classes(header_timeout)
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(self._classes)
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(*args, **kwargs)
+        manager.pool_classes_by_scheme = dict(self._classes)
+        return manager
+
+
+def _pool_classes(header_timeout: float) -> dict[str, type[HTTPConnectionPool]]:
+    limit = {"header_timeout": header_timeout}
+    plain = type("DeadlineHTTPConnection", (_HeaderDeadline, HTTPConnection), limit)
+    tls = type("DeadlineHTTPSConnection", (_HeaderDeadline, HTTPSConnection), limit)
+    return {
+        "http": type("DeadlineHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": plain}),
+        "https": type("DeadlineHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": tls}),
+    }
