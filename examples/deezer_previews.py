@@ -1,4 +1,4 @@
-"""A complete source for a real public API in under 100 lines: Deezer's 30-second previews.
+"""A complete source for a real public API in under 100 lines of code: Deezer's previews.
 
 Deezer's keyless API gives a 30 s MP3 preview of each track. A source turns URLs into tasks and
 RipStream does the rest; plugins name it under the ``ripstream.sources`` entry point. Run::

@@ -5,10 +5,12 @@ Shared by the single-stream and the segmented transfer; nothing here knows about
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 import urllib3
@@ -96,6 +98,8 @@ class BodyReader:
             count = stream.readinto1(self.view[:want]) if want and stream is not None else 0
             if length is not None and count:
                 fp.length = length - count
+            if fp.length == 0 and stream is not None:
+                _refuse_extra_bytes(stream, self.raw)
             if not count or fp.length == 0:
                 fp.close()
             return self.view[:count]
@@ -112,6 +116,32 @@ class BodyReader:
             return
         if (self.mode == "direct" and fp.length == 0) or self.mode == "chunked":
             self.raw.release_conn()
+
+
+def _refuse_extra_bytes(stream: Any, raw: urllib3.HTTPResponse) -> None:
+    """After the declared length: bytes already waiting on the connection mean the server
+    sent more than its ``Content-Length`` said, so the length (and the file) is a lie.
+
+    Only what has already arrived can be seen (the check never waits): a server that sends
+    the extra bytes later is caught only by a checksum.
+    """
+    sock = getattr(getattr(stream, "raw", None), "_sock", None)
+    if sock is None:
+        return
+    usual = sock.gettimeout()
+    try:
+        sock.settimeout(0)
+        extra = stream.peek(1)
+    except (OSError, ValueError):
+        return
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(usual)
+    if extra:
+        url = redact_url(raw.geturl())
+        raise ResponseMismatchError(
+            f"{url} sent more bytes than its Content-Length declares", url=url
+        )
 
 
 class Inflater:
