@@ -283,6 +283,8 @@ class SubsonicDownloader(BaseDownloader):
         for song, path in plan.entries:
             ids.append(self._song_id(plan, song))
             label = " - ".join(filter(None, (song.artist or song.album_artist, song.title)))
+            # one line per entry: a title with a line break must not add entries of its own
+            label = " ".join(label.split())
             lines.append(f"#EXTINF:{song.duration or -1},{label}")
             lines.append(PurePosixPath(os.path.relpath(path, folder)).as_posix())
         data = ("\n".join(lines) + "\n").encode("utf-8")

@@ -23,7 +23,7 @@ from ripstream.sources.subsonic_errors import (
     MediaMismatchError,
     SubsonicAuthError,
 )
-from tests.support.audio import mp3_bytes
+from tests.support.audio import flac_bytes, mp3_bytes
 from tests.support.fake_subsonic import (
     API_KEY,
     GONIC_OLD,
@@ -377,3 +377,19 @@ def test_cli_asks_for_a_transcode_and_explains_an_api_key_only_server(tmp_path: 
     bad = _cli("--subsonic-format", "opus:fast", url, env={})
     assert bad.returncode == 2
     assert "opus:fast" in bad.stderr
+
+
+def test_a_line_break_in_a_title_adds_no_playlist_entry(tmp_path: Path) -> None:
+    tracks = (
+        FakeTrack("tr-1", "First\n../../etc/evil.flac", 1, flac_bytes(60, sample_value=100)),
+        FakeTrack("tr-2", "Second", 2, flac_bytes(60, sample_value=200)),
+    )
+    with FakeSubsonic(NAVIDROME, tracks=tracks) as server:
+        results, _ = _run(server, tmp_path)
+    assert [r.status for r in results] == [ResultStatus.COMPLETED] * 3
+    text = (_folder(tmp_path) / f"{FakeSubsonic.album}.m3u8").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert len(lines) == 5  # the header, then one #EXTINF line and one path per track
+    assert lines[1].startswith("#EXTINF:")
+    assert "First ../../etc/evil.flac" in lines[1]
+    assert all("evil" not in line for line in _playlist(tmp_path)[1:])
