@@ -217,3 +217,33 @@ def test_a_url_listed_twice_is_downloaded_once(server: TestServer, tmp_path: Pat
     assert run.returncode == 0, run.stderr
     assert len(run.stdout.splitlines()) == 60
     assert all(len(server.requests_for(path)) == 1 for path in paths)
+
+
+def test_two_urls_with_one_file_name_never_leave_the_wrong_bytes_reported_verified(
+    server: TestServer, tmp_path: Path
+) -> None:
+    first, second = make_body(300_000, seed=1), make_body(300_000, seed=2)
+    server.add("/a/01.flac", first, rate_limit_bps=600_000)
+    server.add("/b/01.flac", second, rate_limit_bps=600_000)
+    out = tmp_path / "out"
+    listing = tmp_path / "list.txt"
+    listing.write_text(
+        f"{server.url('/a/01.flac')} sha256:{hashlib.sha256(first).hexdigest()}\n"
+        f"{server.url('/b/01.flac')} sha256:{hashlib.sha256(second).hexdigest()}\n"
+    )
+    run = subprocess.run(
+        command("--processes", "2", "-j", "2", "--json", "-o", str(out), "-i", str(listing)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    records = {r["url"]: r for r in map(json.loads, run.stdout.splitlines())}
+    done = [url for url, r in records.items() if r["status"] == "completed"]
+    assert len(done) == 1, records
+    assert run.returncode == 1
+    other = next(r for url, r in records.items() if url not in done)
+    assert other["status"] == "failed"
+    assert "writ" in other["error"]  # "another ... is writing/also writes ..." in plain words
+    kept = (out / "01.flac").read_bytes()
+    assert kept == (first if "/a/" in done[0] else second)  # the bytes of the one reported

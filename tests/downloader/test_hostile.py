@@ -323,3 +323,33 @@ def test_a_file_over_max_filesize_is_refused(
     assert not (out_dir / NAME).exists()
     if declared:  # refused from its Content-Length, before a byte was written
         assert leftovers(out_dir) == []
+
+
+def test_an_endless_body_stops_before_the_disk_is_full(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from ripstream.downloader.fetch import pump
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(pump, "_SPACE_STEP", 64 * 1024)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**9, 10**9 - 1000, 1000))
+    server.add(PATH, make_body(1_000_000), faults=[Fault.no_content_length()])
+    result = download(server, out_dir, max_retries=0)
+    assert result.status is ResultStatus.FAILED
+    assert isinstance(result.error, StorageError)
+    assert "nearly full" in str(result.error)
+    assert not (out_dir / NAME).exists()
+
+
+def test_a_content_range_total_of_2_to_the_63_is_a_typed_failure(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add(PATH, make_body(200_000), faults=[Fault.wrong_range_total(total=str(2**63))])
+    result = download(server, out_dir, segments=4, min_segment_size=32 * 1024, max_retries=0)
+    assert result.status is ResultStatus.FAILED
+    assert isinstance(result.error, DownloadError)
+    assert not (out_dir / NAME).exists()
+    assert sum(p.stat().st_size for p in out_dir.iterdir()) < 1_000_000  # no 2**63-byte file

@@ -9,12 +9,18 @@ the file that is moved into place, not the stream.
 from __future__ import annotations
 
 import http.client
+import shutil
 from collections.abc import Callable
 
 import requests
 import urllib3
 
-from ripstream.downloader.exceptions import DownloadCancelledError, StallError, TooLargeError
+from ripstream.downloader.exceptions import (
+    DownloadCancelledError,
+    StallError,
+    StorageError,
+    TooLargeError,
+)
 from ripstream.downloader.fetch.job import FetchJob
 from ripstream.downloader.files import storage_error
 from ripstream.downloader.httperrors import map_request_error
@@ -26,6 +32,8 @@ __all__ = ["Writer", "pump"]
 Writer = Callable[[memoryview | bytes, int], object]
 
 _MIN_READ = 16 * 1024
+_SPACE_STEP = 64 * 1024 * 1024
+_SPACE_RESERVE = 256 * 1024 * 1024
 _FIRST_READ = 256 * 1024
 _WIRE_ERRORS = (
     OSError,
@@ -85,6 +93,7 @@ def pump(
     """
     reader = BodyReader(response, job.settings.chunk_size, max_ratio=job.settings.max_decoded_ratio)
     limit = job.settings.max_filesize
+    space = _SpaceGuard(job) if expected is None else None
     size = min(_FIRST_READ, reader.capacity)
     received = 0
     clock, cancel, buckets, reporter = job.clock, job.cancel, job.buckets, job.reporter
@@ -113,6 +122,8 @@ def pump(
                     source=job.source,
                     limit=limit,
                 )
+            if space is not None:
+                space.wrote(count)
             throttled = 0.0
             for bucket in buckets:
                 throttled += bucket.acquire(count, cancel=cancel)
@@ -126,6 +137,37 @@ def pump(
         raise map_request_error(exc, job.url, job.source) from exc
     reader.release_if_complete()
     return received
+
+
+class _SpaceGuard:
+    """For a body of unknown length (it may never end): stop before the disk is full.
+
+    Checked every ``_SPACE_STEP`` bytes; below ``_SPACE_RESERVE`` free, the download fails
+    (an endless body must not take the space other files and programs need).
+    """
+
+    __slots__ = ("job", "until")
+
+    def __init__(self, job: FetchJob) -> None:
+        self.job = job
+        self.until = _SPACE_STEP
+
+    def wrote(self, count: int) -> None:
+        self.until -= count
+        if self.until > 0:
+            return
+        self.until = _SPACE_STEP
+        try:
+            free = shutil.disk_usage(self.job.part.parent).free
+        except OSError:
+            return
+        if free < _SPACE_RESERVE:
+            raise StorageError(
+                f"stopped {self.job.shown_url}: its body has no declared end and the disk "
+                f"is nearly full ({free} bytes left)",
+                path=str(self.job.part),
+                url=self.job.shown_url,
+            )
 
 
 def _adapt(size: int, elapsed: float, capacity: int) -> int:
