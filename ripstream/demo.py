@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import TextIO
 
 from ripstream.app.batch import BatchItem, run_batch
+from ripstream.downloader.bars import TqdmProgress
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import Checksum
 from ripstream.downloader.executors import start_thread
-from ripstream.downloader.progress import ProgressTracker, TqdmProgress
+from ripstream.downloader.progress import ProgressTracker
 
 __all__ = ["DemoFile", "make_album", "run_demo", "serve"]
 

@@ -86,7 +86,7 @@ def test_any_arguments_end_in_a_documented_exit_status(parts: list[list[str]]) -
         out = Path(tmp) / "out"
         stdout, stderr = io.StringIO(), io.StringIO()
         code = main(
-            ["-o", str(out), "--retries", "0", "--no-progress", *argv],
+            ["-d", str(out), "--retries", "0", "--no-progress", *argv],
             stdin=io.StringIO(""),
             stdout=stdout,
             stderr=stderr,

@@ -118,6 +118,10 @@ class BaseDownloader(Closing):
     description: ClassVar[str] = ""
     #: The URL shapes this source claims, for ``ripstream sources``.
     url_patterns: ClassVar[tuple[str, ...]] = ()
+    #: Whether a content id names the same bytes for ever (a Subsonic song id, an archive.org
+    #: file): only then may the download archive skip content it holds. A plain URL's bytes
+    #: may change, so it is not skipped by the archive.
+    stable_ids: ClassVar[bool] = False
 
     # -- the contract ---
 
@@ -267,9 +271,12 @@ class BaseDownloader(Closing):
             and not name.endswith(f".{content.file_extension}")
         ):
             name = f"{content.title}.{content.file_extension}"
+        title = content.title
+        if extension and title.lower().endswith(f".{extension.lower()}"):
+            title = title[: -len(extension) - 1]  # {title}.{ext} must not say .flac twice
         values: dict[str, Any] = {
             "filename": safe_filename(name),
-            "title": content.title,
+            "title": title,
             "ext": extension or "bin",
             "artist": content.artist,
             "album": content.album,
