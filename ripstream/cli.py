@@ -140,7 +140,6 @@ def _run(items: list[BatchItem], app: AppConfig, args: argparse.Namespace, say: 
         try:  # a FIFO, a device or garbage as --state or archive is bad input: nothing runs
             journal = stack.enter_context(BatchJournal(state)) if state else None
             archive = stack.enter_context(DownloadArchive(archive_path)) if archive_path else None
-            _check_output_folder(app.download.download_directory)
         except StorageError as exc:
             say.error(exc)
             return EXIT_USAGE
@@ -151,17 +150,18 @@ def _check_output_folder(directory: Path) -> None:
     """Make the output folder and prove a file can be created in it (root ignores modes, so
     asking ``os.access`` is not enough).
 
-    :raises StorageError: in one line naming the folder.
+    :raises ConfigError: in one line naming the folder (bad input: exit 2).
     """
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory, prefix=".ripstream-probe-"):
             pass
     except OSError as exc:
-        raise StorageError(
+        raise ConfigError(
             f"cannot write to the output folder {str(directory)!r}: "
             f"{(exc.strerror or str(exc)).lower()}",
-            path=str(directory),
+            field="dir",
+            value=str(directory),
         ) from exc
 
 
@@ -195,6 +195,7 @@ def _run_batch(
 
     def on_queue(queue: DownloadQueue) -> None:
         nonlocal bars
+        _check_output_folder(app.download.download_directory)  # every URL resolved: now write
         if show_bars:
             jobs = app.download.max_concurrent_downloads
             bars = TqdmProgress(

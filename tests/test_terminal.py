@@ -71,7 +71,7 @@ def test_json_lines_and_summary_carry_no_raw_controls(server: TestServer, out_di
 
 def test_progress_bar_titles_are_escaped() -> None:
     stream = io.StringIO()
-    bars = TqdmProgress(total_files=1, file=stream)
+    bars = TqdmProgress(total_files=1, file=stream, disable=False)
     bars(
         "a",
         DownloadProgress(

@@ -205,7 +205,7 @@ class TqdmProgress:
         bar.update(progress.downloaded_bytes - bar.n)
         if progress.note:
             bar.set_postfix_str(printable(progress.note), refresh=False)
-        elif progress.state is ProgressState.DOWNLOADING and bar.postfix:
+        elif progress.state is ProgressState.DOWNLOADING and getattr(bar, "postfix", None):
             bar.set_postfix_str("", refresh=False)
         if progress.note or progress.is_finished:
             bar.refresh()  # a retry, and a small file's size, are shown even between ticks

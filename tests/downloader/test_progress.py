@@ -353,13 +353,14 @@ def test_tqdm_adapter_draws_bars_and_closes() -> None:
         tracker.start("b", total=None, title="A very long title that does not fit in the bar")
         tracker.update("b", 10)
         tracker.finish("b", success=False)
-        assert bars.overall.n == 2  # both files are counted, failed or not
+        assert bars.overall.n == 1  # a failed file is never counted as done
     text = out.getvalue()
     assert "First Song" in text
     assert "A very long title that does…" in text  # shortened to 28 characters
     assert "2.00k" in text  # the byte bar reached 2 KiB
-    assert "total: 100%" in text
-    assert "2/2" in text
+    assert "total:  50%" in text
+    assert "1/2" in text
+    assert "1 done, 1 failed, 2.0 KiB" in text
     # closing twice is harmless
     bars.close()
 
