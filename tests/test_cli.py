@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,11 +45,11 @@ def fast(*args: str) -> list[str]:
     return ["--no-progress", "--config", str(FAST_CONFIG), *args]
 
 
-FAST_CONFIG = Path(__file__).with_name("fast_config.json")
+FAST_CONFIG = Path(tempfile.mkdtemp(prefix="ripstream-tests-")) / "fast_config.json"
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _fast_config() -> None:
+def _fast_config() -> Iterator[None]:
     FAST_CONFIG.write_text(
         json.dumps(
             {
@@ -60,6 +63,8 @@ def _fast_config() -> None:
             }
         )
     )
+    yield
+    shutil.rmtree(FAST_CONFIG.parent, ignore_errors=True)
 
 
 def test_urls_land_exact_bytes_including_an_empty_file(server: TestServer, out_dir: Path) -> None:

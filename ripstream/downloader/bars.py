@@ -191,10 +191,11 @@ class TqdmProgress:
     def _start(self, slot: _Slot, progress: DownloadProgress) -> None:
         """Point a free bar at a new download; resumed bytes are its start, not speed."""
         bar = slot.bar
-        bar.reset(total=progress.total_bytes)
-        slot.resumed = progress.resumed_bytes
-        bar.initial = bar.n = progress.resumed_bytes
         bar.set_description_str(_short(progress.title), refresh=False)
+        slot.resumed = progress.resumed_bytes
+        bar.reset(total=progress.total_bytes)
+        bar.initial = bar.n = progress.resumed_bytes
+        bar.refresh()
 
     def _show(self, slot: _Slot, progress: DownloadProgress) -> None:
         bar = slot.bar

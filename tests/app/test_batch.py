@@ -126,9 +126,7 @@ def test_archive_does_not_skip_a_plain_url_whose_file_is_gone(
 
 def test_template_flag_names_files_from_metadata(server: TestServer, out_dir: Path) -> None:
     server.add("/x/track.mp3", b"data")
-    run = cli(
-        "-d", str(out_dir), "--template", "{type}/{title}.{ext}", server.url("/x/track.mp3")
-    )
+    run = cli("-d", str(out_dir), "--template", "{type}/{title}.{ext}", server.url("/x/track.mp3"))
     assert run.returncode == 0, run.stderr
     assert (out_dir / "file" / "track.mp3").read_bytes() == b"data"
     bad = cli("-d", str(out_dir / "new"), "--template", "{title", server.url("/x/track.mp3"))

@@ -9,7 +9,7 @@ the file that is moved into place, not the stream.
 from __future__ import annotations
 
 import http.client
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import requests
 import urllib3
@@ -18,6 +18,7 @@ from ripstream.downloader.exceptions import DownloadCancelledError, StallError, 
 from ripstream.downloader.fetch.job import FetchJob
 from ripstream.downloader.files import storage_error
 from ripstream.downloader.httperrors import map_request_error
+from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.wire import BodyReader
 
 __all__ = ["Writer", "pump"]
@@ -96,9 +97,16 @@ def pump(
                     "download cancelled", url=job.shown_url, source=job.source
                 )
             want = size if expected is None else min(size, expected - received)
+            throttled = 0.0
+            if buckets:  # reserve before reading, a slice at a time: the limit holds at once
+                want = min(want, _throttled_read(buckets))
+                for bucket in buckets:
+                    throttled += bucket.acquire(want, cancel=cancel)
             started = clock()
             chunk = reader.read(want)
             count = len(chunk)
+            for bucket in buckets if count < want else ():
+                bucket.refund(want - count)
             if not count:
                 break
             try:
@@ -113,9 +121,6 @@ def pump(
                     source=job.source,
                     limit=limit,
                 )
-            throttled = 0.0
-            for bucket in buckets:
-                throttled += bucket.acquire(count, cancel=cancel)
             reporter(count)
             now = clock()
             if tick is not None:
@@ -126,6 +131,11 @@ def pump(
         raise map_request_error(exc, job.url, job.source) from exc
     reader.release_if_complete()
     return received
+
+
+def _throttled_read(buckets: Sequence[TokenBucket]) -> int:
+    """The largest read under a throttle: 1/100 s of the slowest rate (at least 1 KiB)."""
+    return max(1024, int(min(bucket.rate for bucket in buckets) / 100))
 
 
 def _adapt(size: int, elapsed: float, capacity: int) -> int:
