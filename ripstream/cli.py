@@ -137,13 +137,31 @@ def _stopped(exc: KeyboardInterrupt, say: Reporter) -> int:
 def _run(items: list[BatchItem], app: AppConfig, args: argparse.Namespace, say: Reporter) -> int:
     state, archive_path = _state_paths(args, app)
     with contextlib.ExitStack() as stack:
-        try:  # a FIFO, a device or garbage as --state or archive is bad input: nothing runs
+        try:
+            _check_output_path(app.download.download_directory)  # a FIFO, a device or garbage as --state or archive is bad input: nothing runs
             journal = stack.enter_context(BatchJournal(state)) if state else None
             archive = stack.enter_context(DownloadArchive(archive_path)) if archive_path else None
-        except StorageError as exc:
+        except (StorageError, ConfigError) as exc:
             say.error(exc)
             return EXIT_USAGE
         return _run_batch(items, app, args, say, (journal, archive))
+
+
+def _check_output_path(directory: Path) -> None:
+    """Refuse an output folder that cannot be made, before anything is written.
+
+    :raises ConfigError: when a part of its path is a file.
+    """
+    existing = directory
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ConfigError(
+            f"cannot write to the output folder {str(directory)!r}: "
+            f"{str(existing)!r} is a file, not a folder",
+            field="dir",
+            value=str(directory),
+        )
 
 
 def _check_output_folder(directory: Path) -> None:

@@ -130,6 +130,10 @@ def _cookie_jar(path: str) -> http.cookiejar.CookieJar:
         raise ConfigError(
             f"cannot read the cookies file {path!r}: {exc}", field="cookies_file", value=path
         ) from exc
+    for cookie in jar:
+        if cookie.expires == 0:  # cookies.txt writes 0 for a session cookie (curl, browsers)
+            cookie.expires = None
+            cookie.discard = True
     return jar
 
 
