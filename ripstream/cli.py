@@ -137,8 +137,10 @@ def _stopped(exc: KeyboardInterrupt, say: Reporter) -> int:
 def _run(items: list[BatchItem], app: AppConfig, args: argparse.Namespace, say: Reporter) -> int:
     state, archive_path = _state_paths(args, app)
     with contextlib.ExitStack() as stack:
+        # a file in the output path, or a FIFO, a device or garbage as --state or archive
+        # is bad input: nothing runs
         try:
-            _check_output_path(app.download.download_directory)  # a FIFO, a device or garbage as --state or archive is bad input: nothing runs
+            _check_output_path(app.download.download_directory)
             journal = stack.enter_context(BatchJournal(state)) if state else None
             archive = stack.enter_context(DownloadArchive(archive_path)) if archive_path else None
         except (StorageError, ConfigError) as exc:

@@ -153,41 +153,38 @@ def _address(url: str | None) -> str:
 _UNREACHABLE = {errno.ENETUNREACH: "network unreachable", errno.EHOSTUNREACH: "no route to host"}
 
 
+def _plain(cause: BaseException, url: str | None) -> tuple[type[DownloadError], str] | None:
+    """The error class and plain words for one cause of a failure to connect, if it is one."""
+    where = _address(url)
+    if isinstance(cause, socket.gaierror | urllib3.exceptions.NameResolutionError):
+        why = (cause.strerror if isinstance(cause, OSError) else None) or "no such host"
+        return HostNotFoundError, f"cannot resolve {urlsplit(url or '').hostname}: {why.lower()}"
+    if isinstance(cause, ConnectionRefusedError):
+        return ConnectionRefused, f"cannot connect to {where}: connection refused"
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        why = cause.verify_message or cause.reason or "certificate verify failed"
+        return TLSError, f"TLS failure with {where}: {why}"
+    if isinstance(cause, ssl.SSLError):
+        return TLSError, f"TLS failure with {where}: {str(cause.reason or cause).lower()}"
+    if isinstance(cause, OSError) and cause.errno in _UNREACHABLE:
+        return ConnectionFailedError, f"cannot connect to {where}: {_UNREACHABLE[cause.errno]}"
+    return None
+
+
 def plain_connect_error(
     exc: BaseException, url: str | None, source: str | None = None
 ) -> DownloadError | None:
     """A one-line error in plain words for a failure to connect at all (``cannot connect to
     127.0.0.1:8799: connection refused``), or ``None`` when ``exc`` is something else."""
-    where = _address(url)
     safe = redact_url(url)
     for cause in _causes(exc):
-        if isinstance(cause, socket.gaierror | urllib3.exceptions.NameResolutionError):
-            why = (
-                (cause.strerror or "no such host") if isinstance(cause, OSError) else "no such host"
-            )
-            host = urlsplit(url or "").hostname or where
-            return HostNotFoundError(
-                f"cannot resolve {host}: {why.lower()}", url=safe, source=source
-            )
-        if isinstance(cause, ConnectionRefusedError):
-            return ConnectionRefused(
-                f"cannot connect to {where}: connection refused", url=safe, source=source
-            )
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            why = cause.verify_message or cause.reason or "certificate verify failed"
-            return TLSError(f"TLS failure with {where}: {why}", url=safe, source=source)
-        if isinstance(cause, ssl.SSLError):
-            why = cause.reason or cause.strerror or "handshake failed"
-            return TLSError(
-                f"TLS failure with {where}: {str(why).lower()}", url=safe, source=source
-            )
-        if isinstance(cause, OSError) and cause.errno in _UNREACHABLE:
-            return ConnectionFailedError(
-                f"cannot connect to {where}: {_UNREACHABLE[cause.errno]}", url=safe, source=source
-            )
+        found = _plain(cause, url)
+        if found is not None:
+            kind, message = found
+            return kind(message, url=safe, source=source)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ConnectionFailedError(
-            f"cannot connect to {where}: timed out", url=safe, source=source
+            f"cannot connect to {_address(url)}: timed out", url=safe, source=source
         )
     return None
 
