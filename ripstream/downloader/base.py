@@ -26,7 +26,7 @@ from ripstream.downloader.files import filename_from_url, safe_filename
 from ripstream.downloader.manager import DownloadManager
 from ripstream.downloader.placement import FinalName
 from ripstream.downloader.progress import ProgressTracker
-from ripstream.downloader.queue import DownloadTask
+from ripstream.downloader.queue import DownloadQueue, DownloadTask
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.resources import Closing
 from ripstream.downloader.retry import call_with_retries
@@ -308,22 +308,47 @@ class BaseDownloader(Closing):
         return result
 
     def download_many(
-        self, contents: Iterable[DownloadableContent], *, raise_on_error: bool = False
+        self,
+        contents: Iterable[DownloadableContent | DownloadTask | str],
+        *,
+        raise_on_error: bool = False,
     ) -> list[DownloadResult]:
         """Download several contents through a :class:`DownloadManager` of
         ``max_concurrent_downloads`` threads.
 
-        :returns: one result per content, in the order given.
+        :param contents: resolved contents, tasks, or content ids (a URL for the http source),
+            which are resolved with :meth:`get_download_info` on the download threads.
+        :returns: one result per item, in the order given.
         """
-        items = list(contents)
+        tasks = [self._task_for(item) for item in contents]
+        queue = DownloadQueue()
+        for task in tasks:
+            queue.add_task(task)
         with DownloadManager(self.config, services=self.engine.services) as manager:
-            for name in {content.source for content in items} | {self.source_name}:
+            for name in {task.source for task in tasks} | {self.source_name}:
                 manager.register(self, name=name)
-            results = manager.download_many(items)
+            results = manager.run(queue)  # in queue order: the order given
         if raise_on_error:
             for result in results:
                 result.raise_for_error()
         return results
+
+    def _task_for(self, item: DownloadableContent | DownloadTask | str) -> DownloadTask:
+        if isinstance(item, DownloadTask):
+            return item
+        if isinstance(item, DownloadableContent):
+            return DownloadTask.from_content(item)
+        if isinstance(item, str):
+            return DownloadTask(
+                content_id=item,
+                content_type=ContentType.FILE,
+                source=self.source_name,
+                title=item,
+                url="",
+            )
+        raise TypeError(
+            f"download_many takes contents, tasks or content ids, not {type(item).__name__}"
+        )
 
     # -- resources ---
 
