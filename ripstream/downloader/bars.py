@@ -33,7 +33,10 @@ def in_notebook() -> bool:
 
 
 def _has_widgets() -> bool:
-    return importlib.util.find_spec("ipywidgets") is not None
+    try:
+        return importlib.util.find_spec("ipywidgets") is not None
+    except (ImportError, ValueError):  # hidden (sys.modules entry None) or half-installed
+        return False
 
 
 def _is_terminal(stream: Any) -> bool:
