@@ -157,7 +157,13 @@ class BaseDownloader(Closing):
 
         :raises DownloadError: when the URL cannot be resolved.
         """
-        return [DownloadTask.from_content(self.get_download_info(url))]
+        return [DownloadTask.from_content(self.get_download_info(self.content_id_for_url(url)))]
+
+    def content_id_for_url(self, url: str) -> str:
+        """The content id a URL names (``myservice://track/42`` -> ``42``); the whole URL by
+        default. A plugin that claims its own URLs overrides this (or :meth:`tasks_for_url`).
+        """
+        return url
 
     # -- hooks the engine calls ---
 
