@@ -274,10 +274,10 @@ def tool_command(tool: str, job: Job) -> list[str]:
     if tool == "ripstream":
         base = [*RIPSTREAM_CMD, "-q", "--no-progress"]
         if sc == "small":
-            return [*base, "-j", str(PARALLEL), "-o", out, "-i", str(job.list_file)]
+            return [*base, "-j", str(PARALLEL), "-d", out, "-i", str(job.list_file)]
         if sc == "throttled":
-            return [*base, "--segments", str(PARALLEL), "-o", out, url]
-        return [*base, "-o", out, url]
+            return [*base, "--segments", str(PARALLEL), "-d", out, url]
+        return [*base, "-d", out, url]
     raise ValueError(tool)
 
 

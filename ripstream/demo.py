@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import quote
 
 from ripstream.app.batch import BatchItem, run_batch
+from ripstream.downloader.bars import TqdmProgress
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import Checksum
 from ripstream.downloader.executors import start_thread
-from ripstream.downloader.progress import ProgressTracker, TqdmProgress
+from ripstream.downloader.progress import ProgressTracker
 
 __all__ = ["DemoFile", "make_album", "run_demo", "serve"]
 
@@ -51,6 +53,10 @@ class DemoFile:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+    def url(self, base_url: str) -> str:
+        """Its URL on the server at ``base_url`` (spaces quoted)."""
+        return base_url + quote(self.path)
 
 
 def _tone(index: int, seconds: float = 1.5, rate: int = 22050) -> bytes:

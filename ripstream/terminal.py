@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from ripstream.app.config import AppConfig
@@ -19,7 +20,12 @@ from ripstream.downloader.progress import format_bytes, printable
 from ripstream.downloader.queue import DownloadTask
 from ripstream.downloader.urls import install_log_redaction, is_secret_param, redact_text
 
-__all__ = ["Reporter", "redact_logs", "secrets_of"]
+__all__ = ["OutputClosed", "Reporter", "redact_logs", "secrets_of"]
+
+
+class OutputClosed(KeyboardInterrupt):
+    """Standard output was closed (``ripstream --json ... | head -1``): the run stops as
+    cleanly as on Ctrl-C, quietly, and the next run resumes."""
 
 
 class Reporter:
@@ -36,6 +42,12 @@ class Reporter:
         self.err = err
         self.secrets = secrets
         self.started = time.monotonic()
+        #: how a line reaches stderr: above the progress bars while they are drawn
+        self.line: Callable[[str], None] = self.print_err
+
+    def print_err(self, line: str) -> None:
+        """Print ``line`` on stderr."""
+        print(line, file=self.err, flush=True)
 
     def safe(self, text: str) -> str:
         """``text`` fit for the terminal: secrets hidden, escape sequences shown escaped."""
@@ -52,10 +64,13 @@ class Reporter:
             record = result.to_record()
             record["title"] = title
             # json.dumps escapes every control character; redaction covers the rest
-            print(redact_text(json.dumps(record), self.secrets), file=self.out, flush=True)
+            try:
+                print(redact_text(json.dumps(record), self.secrets), file=self.out, flush=True)
+            except BrokenPipeError:
+                raise OutputClosed from None
         if result.status is ResultStatus.FAILED:
             line = self.safe(f"{title}: {result.error_message}")
-            print(f"ripstream: failed: {line}", file=self.err, flush=True)
+            self.line(f"ripstream: failed: {line}")
 
     def summary(self, results: list[DownloadResult]) -> None:
         if self.quiet:

@@ -5,10 +5,14 @@ Helpers that tests import (``fast_settings``, ``make_config``) live in tests/sup
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.support.httpserver import TestServer
 
@@ -26,3 +30,10 @@ def out_dir(tmp_path: Path) -> Path:
     path = tmp_path / "out"
     path.mkdir()
     return path
+
+
+# Hypothesis keeps nothing in the checkout (no example database, no .hypothesis/ folder):
+# the test run leaves it as it was.
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "ripstream-tests-hypothesis"))
+settings.register_profile("ripstream", database=None)
+settings.load_profile("ripstream")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,11 +45,11 @@ def fast(*args: str) -> list[str]:
     return ["--no-progress", "--config", str(FAST_CONFIG), *args]
 
 
-FAST_CONFIG = Path(__file__).with_name("fast_config.json")
+FAST_CONFIG = Path(tempfile.mkdtemp(prefix="ripstream-tests-")) / "fast_config.json"
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _fast_config() -> None:
+def _fast_config() -> Iterator[None]:
     FAST_CONFIG.write_text(
         json.dumps(
             {
@@ -60,13 +63,15 @@ def _fast_config() -> None:
             }
         )
     )
+    yield
+    shutil.rmtree(FAST_CONFIG.parent, ignore_errors=True)
 
 
 def test_urls_land_exact_bytes_including_an_empty_file(server: TestServer, out_dir: Path) -> None:
     bodies = {"/a.flac": make_body(300_000, 1), "/b.mp3": make_body(70_000, 2), "/empty.bin": b""}
     for path, body in bodies.items():
         server.add(path, body)
-    run = ripstream(*fast("-o", str(out_dir), *(server.url(p) for p in bodies)))
+    run = ripstream(*fast("-d", str(out_dir), *(server.url(p) for p in bodies)))
     assert run.returncode == 0, run.stderr
     for path, body in bodies.items():
         assert sha((out_dir / path.lstrip("/")).read_bytes()) == sha(body)
@@ -81,7 +86,7 @@ def test_input_file_with_jobs_never_exceeds_the_limit(
         server.add(path, body, rate_limit_bps=2_000_000)
     listing = tmp_path / "list.txt"
     listing.write_text("# my list\n\n" + "".join(server.url(p) + "\n" for p in bodies))
-    run = ripstream(*fast("-j", "3", "-o", str(out_dir), "-i", str(listing)))
+    run = ripstream(*fast("-j", "3", "-d", str(out_dir), "-i", str(listing)))
     assert run.returncode == 0, run.stderr
     for path, body in bodies.items():
         assert sha((out_dir / path.lstrip("/")).read_bytes()) == sha(body)
@@ -93,7 +98,7 @@ def test_jobs_eight_from_stdin(server: TestServer, out_dir: Path) -> None:
     for path, body in bodies.items():
         server.add(path, body)
     run = ripstream(
-        *fast("-j", "8", "-o", str(out_dir), "-i", "-"),
+        *fast("-j", "8", "-d", str(out_dir), "-i", "-"),
         stdin="".join(server.url(p) + "\n" for p in bodies),
     )
     assert run.returncode == 0, run.stderr
@@ -109,7 +114,7 @@ def test_one_failing_url_gives_exit_1_and_the_others_land(
     server.add("/good2.bin", make_body(1000, 2))
     run = ripstream(
         *fast(
-            "-o",
+            "-d",
             str(out_dir),
             server.url("/good1.bin"),
             server.url("/missing"),
@@ -128,7 +133,7 @@ def test_one_failing_url_gives_exit_1_and_the_others_land(
 def test_json_lines(server: TestServer, out_dir: Path) -> None:
     server.add("/a.bin", make_body(1234))
     run = ripstream(
-        *fast("--json", "-q", "-o", str(out_dir), server.url("/a.bin"), server.url("/nope"))
+        *fast("--json", "-q", "-d", str(out_dir), server.url("/a.bin"), server.url("/nope"))
     )
     assert run.returncode == 1
     records = [json.loads(line) for line in run.stdout.splitlines()]
@@ -145,12 +150,12 @@ def test_checksum_flag(server: TestServer, out_dir: Path) -> None:
     server.add("/a.bin", body)
     good = ripstream(
         *fast(
-            "-o", str(out_dir / "good"), "--checksum", f"sha256:{sha(body)}", server.url("/a.bin")
+            "-d", str(out_dir / "good"), "--checksum", f"sha256:{sha(body)}", server.url("/a.bin")
         )
     )
     assert good.returncode == 0, good.stderr
     bad = ripstream(
-        *fast("-o", str(out_dir / "bad"), "--checksum", "md5:" + "1" * 32, server.url("/a.bin"))
+        *fast("-d", str(out_dir / "bad"), "--checksum", "md5:" + "1" * 32, server.url("/a.bin"))
     )
     assert bad.returncode == 1
     assert "md5" in bad.stderr
@@ -165,7 +170,7 @@ def test_input_file_lines_may_carry_checksums(
     server.add("/a.bin", body)
     listing = tmp_path / "list.txt"
     listing.write_text(f"{server.url('/a.bin')} sha256:{sha(body)}\n")
-    run = ripstream(*fast("-o", str(out_dir), "-i", str(listing)))
+    run = ripstream(*fast("-d", str(out_dir), "-i", str(listing)))
     assert run.returncode == 0, run.stderr
 
 
@@ -190,7 +195,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
     out = tmp_path / "out"
-    run = ripstream("--no-progress", "-o", str(out), *args)
+    run = ripstream("--no-progress", "-d", str(out), *args)
     assert run.returncode == 2, run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1, run.stderr
@@ -212,7 +217,7 @@ def test_broken_config_file_is_exit_2(tmp_path: Path, content: str, message: str
     config = tmp_path / "config.json"
     config.write_text(content)
     out = tmp_path / "out"
-    run = ripstream("--config", str(config), "-o", str(out), "http://127.0.0.1:9/a")
+    run = ripstream("--config", str(config), "-d", str(out), "http://127.0.0.1:9/a")
     assert run.returncode == 2
     assert message in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
@@ -239,7 +244,7 @@ def test_demo_downloads_and_verifies_the_album(tmp_path: Path) -> None:
 def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(server: TestServer, out_dir: Path) -> None:
     body = make_body(3_000_000)
     server.add("/big.bin", body, rate_limit_bps=1_000_000)
-    command = [sys.executable, "-m", "ripstream", *fast("-o", str(out_dir), server.url("/big.bin"))]
+    command = [sys.executable, "-m", "ripstream", *fast("-d", str(out_dir), server.url("/big.bin"))]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         server.wait_until(lambda: server.bytes_sent("/big.bin") >= 300_000, timeout=30)
@@ -257,7 +262,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(server: TestServer, out_d
     assert kept > 0
     server.resource("/big.bin").rate_limit_bps = None
     server.reset_stats()
-    again = ripstream(*fast("-o", str(out_dir), server.url("/big.bin")))
+    again = ripstream(*fast("-d", str(out_dir), server.url("/big.bin")))
     assert again.returncode == 0, again.stderr
     assert sha((out_dir / "big.bin").read_bytes()) == sha(body)
     # only the missing tail was asked for (bytes_sent may still count the killed connection)
@@ -267,7 +272,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(server: TestServer, out_d
 def test_segments_flag_uses_parallel_ranges(server: TestServer, out_dir: Path) -> None:
     body = make_body(2_000_000)
     server.add("/big.bin", body, rate_limit_bps=4_000_000)
-    run = ripstream(*fast("--segments", "4", "-o", str(out_dir), server.url("/big.bin")))
+    run = ripstream(*fast("--segments", "4", "-d", str(out_dir), server.url("/big.bin")))
     assert run.returncode == 0, run.stderr
     assert sha((out_dir / "big.bin").read_bytes()) == sha(body)
     ranges = [r.range_header for r in server.requests_for("/big.bin")]
@@ -280,7 +285,7 @@ def test_interrupted_process_leaves_no_traceback_on_kill(server: TestServer, out
     """SIGKILL mid-file, then the same command again: exact bytes, little refetched."""
     body = make_body(4_000_000)
     server.add("/big.bin", body, rate_limit_bps=2_000_000)
-    command = [sys.executable, "-m", "ripstream", *fast("-o", str(out_dir), server.url("/big.bin"))]
+    command = [sys.executable, "-m", "ripstream", *fast("-d", str(out_dir), server.url("/big.bin"))]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         server.wait_until(lambda: server.bytes_sent("/big.bin") >= 1_500_000, timeout=30)
@@ -293,7 +298,7 @@ def test_interrupted_process_leaves_no_traceback_on_kill(server: TestServer, out
     assert not (out_dir / "big.bin").exists()
     server.resource("/big.bin").rate_limit_bps = None
     server.reset_stats()
-    again = ripstream(*fast("-o", str(out_dir), server.url("/big.bin")))
+    again = ripstream(*fast("-d", str(out_dir), server.url("/big.bin")))
     assert again.returncode == 0, again.stderr
     assert sha((out_dir / "big.bin").read_bytes()) == sha(body)
     asked = [r.range_header for r in server.requests_for("/big.bin")]
@@ -323,7 +328,7 @@ def test_progress_bars_on_a_terminal_and_none_in_a_pipe(server: TestServer, out_
                 "ripstream",
                 "--config",
                 str(FAST_CONFIG),
-                "-o",
+                "-d",
                 str(out_dir / "tty"),
                 *urls,
             ],
@@ -348,6 +353,6 @@ def test_progress_bars_on_a_terminal_and_none_in_a_pipe(server: TestServer, out_
     assert "total: 100%" in screen
     assert "3/3" in screen
     assert all(f"t{n}.bin" in screen for n in range(3))  # each file had its own bar
-    piped = ripstream(*fast("-o", str(out_dir / "pipe"), *urls))
+    piped = ripstream(*fast("-d", str(out_dir / "pipe"), *urls))
     assert piped.returncode == 0
     assert "%|" not in piped.stderr  # no bars when stderr is not a terminal

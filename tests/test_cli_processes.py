@@ -59,7 +59,7 @@ def test_two_processes_land_every_file_exactly(server: TestServer, tmp_path: Pat
                 "-j",
                 "2",
                 "--json",
-                "-o",
+                "-d",
                 str(out),
                 "-i",
                 str(listing(tmp_path, server, list(bodies))),
@@ -89,7 +89,7 @@ def test_a_failure_in_one_worker_gives_exit_1(server: TestServer, tmp_path: Path
             server.add(path, make_body(1000, n))
     out = tmp_path / "out"
     run = subprocess.run(
-        command("--processes", "2", "-o", str(out), "-i", str(listing(tmp_path, server, paths))),
+        command("--processes", "2", "-d", str(out), "-i", str(listing(tmp_path, server, paths))),
         capture_output=True,
         text=True,
         timeout=120,
@@ -107,7 +107,7 @@ def test_ctrl_c_stops_every_worker_and_a_rerun_finishes(server: TestServer, tmp_
     out = tmp_path / "out"
     files = str(listing(tmp_path, server, list(bodies)))
     process = subprocess.Popen(
-        command("--processes", "2", "-j", "4", "-o", str(out), "-i", files),
+        command("--processes", "2", "-j", "4", "-d", str(out), "-i", files),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -129,7 +129,7 @@ def test_ctrl_c_stops_every_worker_and_a_rerun_finishes(server: TestServer, tmp_
     for resource in bodies:
         server.resource(resource).rate_limit_bps = None
     again = subprocess.run(
-        command("--processes", "2", "-o", str(out), "-i", files),
+        command("--processes", "2", "-d", str(out), "-i", files),
         capture_output=True,
         text=True,
         timeout=120,
@@ -151,7 +151,7 @@ def test_workers_stop_when_the_parent_is_killed(server: TestServer, tmp_path: Pa
             "2",
             "-j",
             "2",
-            "-o",
+            "-d",
             str(out),
             "-i",
             str(listing(tmp_path, server, list(bodies))),
@@ -204,7 +204,7 @@ def test_a_url_listed_twice_is_downloaded_once(server: TestServer, tmp_path: Pat
             "--processes",
             "2",
             "--json",
-            "-o",
+            "-d",
             str(out),
             "-i",
             str(listing(tmp_path, server, doubled)),
@@ -232,7 +232,7 @@ def test_two_urls_with_one_file_name_never_leave_the_wrong_bytes_reported_verifi
         f"{server.url('/b/01.flac')} sha256:{hashlib.sha256(second).hexdigest()}\n"
     )
     run = subprocess.run(
-        command("--processes", "2", "-j", "2", "--json", "-o", str(out), "-i", str(listing)),
+        command("--processes", "2", "-j", "2", "--json", "-d", str(out), "-i", str(listing)),
         capture_output=True,
         text=True,
         timeout=120,

@@ -111,7 +111,7 @@ def test_no_planted_secret_appears_in_any_output(
                 "--no-progress",
                 "--config",
                 str(config),
-                "-o",
+                "-d",
                 str(out_dir),
                 "-i",
                 str(listing),

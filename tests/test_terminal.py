@@ -50,7 +50,7 @@ def test_a_hostile_status_line_and_file_name_are_shown_escaped(
     status = f"HTTP/1.1 404 Not{HOSTILE}Found\r\nContent-Length: 0\r\n\r\n".encode()
     name = "%1B%5B2J%1B%5D0%3Bpwned%07%C2%9B31m%E2%80%AEgnp.exe"
     server.add(f"/x/{name}", b"", faults=[Fault.garbage_response(status)])
-    run = cli("-o", str(out_dir), "--retries", "0", "--no-state", server.url(f"/x/{name}"))
+    run = cli("-d", str(out_dir), "--retries", "0", "--no-state", server.url(f"/x/{name}"))
     assert run.returncode == 1, run.stderr
     for raw in RAW:
         assert raw not in run.stderr, repr(run.stderr)
@@ -63,7 +63,7 @@ def test_a_hostile_status_line_and_file_name_are_shown_escaped(
 
 def test_json_lines_and_summary_carry_no_raw_controls(server: TestServer, out_dir: Path) -> None:
     server.add("/x", b"", faults=[Fault.status(404, times=None)])
-    run = cli("-o", str(out_dir), "--json", "--no-state", server.url("/x/%1B%5B2Jsong.flac"))
+    run = cli("-d", str(out_dir), "--json", "--no-state", server.url("/x/%1B%5B2Jsong.flac"))
     assert run.returncode == 1
     assert '"title": "\\u001b[2Jsong.flac"' in run.stdout
     assert "\x1b" not in run.stdout + run.stderr
@@ -71,7 +71,7 @@ def test_json_lines_and_summary_carry_no_raw_controls(server: TestServer, out_di
 
 def test_progress_bar_titles_are_escaped() -> None:
     stream = io.StringIO()
-    bars = TqdmProgress(total_files=1, file=stream)
+    bars = TqdmProgress(total_files=1, file=stream, disable=False)
     bars(
         "a",
         DownloadProgress(

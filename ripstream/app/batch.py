@@ -21,7 +21,7 @@ from ripstream.app.credentials import credentials_for, source_name_of
 from ripstream.app.journal import BatchJournal
 from ripstream.app.wiring import post_processors, source_factory
 from ripstream.downloader.base import BaseDownloader
-from ripstream.downloader.config import DownloadConfig
+from ripstream.downloader.config import DownloadConfig, OverwritePolicy
 from ripstream.downloader.content import Checksum, ContentType, DownloadResult, ResultStatus
 from ripstream.downloader.exceptions import (
     AuthenticationError,
@@ -155,6 +155,8 @@ class Batch:
     :param prompt: asks for a missing secret, or ``None``.
     :param cancel_event: setting it stops the run cleanly, as Ctrl-C does.
     :param executor: what runs the downloads (threads by default; ``Processes(n)``).
+    :param force: fetch everything again, whatever the journal and the archive say (also
+        implied by the ``overwrite`` policy: the user asked for the server's bytes).
     """
 
     def __init__(
@@ -169,6 +171,7 @@ class Batch:
         prompt: Callable[[str], str] | None = None,
         cancel_event: threading.Event | None = None,
         executor: ExecutorStrategy | None = None,
+        force: bool = False,
     ) -> None:
         self.app = config if isinstance(config, AppConfig) else AppConfig(download=config)
         self.config = self.app.download
@@ -180,6 +183,7 @@ class Batch:
         self.environ = os.environ if environ is None else environ
         self.prompt = prompt
         self.executor = executor
+        self.force = force or self.config.default_settings.overwrite is OverwritePolicy.OVERWRITE
         self._origins: dict[str, _Origin] = {}
         self._sources: dict[str, BaseDownloader] = {}
 
@@ -192,8 +196,21 @@ class Batch:
             cancel_event=self.cancel_event,
             executor=self.executor,
             post_processors=post_processors(self.app),
-            hooks=[ArchiveHook(self.archive)] if self.archive is not None else [],
+            hooks=[self._archive_hook(self.archive)] if self.archive is not None else [],
         )
+
+    def _archive_hook(self, archive: DownloadArchive) -> ArchiveHook:
+        """The archive skips only content of sources with stable ids (a plain URL's bytes may
+        change, and a deleted file must come back)."""
+        registry = self.registry or load_registry()
+
+        def stable(source_name: str) -> bool:
+            try:
+                return bool(registry.get(source_name).stable_ids)
+            except SourceError:
+                return False
+
+        return ArchiveHook(archive, skips=stable, force=self.force, hint="--force fetches it again")
 
     def build_queue(
         self, items: Iterable[BatchItem], manager: DownloadManager
@@ -216,7 +233,7 @@ class Batch:
         skipped: list[DownloadResult] = []
         registry = self.registry or load_registry()
         for item in unique_items(items):  # the same URL twice is one download
-            if self.journal is not None and self.journal.is_done(item.url):
+            if not self.force and self.journal is not None and self.journal.is_done(item.url):
                 skipped.append(_journal_skip(item))
                 continue
             kind = _claimant(registry, item.url)
@@ -285,14 +302,6 @@ class Batch:
             manager = stack.enter_context(self.manager())
             stack.callback(self._close_sources)
             queue, skipped = self.build_queue(items, manager)
-            if on_queue is not None:
-                on_queue(queue)
-
-            def finished(task: DownloadTask, result: DownloadResult) -> None:
-                self._note(task, result)
-                if on_result is not None:
-                    on_result(task, result)
-
             if on_result is not None:
                 for result in skipped:  # reported like every other result (--json, summary)
                     shown = result.url or result.content_id
@@ -306,6 +315,14 @@ class Batch:
                         ),
                         result,
                     )
+            if on_queue is not None:
+                on_queue(queue)
+
+            def finished(task: DownloadTask, result: DownloadResult) -> None:
+                self._note(task, result)
+                if on_result is not None:
+                    on_result(task, result)
+
             return skipped + manager.run(queue, on_result=finished)
 
     def _close_sources(self) -> None:
@@ -349,7 +366,7 @@ def _journal_skip(item: BatchItem) -> DownloadResult:
         source="batch",
         status=ResultStatus.SKIPPED,
         url=redact_url(item.url),
-        message="done in an earlier run (state file)",
+        message="done in an earlier run and still on disk (state file; --force fetches it again)",
     )
 
 

@@ -5,6 +5,7 @@ Every public name is importable from here; see the submodules for the details.
 
 from __future__ import annotations
 
+from ripstream.downloader.bars import TqdmProgress
 from ripstream.downloader.base import BaseDownloader
 from ripstream.downloader.config import (
     DownloadBehaviorSettings,
@@ -38,12 +39,7 @@ from ripstream.downloader.executors import ExecutorStrategy, GivenExecutor, Proc
 from ripstream.downloader.fetch import Fetcher, FetcherRegistry, FetchJob
 from ripstream.downloader.manager import DownloadManager, RunHook
 from ripstream.downloader.placement import PathClaims
-from ripstream.downloader.progress import (
-    DownloadProgress,
-    ProgressCallback,
-    ProgressTracker,
-    TqdmProgress,
-)
+from ripstream.downloader.progress import DownloadProgress, ProgressCallback, ProgressTracker
 from ripstream.downloader.queue import DownloadQueue, DownloadTask, TaskState
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.services import (

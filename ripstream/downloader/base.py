@@ -26,7 +26,7 @@ from ripstream.downloader.files import filename_from_url, safe_filename
 from ripstream.downloader.manager import DownloadManager
 from ripstream.downloader.placement import FinalName
 from ripstream.downloader.progress import ProgressTracker
-from ripstream.downloader.queue import DownloadTask
+from ripstream.downloader.queue import DownloadQueue, DownloadTask
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.resources import Closing
 from ripstream.downloader.retry import call_with_retries
@@ -118,6 +118,10 @@ class BaseDownloader(Closing):
     description: ClassVar[str] = ""
     #: The URL shapes this source claims, for ``ripstream sources``.
     url_patterns: ClassVar[tuple[str, ...]] = ()
+    #: Whether a content id names the same bytes for ever (a Subsonic song id, an archive.org
+    #: file): only then may the download archive skip content it holds. A plain URL's bytes
+    #: may change, so it is not skipped by the archive.
+    stable_ids: ClassVar[bool] = False
 
     # -- the contract ---
 
@@ -153,7 +157,13 @@ class BaseDownloader(Closing):
 
         :raises DownloadError: when the URL cannot be resolved.
         """
-        return [DownloadTask.from_content(self.get_download_info(url))]
+        return [DownloadTask.from_content(self.get_download_info(self.content_id_for_url(url)))]
+
+    def content_id_for_url(self, url: str) -> str:
+        """The content id a URL names (``myservice://track/42`` -> ``42``); the whole URL by
+        default. A plugin that claims its own URLs overrides this (or :meth:`tasks_for_url`).
+        """
+        return url
 
     # -- hooks the engine calls ---
 
@@ -267,9 +277,12 @@ class BaseDownloader(Closing):
             and not name.endswith(f".{content.file_extension}")
         ):
             name = f"{content.title}.{content.file_extension}"
+        title = content.title
+        if extension and title.lower().endswith(f".{extension.lower()}"):
+            title = title[: -len(extension) - 1]  # {title}.{ext} must not say .flac twice
         values: dict[str, Any] = {
             "filename": safe_filename(name),
-            "title": content.title,
+            "title": title,
             "ext": extension or "bin",
             "artist": content.artist,
             "album": content.album,
@@ -301,22 +314,47 @@ class BaseDownloader(Closing):
         return result
 
     def download_many(
-        self, contents: Iterable[DownloadableContent], *, raise_on_error: bool = False
+        self,
+        contents: Iterable[DownloadableContent | DownloadTask | str],
+        *,
+        raise_on_error: bool = False,
     ) -> list[DownloadResult]:
         """Download several contents through a :class:`DownloadManager` of
         ``max_concurrent_downloads`` threads.
 
-        :returns: one result per content, in the order given.
+        :param contents: resolved contents, tasks, or content ids (a URL for the http source),
+            which are resolved with :meth:`get_download_info` on the download threads.
+        :returns: one result per item, in the order given.
         """
-        items = list(contents)
+        tasks = [self._task_for(item) for item in contents]
+        queue = DownloadQueue()
+        for task in tasks:
+            queue.add_task(task)
         with DownloadManager(self.config, services=self.engine.services) as manager:
-            for name in {content.source for content in items} | {self.source_name}:
+            for name in {task.source for task in tasks} | {self.source_name}:
                 manager.register(self, name=name)
-            results = manager.download_many(items)
+            results = manager.run(queue)  # in queue order: the order given
         if raise_on_error:
             for result in results:
                 result.raise_for_error()
         return results
+
+    def _task_for(self, item: DownloadableContent | DownloadTask | str) -> DownloadTask:
+        if isinstance(item, DownloadTask):
+            return item
+        if isinstance(item, DownloadableContent):
+            return DownloadTask.from_content(item)
+        if isinstance(item, str):
+            return DownloadTask(
+                content_id=item,
+                content_type=ContentType.FILE,
+                source=self.source_name,
+                title=item,
+                url="",
+            )
+        raise TypeError(
+            f"download_many takes contents, tasks or content ids, not {type(item).__name__}"
+        )
 
     # -- resources ---
 

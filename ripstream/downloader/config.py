@@ -172,6 +172,12 @@ class DownloadBehaviorSettings:
     rate_period_seconds: float = 1.0
     user_agent: str = DEFAULT_USER_AGENT
     headers: dict[str, str] = field(default_factory=dict)
+    #: every request through this proxy: ``http://``, ``https://``, ``socks5(h)://HOST:PORT``
+    proxy: str | None = None
+    #: CA certificates (a PEM file or folder) to verify TLS with, instead of the defaults
+    ca_bundle: str | None = None
+    #: a Netscape ``cookies.txt`` whose cookies are sent (as curl, wget and yt-dlp read it)
+    cookies_file: str | None = None
     #: the most bytes one API answer (``get_json``) may have, after decompression
     max_api_bytes: int = 32 * 1024 * 1024
 

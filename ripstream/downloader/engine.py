@@ -58,7 +58,7 @@ from ripstream.downloader.placement import (
     move_into_place,
 )
 from ripstream.downloader.ratelimit import TokenBucket
-from ripstream.downloader.retry import call_with_retries
+from ripstream.downloader.retry import call_with_retries, retry_note
 from ripstream.downloader.safefs import part_path
 from ripstream.downloader.services import (
     EngineServices,
@@ -115,7 +115,7 @@ class DownloadEngine:
             source.placed(content, outcome.path)
         except DownloadError as exc:
             outcome = exc
-            logger.warning("%s %s: %s", content.source, content.content_id, exc)
+            logger.info("%s %s: %s", content.source, content.content_id, exc)
         except Exception as exc:
             logger.exception("%s %s: unexpected error", content.source, content.content_id)
             outcome = DownloadError(
@@ -317,10 +317,15 @@ class DownloadEngine:
             expected = self._expected(source, content)
             return self._verify(content, part, transfer, expected, reporter, run)
 
+        def on_retry(number: int, error: DownloadError, wait: float) -> None:
+            note = retry_note(number, source.settings.max_retries, error, wait)
+            self.services.tracker.note(reporter.download_id, note)
+
         return call_with_retries(
             attempt,
             source.settings,
             sleep=self._sleep,
+            on_retry=on_retry,
             describe=f"{content.source} {content.title!r}",
         )
 

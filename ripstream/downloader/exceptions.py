@@ -6,7 +6,9 @@ they mean to handle::
     DownloadError                      base of everything; .url, .source
     ├── ConfigError                    a bad setting or input value; .field, .value
     ├── NetworkError                   the transfer failed; .status_code
-    │   ├── ConnectionFailedError      refused, reset, dropped mid-body, DNS   (retried)
+    │   ├── ConnectionFailedError      reset, dropped mid-body                 (retried)
+    │   │   ├── ConnectionRefused          refused                    (retried twice, briefly)
+    │   │   └── HostNotFoundError          the name does not resolve       (not retried)
     │   ├── StallError                 no progress / too slow for too long     (retried)
     │   ├── IncompleteBodyError        fewer bytes than promised               (retried)
     │   ├── ServerError                408, 425, 5xx                           (retried)
@@ -29,7 +31,8 @@ they mean to handle::
 
 Fields are keyword-only, every exception pickles with its fields (results cross thread and
 process boundaries), and a class attribute ``retryable`` says whether the retry loop may try
-again: that list is the single place where "which errors are retried" is decided.
+again: that list is the single place where "which errors are retried" is decided (and
+``retry_limit``, when set, bounds how often).
 """
 
 from __future__ import annotations
@@ -41,10 +44,12 @@ __all__ = [
     "ChecksumError",
     "ConfigError",
     "ConnectionFailedError",
+    "ConnectionRefused",
     "ContentNotFoundError",
     "DownloadCancelledError",
     "DownloadError",
     "HTTPStatusError",
+    "HostNotFoundError",
     "IncompleteBodyError",
     "NetworkError",
     "QueueFullError",
@@ -88,6 +93,8 @@ class DownloadError(Exception):
     """
 
     retryable: bool = False
+    #: at most this many retries for this kind of error, however many are configured
+    retry_limit: int | None = None
 
     def __init__(self, message: str, *, url: str | None = None, source: str | None = None) -> None:
         super().__init__(message)
@@ -130,6 +137,19 @@ class ConnectionFailedError(NetworkError):
     """The connection could not be made, or broke before the body was complete."""
 
     retryable = True
+
+
+class ConnectionRefused(ConnectionFailedError):
+    """Nothing listens at the address: retried twice with short waits (a server restarting),
+    then given up, as curl does at once."""
+
+    retry_limit = 2
+
+
+class HostNotFoundError(ConnectionFailedError):
+    """The host name does not resolve: a typo or no network; not retried."""
+
+    retryable = False
 
 
 class StallError(NetworkError):

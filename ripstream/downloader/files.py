@@ -17,7 +17,7 @@ import re
 import string
 import tempfile
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,9 @@ from urllib.parse import unquote, urlsplit
 from ripstream.downloader.exceptions import ConfigError, StorageError
 
 __all__ = [
+    "NAMING_FIELDS",
     "atomic_write_text",
+    "check_template",
     "filename_from_content_disposition",
     "filename_from_url",
     "rename_no_clobber",
@@ -34,6 +36,7 @@ __all__ = [
     "resolve_inside",
     "safe_filename",
     "storage_error",
+    "template_fields",
     "unique_path",
 ]
 
@@ -155,6 +158,64 @@ class _Template(string.Formatter):
             return str(super().format_field(value, format_spec))
         except (ValueError, TypeError):
             return str(value)
+
+
+#: The fields a naming template may use: a source's naming values and the track metadata.
+NAMING_FIELDS = (
+    "filename",
+    "title",
+    "ext",
+    "artist",
+    "album",
+    "albumartist",
+    "source",
+    "id",
+    "type",
+    "tracknumber",
+    "tracktotal",
+    "discnumber",
+    "disctotal",
+    "year",
+    "date",
+    "genre",
+)
+
+
+def template_fields(template: str) -> list[str]:
+    """The field names ``template`` uses (``{tracknumber:02d}`` -> ``tracknumber``).
+
+    :raises ConfigError: when the template is malformed.
+    """
+    names = []
+    try:
+        for _, name, _, _ in string.Formatter().parse(template):
+            if name is not None:
+                names.append(re.split(r"[.\[]", name, maxsplit=1)[0])
+    except ValueError as exc:
+        raise ConfigError(
+            f"filename template {template!r} is malformed: {exc}",
+            field="filename_template",
+            value=template,
+        ) from exc
+    return names
+
+
+def check_template(template: str, known: Iterable[str] = NAMING_FIELDS) -> None:
+    """Refuse a template that is malformed or names a field no source fills.
+
+    :raises ConfigError: naming the unknown field and listing the valid ones.
+    """
+    valid = set(known)
+    for name in template_fields(template):
+        if name not in valid:
+            shown = "{" + name + "}" if name else "{} (an empty field)"
+            raise ConfigError(
+                f"unknown field {shown} in the naming template {template!r}; valid fields: "
+                + ", ".join("{" + f + "}" for f in sorted(valid)),
+                field="filename_template",
+                value=template,
+            )
+    render_template(template, {})
 
 
 def render_template(template: str, values: Mapping[str, Any]) -> Path:

@@ -8,6 +8,10 @@ too.
 
 from __future__ import annotations
 
+import errno
+import socket
+import ssl
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,8 +22,10 @@ from ripstream.downloader.exceptions import (
     AuthenticationError,
     ConfigError,
     ConnectionFailedError,
+    ConnectionRefused,
     ContentNotFoundError,
     DownloadError,
+    HostNotFoundError,
     HTTPStatusError,
     IncompleteBodyError,
     RateLimitError,
@@ -38,6 +44,7 @@ __all__ = [
     "STATUS_ERRORS",
     "error_for_status",
     "map_request_error",
+    "plain_connect_error",
 ]
 
 #: Status code -> (error class, message template, whether Retry-After is kept).
@@ -117,12 +124,81 @@ def error_for_status(response: requests.Response, source: str | None = None) -> 
     return kind(message, **fields)
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: ``__cause__``, ``__context__``, urllib3's ``reason`` and
+    requests' first argument, breadth first, each once."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo and len(seen) < 32:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        inner += [arg for arg in current.args if isinstance(arg, BaseException)]
+        todo += [e for e in inner if isinstance(e, BaseException)]
+
+
+def _address(url: str | None) -> str:
+    parts = urlsplit(url or "")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    host = parts.hostname or "the server"
+    return f"{host}:{port}" if port else host
+
+
+_UNREACHABLE = {errno.ENETUNREACH: "network unreachable", errno.EHOSTUNREACH: "no route to host"}
+
+
+def _plain(cause: BaseException, url: str | None) -> tuple[type[DownloadError], str] | None:
+    """The error class and plain words for one cause of a failure to connect, if it is one."""
+    where = _address(url)
+    if isinstance(cause, socket.gaierror | urllib3.exceptions.NameResolutionError):
+        why = (cause.strerror if isinstance(cause, OSError) else None) or "no such host"
+        return HostNotFoundError, f"cannot resolve {urlsplit(url or '').hostname}: {why.lower()}"
+    if isinstance(cause, ConnectionRefusedError):
+        return ConnectionRefused, f"cannot connect to {where}: connection refused"
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        why = cause.verify_message or cause.reason or "certificate verify failed"
+        return TLSError, f"TLS failure with {where}: {why}"
+    if isinstance(cause, ssl.SSLError):
+        return TLSError, f"TLS failure with {where}: {str(cause.reason or cause).lower()}"
+    if isinstance(cause, OSError) and cause.errno in _UNREACHABLE:
+        return ConnectionFailedError, f"cannot connect to {where}: {_UNREACHABLE[cause.errno]}"
+    return None
+
+
+def plain_connect_error(
+    exc: BaseException, url: str | None, source: str | None = None
+) -> DownloadError | None:
+    """A one-line error in plain words for a failure to connect at all (``cannot connect to
+    127.0.0.1:8799: connection refused``), or ``None`` when ``exc`` is something else."""
+    safe = redact_url(url)
+    for cause in _causes(exc):
+        found = _plain(cause, url)
+        if found is not None:
+            kind, message = found
+            return kind(message, url=safe, source=source)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return ConnectionFailedError(
+            f"cannot connect to {_address(url)}: timed out", url=safe, source=source
+        )
+    return None
+
+
 def map_request_error(exc: Exception, url: str | None, source: str | None = None) -> DownloadError:
     """The typed error for a requests/urllib3/OS failure (the caller raises it ``from exc``)."""
     if isinstance(exc, DownloadError):
         return exc
     safe = redact_url(url)
-    error: DownloadError
+    error: DownloadError | None = plain_connect_error(exc, url, source)
+    if error is not None:
+        error.message = redact_text(error.message)
+        error.args = (error.message,)
+        return error
     for classes, kind, text in REQUEST_ERRORS:
         if isinstance(exc, classes):
             if kind is ConfigError:

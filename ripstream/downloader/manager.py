@@ -298,7 +298,7 @@ class _Run:
         except CancelledError:
             result = _cancelled(task)
         except Exception as exc:  # noqa: BLE001 - a worker's failure is this task's result
-            logger.warning("task %s: %s: %s", task.title, type(exc).__name__, exc)
+            logger.info("task %s: %s: %s", task.title, type(exc).__name__, exc)
             result = _failed(task, DownloadError(f"{type(exc).__name__}: {exc}", url=task.url))
         if task.state is TaskState.RUNNING:
             if result.is_success:
@@ -322,7 +322,7 @@ class _Run:
             self.on_result(task, result)
 
     def interrupt(self) -> None:
-        logger.warning("interrupted: stopping %d running downloads", len(self.in_flight))
+        logger.info("interrupted: stopping %d running downloads", len(self.in_flight))
         self.manager.cancel()
         for future in list(self.in_flight):
             task = self.in_flight.pop(future)

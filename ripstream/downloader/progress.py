@@ -22,7 +22,6 @@ __all__ = [
     "ProgressCallback",
     "ProgressState",
     "ProgressTracker",
-    "TqdmProgress",
     "format_bytes",
     "printable",
 ]
@@ -82,6 +81,10 @@ class DownloadProgress:
     elapsed: float
     state: ProgressState = ProgressState.DOWNLOADING
     title: str = ""
+    #: bytes that were already on disk (resumed): part of ``downloaded_bytes``, not of speed
+    resumed_bytes: int = 0
+    #: what the download is waiting for, e.g. ``retrying in 4 s (2/5): HTTP 503``
+    note: str = ""
 
     @property
     def percentage(self) -> float:
@@ -122,6 +125,8 @@ class _Entry:
     total: int | None
     started: float
     done: int = 0
+    resumed: int = 0
+    note: str = ""
     last_emit: float = 0.0
     samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
 
@@ -173,7 +178,9 @@ class ProgressTracker:
         """Begin tracking; ``already`` counts bytes resumed from disk."""
         now = self._clock()
         with self._lock:
-            entry = _Entry(title=title or download_id, total=total, started=now, done=already)
+            entry = _Entry(
+                title=title or download_id, total=total, started=now, done=already, resumed=already
+            )
             entry.samples.append((now, already))
             self._entries[download_id] = entry
             snapshot = self._snapshot(download_id, entry, now, ProgressState.STARTED)
@@ -186,7 +193,7 @@ class ProgressTracker:
             if entry is not None:
                 entry.total = total
                 if already is not None:
-                    entry.done = already
+                    entry.done = entry.resumed = already
                     entry.samples.clear()
                     entry.samples.append((self._clock(), already))
 
@@ -200,8 +207,21 @@ class ProgressTracker:
             entry.done += delta
             if delta < 0:
                 entry.samples.clear()
+            elif entry.note:
+                entry.note = ""  # bytes flow again: the retry is over
             if now - entry.last_emit < self.min_interval:
                 return
+            snapshot = self._snapshot(download_id, entry, now, ProgressState.DOWNLOADING)
+        self._emit(download_id, snapshot)
+
+    def note(self, download_id: str, text: str) -> None:
+        """Tell the callbacks what ``download_id`` waits for (a retry), at once."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(download_id)
+            if entry is None:
+                return
+            entry.note = text
             snapshot = self._snapshot(download_id, entry, now, ProgressState.DOWNLOADING)
         self._emit(download_id, snapshot)
 
@@ -248,6 +268,8 @@ class ProgressTracker:
             elapsed=now - entry.started,
             state=state,
             title=entry.title,
+            resumed_bytes=entry.resumed,
+            note=entry.note,
         )
         self._last[download_id] = snapshot
         if state in (ProgressState.COMPLETED, ProgressState.FAILED):
@@ -264,91 +286,10 @@ class ProgressTracker:
                 logger.exception("progress callback %r failed", callback)
 
 
-class TqdmProgress:
-    """A progress callback that draws an overall bar and one bar per running download.
+def __getattr__(name: str) -> Any:
+    # TqdmProgress lives in bars.py (which imports this module); kept importable from here
+    if name == "TqdmProgress":
+        from ripstream.downloader.bars import TqdmProgress
 
-    Uses ``tqdm.auto`` (a widget in Jupyter, text in a terminal). Thread-safe.
-
-    Example::
-
-        with TqdmProgress(total_files=10) as bars:
-            tracker.add_callback(bars)
-            manager.download_many(contents)
-
-    :param total_files: how many downloads the overall bar counts to.
-    :param disable: no output at all (``None``: only when the stream is not a terminal).
-    :param file: the stream to draw on (stderr by default).
-    """
-
-    def __init__(
-        self,
-        total_files: int | None = None,
-        *,
-        disable: bool | None = False,
-        file: Any = None,
-        max_bars: int = 8,
-    ) -> None:
-        from tqdm.auto import tqdm
-
-        self._tqdm = tqdm
-        self._lock = threading.Lock()
-        self._bars: dict[str, Any] = {}
-        self._disable = disable
-        self._file = file
-        self._max_bars = max_bars
-        self.overall = tqdm(
-            total=total_files,
-            desc="total",
-            unit="file",
-            position=0,
-            disable=disable,
-            file=file,
-            leave=True,
-            dynamic_ncols=True,
-        )
-
-    def __call__(self, download_id: str, progress: DownloadProgress) -> None:
-        with self._lock:
-            bar = self._bars.get(download_id)
-            if bar is None and not progress.is_finished and len(self._bars) < self._max_bars:
-                bar = self._tqdm(
-                    total=progress.total_bytes,
-                    desc=_short(progress.title),
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    leave=False,
-                    position=len(self._bars) + 1,
-                    disable=self._disable,
-                    file=self._file,
-                    dynamic_ncols=True,
-                )
-                self._bars[download_id] = bar
-            if bar is not None:
-                if bar.total != progress.total_bytes:
-                    bar.total = progress.total_bytes
-                bar.update(progress.downloaded_bytes - bar.n)
-            if progress.is_finished:
-                if bar is not None:
-                    bar.close()
-                    del self._bars[download_id]
-                self.overall.update(1)
-
-    def close(self) -> None:
-        """Close every bar."""
-        with self._lock:
-            for bar in self._bars.values():
-                bar.close()
-            self._bars.clear()
-            self.overall.close()
-
-    def __enter__(self) -> TqdmProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _short(title: str, width: int = 28) -> str:
-    title = printable(title)
-    return title if len(title) <= width else title[: width - 1] + "…"
+        return TqdmProgress
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,10 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["TokenBucket"]
+__all__ = ["BURST_SECONDS", "TokenBucket"]
+
+#: the default burst, in seconds of rate: small, so a limit holds from the first second
+BURST_SECONDS = 0.01
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], object]
@@ -26,7 +29,8 @@ class TokenBucket:
         bucket.acquire(len(chunk))                      # blocks until the chunk may go
 
     :param rate: tokens added per second (bytes/s for bandwidth, requests/s for APIs).
-    :param burst: most tokens that can accumulate; defaults to ``rate`` (one second's worth).
+    :param burst: most tokens that can accumulate; defaults to :data:`BURST_SECONDS` of
+        ``rate`` (10 ms), so the average over any second stays within 2% of the rate.
     """
 
     def __init__(
@@ -40,7 +44,7 @@ class TokenBucket:
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
         self.rate = float(rate)
-        self.burst = float(burst if burst is not None else rate)
+        self.burst = float(burst if burst is not None else rate * BURST_SECONDS)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -55,6 +59,12 @@ class TokenBucket:
             self._stamp = now
             self._tokens -= amount
             return -self._tokens / self.rate if self._tokens < 0 else 0.0
+
+    def refund(self, amount: float) -> None:
+        """Give back tokens reserved but not used (a read returned fewer bytes): the wait
+        for them was already paid, so the next reservation may use them."""
+        with self._lock:
+            self._tokens += amount
 
     def acquire(
         self, amount: float, sleep: Sleep | None = None, *, cancel: threading.Event | None = None

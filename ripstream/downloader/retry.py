@@ -33,10 +33,13 @@ __all__ = [
     "is_refetch",
     "is_retryable",
     "parse_retry_after",
+    "retry_note",
 ]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+#: the longest wait before a retry of an error with a ``retry_limit`` (a refused connection)
+BOUNDED_RETRY_WAIT = 1.0
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
@@ -84,6 +87,11 @@ class _Budget:
         return is_retryable(error)
 
     def stop(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        limit = error.retry_limit if isinstance(error, DownloadError) else None
+        if limit is not None and retry_state.attempt_number > limit:
+            return True  # e.g. a refused connection: a short bounded retry, then give up
         return retry_state.attempt_number >= self.attempts
 
 
@@ -101,7 +109,10 @@ class _RetryAfter(wait_base):
             return 0.0  # the server answered fine; the bytes were wrong: fetch again now
         if isinstance(error, ServerError) and error.retry_after is not None:
             return min(error.retry_after, self.cap)
-        return float(self.fallback(retry_state))
+        wait = float(self.fallback(retry_state))
+        if isinstance(error, DownloadError) and error.retry_limit is not None:
+            return min(wait, BOUNDED_RETRY_WAIT)  # a bounded retry is quick, or it is no use
+        return wait
 
 
 class _Capped(wait_base):
@@ -139,6 +150,16 @@ def backoff_wait(settings: DownloadBehaviorSettings) -> wait_base:
     else:
         base = _FromCallable(strategy)
     return _RetryAfter(_Capped(base, cap), settings.max_retry_after)
+
+
+def retry_note(number: int, retries: int, error: DownloadError, wait: float) -> str:
+    """What a waiting retry shows: ``retrying in 4 s (2/5): HTTP 503``."""
+    status = getattr(error, "status_code", None)
+    why = f"HTTP {status}" if status else str(error)
+    if len(why) > 80:
+        why = why[:79] + "…"
+    limit = error.retry_limit if error.retry_limit is not None else retries
+    return f"retrying in {wait:.0f} s ({number}/{max(limit, number)}): {why}"
 
 
 def call_with_retries(

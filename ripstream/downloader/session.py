@@ -9,6 +9,7 @@ and HTTP error status into the exception tree, raised ``from`` the original.
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import os
 import threading
@@ -24,6 +25,7 @@ import urllib3
 from ripstream.downloader.apibody import read_json
 from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
 from ripstream.downloader.deadline import DeadlineAdapter
+from ripstream.downloader.exceptions import ConfigError
 from ripstream.downloader.httperrors import error_for_status, map_request_error
 from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.resources import Closing
@@ -114,6 +116,25 @@ def _environment_matters() -> bool:
 def _environment_ca_bundle() -> str | None:
     """The CA bundle requests would take from the environment, read once per session."""
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+
+
+def _cookie_jar(path: str) -> http.cookiejar.CookieJar:
+    """The cookies of a Netscape ``cookies.txt`` (session cookies included, as curl does).
+
+    :raises ConfigError: when the file cannot be read as one.
+    """
+    jar = http.cookiejar.MozillaCookieJar()
+    try:
+        jar.load(path, ignore_discard=True, ignore_expires=True)
+    except (OSError, http.cookiejar.LoadError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read the cookies file {path!r}: {exc}", field="cookies_file", value=path
+        ) from exc
+    for cookie in jar:
+        if cookie.expires == 0:  # cookies.txt writes 0 for a session cookie (curl, browsers)
+            cookie.expires = None
+            cookie.discard = True
+    return jar
 
 
 class DownloadSession:
@@ -261,11 +282,15 @@ class SessionManager(Closing):
         session.trust_env = _environment_matters()
         session.max_redirects = settings.max_redirects
         # with trust_env off, the environment's CA bundle is applied here, once
-        bundle = _environment_ca_bundle() if settings.verify_ssl else None
+        bundle = (settings.ca_bundle or _environment_ca_bundle()) if settings.verify_ssl else None
         session.verify = bundle or settings.verify_ssl
         session.headers["User-Agent"] = settings.user_agent
         session.headers["Accept-Encoding"] = "identity"
         session.headers.update(settings.headers)
+        if settings.proxy:
+            session.proxies = {"http": settings.proxy, "https": settings.proxy}
+        if settings.cookies_file:
+            session.cookies.update(_cookie_jar(settings.cookies_file))
         size = self.pool_size(settings)
         # retries are ours (typed, with backoff), so urllib3 must not retry on its own
         adapter = DeadlineAdapter(

@@ -12,10 +12,12 @@ device, a directory, a symbolic link or a file of other bytes is refused before 
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ripstream.downloader.content import DownloadResult, ResultStatus
@@ -131,6 +133,17 @@ class DownloadArchive(Closing):
         )
         return bool(rows)
 
+    def recorded_at(self, source: str, content_id: str) -> float | None:
+        """When ``(source, content_id)`` was recorded (a Unix time), or ``None``."""
+        if self._db is None and not self.path.exists():
+            return None
+        rows = self._query(
+            "SELECT recorded_at FROM downloads WHERE source = ? AND content_id = ?",
+            (source, archive_key(content_id)),
+        )
+        when = rows[0][0] if rows else None
+        return float(when) if isinstance(when, int | float) else None
+
     def record(
         self,
         source: str,
@@ -174,21 +187,41 @@ class ArchiveHook:
 
         with DownloadArchive(path) as archive:
             manager = DownloadManager(config, hooks=[ArchiveHook(archive)])
+
+    :param skips: which sources' tasks may be skipped (by source name); by default all. The
+        application passes the sources whose content ids are stable
+        (:attr:`~ripstream.downloader.base.BaseDownloader.stable_ids`).
+    :param force: skip nothing (everything is fetched again), but still record.
+    :param hint: how to fetch held content again, appended to the skip message.
     """
 
-    def __init__(self, archive: DownloadArchive) -> None:
+    def __init__(
+        self,
+        archive: DownloadArchive,
+        *,
+        skips: Callable[[str], bool] | None = None,
+        force: bool = False,
+        hint: str = "forget it in the archive to fetch it again",
+    ) -> None:
         self.archive = archive
+        self.skips = skips
+        self.force = force
+        self.hint = hint
 
     def before(self, task: DownloadTask) -> DownloadResult | None:
         """A skipped result when the archive holds ``task``'s content."""
-        if not self.archive.contains(task.source, task.content_id):
+        if self.force or (self.skips is not None and not self.skips(task.source)):
             return None
+        when = self.archive.recorded_at(task.source, task.content_id)
+        if when is None:
+            return None
+        day = datetime.datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M")
         return DownloadResult(
             content_id=task.content_id,
             source=task.source,
             status=ResultStatus.SKIPPED,
             url=task.url,
-            message="in the download archive",
+            message=f"in the download archive since {day}; {self.hint}",
         )
 
     def after(self, task: DownloadTask, result: DownloadResult) -> None:

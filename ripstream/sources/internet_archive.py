@@ -92,6 +92,7 @@ class InternetArchiveDownloader(BaseDownloader):
     )
     #: The audio format used when the constructor is given none.
     default_audio_format: ClassVar[AudioFormat] = AudioFormat.AUTO
+    stable_ids: ClassVar[bool] = True  # an item's file is md5-pinned by the archive
 
     def __init__(
         self,

@@ -158,6 +158,7 @@ class SubsonicDownloader(BaseDownloader):
     """
 
     source_name: ClassVar[str] = "subsonic"
+    stable_ids: ClassVar[bool] = True  # a song id names the same original file
     supported_content_types: ClassVar[list[ContentType]] = [
         kind for kind in ContentType if kind is not ContentType.FILE
     ]

@@ -96,7 +96,7 @@ def test_state_that_is_not_a_regular_file_is_refused(
 ) -> None:
     make, words = NOT_REGULAR[kind]
     state = make(tmp_path / "state.jsonl")
-    run = cli("-o", str(out_dir), "--state", str(state), song)
+    run = cli("-d", str(out_dir), "--state", str(state), song)
     refused(run, "state file", str(state), words)
     assert server.requests == []
 
@@ -109,7 +109,7 @@ def test_an_archive_that_is_not_an_archive_is_refused(
     archive = make(tmp_path / "archive.sqlite3")
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"archive_path": str(archive)}))
-    run = cli("-o", str(out_dir), "--config", str(config), "--no-state", song)
+    run = cli("-d", str(out_dir), "--config", str(config), "--no-state", song)
     refused(run, "download archive", str(archive), words)
     assert server.requests == []
 
@@ -120,7 +120,7 @@ def test_a_config_that_is_not_a_regular_file_is_refused(
 ) -> None:
     make, words = NOT_REGULAR[kind]
     config = make(tmp_path / "config.json")
-    run = cli("-o", str(out_dir), "--config", str(config), song)
+    run = cli("-d", str(out_dir), "--config", str(config), song)
     refused(run, "config file", str(config), words)
 
 
@@ -128,7 +128,7 @@ def test_a_corrupt_state_file_is_one_line_naming_it(
     tmp_path: Path, out_dir: Path, server: TestServer, song: str
 ) -> None:
     state = garbage(tmp_path / "state.jsonl")
-    run = cli("-o", str(out_dir), "--state", str(state), song)
+    run = cli("-d", str(out_dir), "--state", str(state), song)
     refused(run, "state file", str(state), "not a RipStream state file")
     assert server.requests == []
 
@@ -138,7 +138,7 @@ def test_a_state_file_with_a_torn_last_line_still_works(
 ) -> None:
     state = tmp_path / "state.jsonl"
     state.write_bytes(b'{"key": "abc", "status": "done", "files": []}\n{"key": "d\xc3')
-    run = cli("-o", str(out_dir), "--state", str(state), song)
+    run = cli("-d", str(out_dir), "--state", str(state), song)
     assert run.returncode == 0, run.stderr
     assert (out_dir / "song.flac").stat().st_size == 10_000
 
@@ -161,14 +161,14 @@ def test_config_values_of_the_wrong_type_name_the_field(
 ) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps(settings))
-    refused(cli("-o", str(out_dir), "--config", str(config), song), str(config), field)
+    refused(cli("-d", str(out_dir), "--config", str(config), song), str(config), field)
 
 
 def test_deeply_nested_config_names_the_field(tmp_path: Path, out_dir: Path, song: str) -> None:
     config = tmp_path / "config.json"
     deep = "[" * 100_000 + "]" * 100_000
     config.write_text('{"default_settings": {"headers": ' + deep + "}}")
-    run = cli("-o", str(out_dir), "--config", str(config), song)
+    run = cli("-d", str(out_dir), "--config", str(config), song)
     refused(run, str(config), "default_settings.headers", "too deeply")
 
 
@@ -177,19 +177,19 @@ def test_an_input_file_with_a_byte_order_mark_is_read(
 ) -> None:
     listing = tmp_path / "list.txt"
     listing.write_bytes(b"\xef\xbb\xbf" + song.encode() + b"\r\n")
-    run = cli("-o", str(out_dir), "-i", str(listing))
+    run = cli("-d", str(out_dir), "-i", str(listing))
     assert run.returncode == 0, run.stderr
     assert (out_dir / "song.flac").stat().st_size == 10_000
 
 
 def test_a_byte_order_mark_on_stdin_is_ignored(out_dir: Path, song: str) -> None:
-    run = cli("-o", str(out_dir), "-i", "-", stdin="\ufeff" + song + "\n")
+    run = cli("-d", str(out_dir), "-i", "-", stdin="\ufeff" + song + "\n")
     assert run.returncode == 0, run.stderr
     assert (out_dir / "song.flac").stat().st_size == 10_000
 
 
 def test_an_endless_input_file_is_refused(out_dir: Path, server: TestServer) -> None:
-    refused(cli("-o", str(out_dir), "-i", "/dev/zero"), "/dev/zero", "larger than 64 MiB")
+    refused(cli("-d", str(out_dir), "-i", "/dev/zero"), "/dev/zero", "larger than 64 MiB")
     assert server.requests == []
 
 
@@ -197,17 +197,17 @@ def test_a_huge_input_file_is_refused(tmp_path: Path, out_dir: Path) -> None:
     listing = tmp_path / "huge.txt"
     with listing.open("wb") as handle:  # sparse: 65 MiB that take no disk
         handle.truncate(65 * 1024 * 1024)
-    refused(cli("-o", str(out_dir), "-i", str(listing)), str(listing), "larger than 64 MiB")
+    refused(cli("-d", str(out_dir), "-i", str(listing)), str(listing), "larger than 64 MiB")
 
 
 def test_an_input_file_that_is_a_directory_is_refused(tmp_path: Path, out_dir: Path) -> None:
-    refused(cli("-o", str(out_dir), "-i", str(tmp_path)), str(tmp_path), "input file")
+    refused(cli("-d", str(out_dir), "-i", str(tmp_path)), str(tmp_path), "input file")
 
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan", "0", "-1", "soon"])
 def test_timeout_must_be_a_finite_positive_number(
     value: str, out_dir: Path, server: TestServer, song: str
 ) -> None:
-    run = cli("-o", str(out_dir), f"--timeout={value}", song)
+    run = cli("-d", str(out_dir), f"--timeout={value}", song)
     refused(run, "--timeout", value)
     assert server.requests == []

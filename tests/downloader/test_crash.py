@@ -103,7 +103,7 @@ def test_kill_9_under_segments_then_the_rerun_fetches_only_what_is_missing(
         "--no-archive",
         "--segments",
         "4",
-        "-o",
+        "-d",
         str(out_dir),
         url,
     ]

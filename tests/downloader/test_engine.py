@@ -105,7 +105,7 @@ def test_post_processors_see_the_part_before_the_move_and_their_notes_reach_the_
         result = engine.run(http, http.get_download_info(server.url("/tagged.flac")))
     assert result.status is ResultStatus.COMPLETED
     assert result.message == "tags written; cover embedded"
-    assert tagger.seen == [(True, sha(body), False, "tagged.flac")]
+    assert tagger.seen == [(True, sha(body), False, "tagged")]  # {title} has no extension
     assert silent.seen == tagger.seen
     assert (out_dir / "tagged.flac").read_bytes() == body
     assert leftovers(out_dir) == []

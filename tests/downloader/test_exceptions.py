@@ -13,9 +13,11 @@ from ripstream.downloader.exceptions import (
     ChecksumError,
     ConfigError,
     ConnectionFailedError,
+    ConnectionRefused,
     ContentNotFoundError,
     DownloadCancelledError,
     DownloadError,
+    HostNotFoundError,
     HTTPStatusError,
     IncompleteBodyError,
     NetworkError,
@@ -39,6 +41,8 @@ TREE: list[tuple[type[DownloadError], type[Exception]]] = [
     (ConfigError, DownloadError),
     (NetworkError, DownloadError),
     (ConnectionFailedError, NetworkError),
+    (ConnectionRefused, ConnectionFailedError),
+    (HostNotFoundError, ConnectionFailedError),
     (StallError, NetworkError),
     (IncompleteBodyError, NetworkError),
     (ServerError, NetworkError),
@@ -62,6 +66,7 @@ TREE: list[tuple[type[DownloadError], type[Exception]]] = [
 
 RETRYABLE = {
     ConnectionFailedError,
+    ConnectionRefused,
     StallError,
     IncompleteBodyError,
     ServerError,

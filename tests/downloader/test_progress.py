@@ -353,13 +353,14 @@ def test_tqdm_adapter_draws_bars_and_closes() -> None:
         tracker.start("b", total=None, title="A very long title that does not fit in the bar")
         tracker.update("b", 10)
         tracker.finish("b", success=False)
-        assert bars.overall.n == 2  # both files are counted, failed or not
+        assert bars.overall.n == 1  # a failed file is never counted as done
     text = out.getvalue()
     assert "First Song" in text
     assert "A very long title that does…" in text  # shortened to 28 characters
     assert "2.00k" in text  # the byte bar reached 2 KiB
-    assert "total: 100%" in text
-    assert "2/2" in text
+    assert "total:  50%" in text
+    assert "1/2" in text
+    assert "1 done, 1 failed, 2.0 KiB" in text
     # closing twice is harmless
     bars.close()
 
@@ -387,3 +388,83 @@ def test_disabled_tqdm_adapter_draws_nothing() -> None:
         bars("a", _progress(state=ProgressState.STARTED))
         bars("a", _progress(downloaded_bytes=1000, state=ProgressState.COMPLETED))
     assert out.getvalue() == ""
+
+
+# -- honest bars (issue 11, problem 6) ------------------------------------------------------
+
+
+def test_resumed_bytes_are_the_start_of_the_bar_not_speed() -> None:
+    out = io.StringIO()
+    clock = FakeClock(500.0)
+    tracker = ProgressTracker(min_interval=0.0, clock=clock)
+    with TqdmProgress(total_files=1, disable=False, file=out) as bars:
+        tracker.add_callback(bars)
+        tracker.start("a", total=1_000_000_000, title="big", already=800_000_000)
+        (slot,) = bars._slots
+        assert slot.bar.initial == slot.bar.n == 800_000_000  # tqdm's rate counts from here
+        shown = out.getvalue()
+        assert "80%|########  | 763M/954M [00:00<?, ?B/s]" in shown  # 80% at once, no speed
+        assert "MB/s" not in shown  # and no speed until bytes arrive
+        assert "GB/s" not in shown
+        tracker.update("a", 1_000_000)
+        assert slot.bar.n == 801_000_000
+        tracker.finish("a")
+    assert "1 done, 976.6 KiB" in out.getvalue()  # only what was fetched in this run
+
+
+def test_a_small_file_shows_its_size_and_failures_are_not_done() -> None:
+    out = io.StringIO()
+    tracker = ProgressTracker(min_interval=10.0, clock=FakeClock(500.0))
+    with TqdmProgress(total_files=3, disable=False, file=out) as bars:
+        tracker.add_callback(bars)
+        tracker.start("small", total=None, title="small.txt")
+        tracker.update("small", 6)  # under one refresh interval: never drawn in between
+        tracker.finish("small")
+        bars.count("skipped")
+        tracker.start("broken", total=100, title="broken.bin")
+        tracker.finish("broken", success=False)
+        assert bars.overall.n == 2
+    text = out.getvalue()
+    assert "small.txt" in text
+    assert "6.00/6.00" in text or "6/6" in text
+    assert "2 done" not in text
+    assert "1 done, 1 skipped, 1 failed" in text
+
+
+def test_interrupted_downloads_are_stopped_not_done() -> None:
+    out = io.StringIO()
+    with TqdmProgress(total_files=1, disable=False, file=out, count_files=False) as bars:
+        bars.count("cancelled")
+        assert bars.overall.n == 0
+    assert "0/1" in out.getvalue()
+    assert "1 stopped" in out.getvalue()
+
+
+def test_file_bars_are_reused_not_multiplied() -> None:
+    out = io.StringIO()
+    tracker = ProgressTracker(min_interval=0.0, clock=FakeClock(500.0))
+    with TqdmProgress(total_files=30, disable=False, file=out, max_bars=3) as bars:
+        tracker.add_callback(bars)
+        for n in range(30):
+            tracker.start(f"f{n}", total=10, title=f"file {n}")
+            tracker.update(f"f{n}", 10)
+            tracker.finish(f"f{n}")
+        assert len(bars._slots) == 1  # one at a time: one bar, reused 30 times
+        assert bars.overall.n == 30
+
+
+def test_on_a_pipe_nothing_is_drawn_unless_asked() -> None:
+    out = io.StringIO()
+    with TqdmProgress(total_files=1, file=out) as bars:
+        bars("a", _progress(state=ProgressState.STARTED))
+    assert out.getvalue() == ""
+
+
+def test_a_retry_shows_on_the_file_bar() -> None:
+    out = io.StringIO()
+    tracker = ProgressTracker(min_interval=10.0, clock=FakeClock(500.0))
+    with TqdmProgress(total_files=1, disable=False, file=out) as bars:
+        tracker.add_callback(bars)
+        tracker.start("a", total=100, title="song.flac")
+        tracker.note("a", "retrying in 4 s (2/5): HTTP 503")
+    assert "retrying in 4 s (2/5): HTTP 503" in out.getvalue()

@@ -20,12 +20,12 @@ def test_burst_is_free_then_the_rate_applies() -> None:
     assert clock.sleeps == [pytest.approx(0.5), pytest.approx(1.0)]
 
 
-def test_burst_defaults_to_one_second_of_rate() -> None:
+def test_burst_defaults_to_a_hundredth_of_a_second_of_rate() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(rate=64, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(rate=6400, clock=clock, sleep=clock.sleep)
     assert bucket.burst == 64.0
     assert bucket.acquire(64) == 0.0
-    assert bucket.acquire(32) == pytest.approx(0.5)
+    assert bucket.acquire(3200) == pytest.approx(0.5)
 
 
 def test_tokens_refill_with_time_but_never_beyond_the_burst() -> None:

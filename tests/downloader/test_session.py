@@ -26,6 +26,7 @@ from ripstream.downloader.exceptions import (
     AuthenticationError,
     ConfigError,
     ConnectionFailedError,
+    ConnectionRefused,
     ContentNotFoundError,
     DownloadError,
     HTTPStatusError,
@@ -230,8 +231,11 @@ def test_refused_connection_is_connection_failed_error(refusing_port: int) -> No
 
     error = raised_by(session_for(), url)
 
-    assert type(error) is ConnectionFailedError
+    assert type(error) is ConnectionRefused  # a ConnectionFailedError, retried briefly
+    assert isinstance(error, ConnectionFailedError)
     assert error.retryable is True
+    assert error.retry_limit == 2
+    assert str(error) == f"cannot connect to 127.0.0.1:{refusing_port}: connection refused"
     assert error.url == url
     assert isinstance(error.__cause__, requests.exceptions.ConnectionError)
 

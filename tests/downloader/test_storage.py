@@ -80,7 +80,7 @@ def test_the_cli_says_the_disk_is_full(server: TestServer, small_disk: Path) -> 
             "--no-progress",
             "--no-state",
             "--no-archive",
-            "-o",
+            "-d",
             str(small_disk),
             server.url("/big.bin"),
         ],

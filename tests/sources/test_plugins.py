@@ -117,9 +117,9 @@ def test_plugin_handles_its_urls(plugin_site: Path, server: TestServer, tmp_path
     server.add("/song.flac", body)
     out = tmp_path / "out"
     address = server.base_url.removeprefix("http://")
-    result = run(plugin_site, "--no-progress", "-o", str(out), f"echo://{address}/song.flac")
+    result = run(plugin_site, "--no-progress", "-d", str(out), f"echo://{address}/song.flac")
     assert result.returncode == 0, result.stderr
     assert (out / "echo-song.flac").read_bytes() == body
-    plain = run(plugin_site, "--no-progress", "-o", str(out), server.url("/song.flac"))
+    plain = run(plugin_site, "--no-progress", "-d", str(out), server.url("/song.flac"))
     assert plain.returncode == 0, plain.stderr
     assert (out / "song.flac").read_bytes() == body

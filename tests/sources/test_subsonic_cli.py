@@ -50,7 +50,7 @@ def test_album_lands_tagged_in_the_template_folders_and_reruns_skip(
     out = tmp_path / "music"
     album = subsonic.library.album("Deep Water")
     url = album_url(subsonic, album.name)
-    first = cli("-o", str(out), url, password=subsonic.password)
+    first = cli("-d", str(out), url, password=subsonic.password)
     assert first.returncode == 0, first.stderr
     folder = out / album.artist / f"{album.name} ({album.year})"
     names = sorted(p.name for p in folder.iterdir())
@@ -81,18 +81,19 @@ def test_album_lands_tagged_in_the_template_folders_and_reruns_skip(
     assert subsonic.password not in (out / ".ripstream-state.jsonl").read_text()
 
     # the same command again: the batch journal knows the URL is done
-    again = cli("-o", str(out), "--json", url, password=subsonic.password)
+    again = cli("-d", str(out), "--json", url, password=subsonic.password)
     assert again.returncode == 0, again.stderr
     assert [json.loads(line)["message"] for line in again.stdout.splitlines()] == [
-        "done in an earlier run (state file)"
+        "done in an earlier run and still on disk (state file; --force fetches it again)"
     ]
     # without the journal, the download archive skips every file without fetching it
-    archived = cli("-o", str(out), "--json", "--no-state", url, password=subsonic.password)
+    archived = cli("-d", str(out), "--json", "--no-state", url, password=subsonic.password)
     assert archived.returncode == 0, archived.stderr
     records = [json.loads(line) for line in archived.stdout.splitlines()]
     assert len(records) == 5
     assert {r["status"] for r in records} == {"skipped"}
-    assert {r["message"] for r in records} == {"in the download archive"}
+    assert all(r["message"].startswith("in the download archive since ") for r in records)
+    assert all("--force" in r["message"] for r in records)
     assert subsonic.password not in archived.stdout
 
 
@@ -101,11 +102,11 @@ def test_wrong_or_missing_password_is_exit_2_and_writes_nothing(
 ) -> None:
     out = tmp_path / "music"
     url = album_url(subsonic, "Deep Water")
-    wrong = cli("-o", str(out), url, password="not-the-password")
+    wrong = cli("-d", str(out), url, password="not-the-password")
     assert wrong.returncode == 2
     assert "ripstream: error:" in wrong.stderr
     assert "not-the-password" not in wrong.stderr
-    missing = cli("-o", str(out), url, password=None)
+    missing = cli("-d", str(out), url, password=None)
     assert missing.returncode == 2
     assert "RIPSTREAM_SUBSONIC_PASSWORD" in missing.stderr
     assert not out.exists()

@@ -348,7 +348,7 @@ def test_cli_asks_for_a_transcode_and_explains_an_api_key_only_server(tmp_path: 
     with FakeSubsonic(NAVIDROME.but(transcoder="opus")) as server:
         url = server.url().replace("://", f"://{USERNAME}@")
         done = _cli(
-            "-o",
+            "-d",
             str(tmp_path),
             "--subsonic-format",
             "opus:96",
@@ -360,11 +360,11 @@ def test_cli_asks_for_a_transcode_and_explains_an_api_key_only_server(tmp_path: 
     with FakeSubsonic(LMS) as server:
         url = server.url().replace("://", f"://{USERNAME}@")
         refused = _cli(
-            "-o", str(tmp_path / "lms"), url, env={"RIPSTREAM_SUBSONIC_PASSWORD": PASSWORD}
+            "-d", str(tmp_path / "lms"), url, env={"RIPSTREAM_SUBSONIC_PASSWORD": PASSWORD}
         )
         keyed = _cli(
             "--no-tags",
-            "-o",
+            "-d",
             str(tmp_path / "lms"),
             server.url(),
             env={"RIPSTREAM_SUBSONIC_API_KEY": API_KEY},

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import http.client
 import shutil
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 
 import requests
 import urllib3
@@ -24,6 +25,7 @@ from ripstream.downloader.exceptions import (
 from ripstream.downloader.fetch.job import FetchJob
 from ripstream.downloader.files import storage_error
 from ripstream.downloader.httperrors import map_request_error
+from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.wire import BodyReader
 
 __all__ = ["Writer", "pump"]
@@ -92,8 +94,7 @@ def pump(
     :raises DownloadError: typed: a stall, a broken connection, a full disk, a cancel.
     """
     reader = BodyReader(response, job.settings.chunk_size, max_ratio=job.settings.max_decoded_ratio)
-    limit = job.settings.max_filesize
-    space = _SpaceGuard(job) if expected is None else None
+    limits = _Limits(job, unknown_length=expected is None)
     size = min(_FIRST_READ, reader.capacity)
     received = 0
     clock, cancel, buckets, reporter = job.clock, job.cancel, job.buckets, job.reporter
@@ -105,9 +106,12 @@ def pump(
                     "download cancelled", url=job.shown_url, source=job.source
                 )
             want = size if expected is None else min(size, expected - received)
+            want, throttled = _reserve(buckets, want, cancel)
             started = clock()
             chunk = reader.read(want)
             count = len(chunk)
+            for bucket in buckets if count < want else ():
+                bucket.refund(want - count)
             if not count:
                 break
             try:
@@ -115,18 +119,7 @@ def pump(
             except OSError as exc:
                 raise storage_error(exc, job.part, url=job.shown_url) from exc
             received += count
-            if limit is not None and position + received > limit:
-                raise TooLargeError(
-                    f"{job.shown_url} sent more than the {limit} bytes --max-filesize allows",
-                    url=job.shown_url,
-                    source=job.source,
-                    limit=limit,
-                )
-            if space is not None:
-                space.wrote(count)
-            throttled = 0.0
-            for bucket in buckets:
-                throttled += bucket.acquire(count, cancel=cancel)
+            limits.wrote(position + received, count)
             reporter(count)
             now = clock()
             if tick is not None:
@@ -139,24 +132,35 @@ def pump(
     return received
 
 
-class _SpaceGuard:
-    """For a body of unknown length (it may never end): stop before the disk is full.
+class _Limits:
+    """What may be written: no more than ``max_filesize``, and, for a body of unknown length
+    (it may never end), not past the point where the disk is nearly full (checked every
+    ``_SPACE_STEP`` bytes against ``_SPACE_RESERVE``)."""
 
-    Checked every ``_SPACE_STEP`` bytes; below ``_SPACE_RESERVE`` free, the download fails
-    (an endless body must not take the space other files and programs need).
-    """
+    __slots__ = ("job", "limit", "until")
 
-    __slots__ = ("job", "until")
-
-    def __init__(self, job: FetchJob) -> None:
+    def __init__(self, job: FetchJob, *, unknown_length: bool) -> None:
         self.job = job
-        self.until = _SPACE_STEP
+        self.limit = job.settings.max_filesize
+        self.until = _SPACE_STEP if unknown_length else None
 
-    def wrote(self, count: int) -> None:
-        self.until -= count
-        if self.until > 0:
+    def wrote(self, end: int, count: int) -> None:
+        """``count`` more bytes were written, up to file offset ``end``."""
+        if self.limit is not None and end > self.limit:
+            raise TooLargeError(
+                f"{self.job.shown_url} sent more than the {self.limit} bytes --max-filesize allows",
+                url=self.job.shown_url,
+                source=self.job.source,
+                limit=self.limit,
+            )
+        if self.until is None:
             return
-        self.until = _SPACE_STEP
+        self.until -= count
+        if self.until <= 0:
+            self.until = _SPACE_STEP
+            self._check_space()
+
+    def _check_space(self) -> None:
         try:
             free = shutil.disk_usage(self.job.part.parent).free
         except OSError:
@@ -168,6 +172,22 @@ class _SpaceGuard:
                 path=str(self.job.part),
                 url=self.job.shown_url,
             )
+
+
+def _reserve(
+    buckets: Sequence[TokenBucket], want: int, cancel: threading.Event
+) -> tuple[int, float]:
+    """Reserve before reading, a slice at a time, so a limit holds from the first second;
+    returns the read size and the time spent waiting on our own throttle."""
+    if not buckets:
+        return want, 0.0
+    want = min(want, _throttled_read(buckets))
+    return want, sum(bucket.acquire(want, cancel=cancel) for bucket in buckets)
+
+
+def _throttled_read(buckets: Sequence[TokenBucket]) -> int:
+    """The largest read under a throttle: 1/100 s of the slowest rate (at least 1 KiB)."""
+    return max(1024, int(min(bucket.rate for bucket in buckets) / 100))
 
 
 def _adapt(size: int, elapsed: float, capacity: int) -> int:
