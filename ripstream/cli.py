@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime
 import getpass
 import logging
 import math
@@ -22,8 +23,10 @@ from ripstream.app.batch import Batch, BatchItem, read_input_file
 from ripstream.app.config import AppConfig
 from ripstream.app.journal import BatchJournal
 from ripstream.app.modes import choose_strategy
+from ripstream.app.monitoring import RunSinks, build_schedule, waiting_notice
 from ripstream.downloader.config import OverwritePolicy, parse_rate
 from ripstream.downloader.content import Checksum, DownloadResult
+from ripstream.downloader.events import EventSink
 from ripstream.downloader.exceptions import (
     AuthenticationError,
     ConfigError,
@@ -34,6 +37,7 @@ from ripstream.downloader.executors import ExecutorStrategy
 from ripstream.downloader.files import render_template
 from ripstream.downloader.progress import ProgressTracker, TqdmProgress
 from ripstream.downloader.queue import DownloadQueue, DownloadTask
+from ripstream.downloader.schedule import RateTimetable, parse_limit_rate
 from ripstream.library.archive import DownloadArchive
 from ripstream.sources import load_registry
 from ripstream.sources.subsonic_media import MediaFormat
@@ -74,6 +78,13 @@ def _positive_int(name: str, low: int = 1) -> Any:
 def _rate(text: str) -> float | None:
     try:
         return parse_rate(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _limit_rate(text: str) -> float | RateTimetable | None:
+    try:
+        return parse_limit_rate(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -145,10 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--limit-rate",
-        type=_rate,
+        type=_limit_rate,
         metavar="RATE",
-        help="total bandwidth for the run, e.g. 500k, 10M",
+        help="total bandwidth for the run, e.g. 500k, 10M, or a timetable "
+        "'08:00,512k 12:00,10M 23:00,off'",
     )
+    _add_schedule_options(parser)
     parser.add_argument(
         "--retries",
         type=_positive_int("--retries", 0),
@@ -238,6 +251,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_schedule_options(parser: argparse.ArgumentParser) -> None:
+    """When and how politely: issue 12's options."""
+    parser.add_argument(
+        "--max-per-host",
+        type=_positive_int("--max-per-host"),
+        metavar="N",
+        help="downloads and segment connections to one host at once (default 4)",
+    )
+    parser.add_argument(
+        "--start-at", metavar="TIME", help="request nothing before TIME (HH:MM or ISO 8601)"
+    )
+    parser.add_argument(
+        "--window",
+        action="append",
+        default=[],
+        metavar="HH:MM-HH:MM[@DAYS]",
+        help="start downloads only inside this window (repeatable), e.g. 23:00-07:00@mon-fri",
+    )
+    parser.add_argument(
+        "--window-end",
+        choices=["pause", "finish"],
+        help="at a window's end running downloads pause (default) or finish",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run only the URLs the batch journal records as failed",
+    )
+    parser.add_argument(
+        "--events", metavar="FILE", help="write JSON-lines events to FILE (- for stdout)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=_positive_int("--metrics-port", 0),
+        metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (the metrics extra)",
+    )
+
+
 def _behaviour_changes(args: argparse.Namespace) -> dict[str, Any]:
     """The download settings the options change."""
     changes: dict[str, Any] = {}
@@ -257,6 +309,8 @@ def _behaviour_changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["min_speed"] = args.min_speed
     if args.max_filesize is not None:
         changes["max_filesize"] = args.max_filesize
+    if args.max_per_host is not None:
+        changes["max_per_host"] = args.max_per_host
     return changes
 
 
@@ -279,8 +333,16 @@ def _config_from(args: argparse.Namespace) -> AppConfig:
         max_concurrent_downloads=args.jobs or config.max_concurrent_downloads,
         default_settings=settings,
         bandwidth_limit=(
-            args.limit_rate if args.limit_rate is not None else config.bandwidth_limit
+            args.limit_rate if isinstance(args.limit_rate, float) else config.bandwidth_limit
         ),
+        schedule=build_schedule(
+            start_at=args.start_at,
+            windows=args.window,
+            window_end=args.window_end,
+            rates=args.limit_rate if isinstance(args.limit_rate, RateTimetable) else None,
+            now=datetime.datetime.now(),
+        )
+        or config.schedule,
     )
     credentials = app.source_credentials
     if args.subsonic_format is not None:
@@ -352,10 +414,24 @@ def _run(items: list[BatchItem], app: AppConfig, args: argparse.Namespace, say: 
         try:  # a FIFO, a device or garbage as --state or archive is bad input: nothing runs
             journal = stack.enter_context(BatchJournal(state)) if state else None
             archive = stack.enter_context(DownloadArchive(archive_path)) if archive_path else None
-        except StorageError as exc:
+            sinks = stack.enter_context(
+                RunSinks(args.events, say.out, None if args.quiet else say.err, args.metrics_port)
+            )
+        except (StorageError, ConfigError) as exc:
             say.error(exc)
             return EXIT_USAGE
-        return _run_batch(items, app, args, say, (journal, archive))
+        if args.retry_failed:
+            if journal is None:
+                say.error("--retry-failed needs the batch journal (drop --no-state)")
+                return EXIT_USAGE
+            items = [item for item in items if journal.is_failed(item.url)]
+            if not items:
+                print("ripstream: no URL failed in the earlier runs", file=say.err)
+                return EXIT_OK
+        notice = waiting_notice(app.download.schedule, datetime.datetime.now())
+        if notice and not args.quiet:
+            print(f"ripstream: {notice}", file=say.err)
+        return _run_batch(items, app, args, say, (journal, archive), sinks.sinks)
 
 
 def _run_batch(
@@ -364,6 +440,7 @@ def _run_batch(
     args: argparse.Namespace,
     say: Reporter,
     stores: tuple[BatchJournal | None, DownloadArchive | None],
+    events: Sequence[EventSink] = (),
 ) -> int:
     err = say.err
     tracker = ProgressTracker()
@@ -391,6 +468,7 @@ def _run_batch(
             archive=stores[1],
             prompt=_secret_prompt(err),
             executor=strategy,
+            events=events,
         )
         results = batch.run(items, on_result=on_result, on_queue=on_queue)
     except KeyboardInterrupt:

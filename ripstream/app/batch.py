@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
@@ -23,6 +23,7 @@ from ripstream.app.wiring import post_processors, source_factory
 from ripstream.downloader.base import BaseDownloader
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import Checksum, ContentType, DownloadResult, ResultStatus
+from ripstream.downloader.events import EventSink
 from ripstream.downloader.exceptions import ConfigError, SourceError
 from ripstream.downloader.executors import ExecutorStrategy
 from ripstream.downloader.manager import DownloadManager
@@ -150,6 +151,7 @@ class Batch:
     :param prompt: asks for a missing secret, or ``None``.
     :param cancel_event: setting it stops the run cleanly, as Ctrl-C does.
     :param executor: what runs the downloads (threads by default; ``Processes(n)``).
+    :param events: event sinks of the run (``--events``, metrics).
     """
 
     def __init__(
@@ -164,7 +166,9 @@ class Batch:
         prompt: Callable[[str], str] | None = None,
         cancel_event: threading.Event | None = None,
         executor: ExecutorStrategy | None = None,
+        events: Sequence[EventSink] = (),
     ) -> None:
+        self.events = tuple(events)
         self.app = config if isinstance(config, AppConfig) else AppConfig(download=config)
         self.config = self.app.download
         self.cancel_event = cancel_event
@@ -188,6 +192,7 @@ class Batch:
             executor=self.executor,
             post_processors=post_processors(self.app),
             hooks=[ArchiveHook(self.archive)] if self.archive is not None else [],
+            events=self.events,
         )
 
     def build_queue(

@@ -20,6 +20,7 @@ from typing import Any
 
 from ripstream import __version__
 from ripstream.downloader.exceptions import ConfigError
+from ripstream.downloader.schedule import Schedule, as_schedule
 
 __all__ = [
     "APPLICATION_KEYS",
@@ -119,6 +120,7 @@ _INTEGERS = (
     ("segments", 1),
     ("max_redirects", 0),
     ("max_connections_per_host", 1),
+    ("max_per_host", 1),
     ("chunk_size", 1024),
     ("min_segment_size", 1),
     ("max_api_bytes", 1024),
@@ -154,6 +156,7 @@ class DownloadBehaviorSettings:
     segments: int = 1
     min_segment_size: int = 4 * 1024 * 1024
     max_connections_per_host: int = 16
+    max_per_host: int = 4
     chunk_size: int = 1024 * 1024
     rate_limit: float | None = None
     stall_timeout: float = 30.0
@@ -318,6 +321,7 @@ class DownloadConfig:
     source_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     filename_template: str | None = None
     bandwidth_limit: float | None = None
+    schedule: Schedule | None = None
     _effective: dict[str, tuple[DownloadBehaviorSettings, DownloadBehaviorSettings]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -350,6 +354,7 @@ class DownloadConfig:
             "must be a non-empty string, or null for each source's own naming",
         )
         self.bandwidth_limit = _rate("bandwidth_limit", self.bandwidth_limit)
+        self.schedule = as_schedule(self.schedule)
         for source, overrides in self.source_settings.items():
             _check(
                 isinstance(overrides, dict),
@@ -398,6 +403,7 @@ class DownloadConfig:
             "source_settings": self.source_settings,
             "filename_template": self.filename_template,
             "bandwidth_limit": self.bandwidth_limit,
+            "schedule": None if self.schedule is None else self.schedule.to_dict(),
         }
 
     @classmethod

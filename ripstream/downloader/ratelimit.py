@@ -10,8 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["TokenBucket"]
+__all__ = ["Throttle", "TokenBucket"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], object]
@@ -76,3 +77,13 @@ class TokenBucket:
             else:
                 time.sleep(delay)
         return delay
+
+
+class Throttle(Protocol):
+    """What a transfer waits on for each chunk: a :class:`TokenBucket`, or anything shaped
+    like one (the schedule's live bandwidth)."""
+
+    def acquire(
+        self, amount: float, sleep: Sleep | None = None, *, cancel: threading.Event | None = None
+    ) -> float:
+        """Wait until ``amount`` may go; returns the seconds waited."""
