@@ -276,7 +276,7 @@ class Schedule:
         return cls(
             windows=tuple(Window.parse(str(w)) for w in data.get("windows", ())),
             rates=RateTimetable.parse(str(rates)) if rates else None,
-            window_end=WindowEnd(data.get("window_end", "pause")),
+            window_end=data.get("window_end", "pause"),
             start_at=dt.datetime.fromisoformat(str(start)) if start else None,
         )
 
