@@ -23,7 +23,13 @@ from ripstream.app.batch import Batch, BatchItem, read_input_file
 from ripstream.app.config import AppConfig
 from ripstream.app.journal import BatchJournal
 from ripstream.app.modes import choose_strategy
-from ripstream.app.monitoring import RunSinks, build_schedule, waiting_notice
+from ripstream.app.monitoring import (
+    RunSinks,
+    add_schedule_options,
+    build_schedule,
+    limit_rate,
+    waiting_notice,
+)
 from ripstream.downloader.config import OverwritePolicy, parse_rate
 from ripstream.downloader.content import Checksum, DownloadResult
 from ripstream.downloader.events import EventSink
@@ -37,7 +43,7 @@ from ripstream.downloader.executors import ExecutorStrategy
 from ripstream.downloader.files import render_template
 from ripstream.downloader.progress import ProgressTracker, TqdmProgress
 from ripstream.downloader.queue import DownloadQueue, DownloadTask
-from ripstream.downloader.schedule import RateTimetable, parse_limit_rate
+from ripstream.downloader.schedule import RateTimetable
 from ripstream.library.archive import DownloadArchive
 from ripstream.sources import load_registry
 from ripstream.sources.subsonic_media import MediaFormat
@@ -78,13 +84,6 @@ def _positive_int(name: str, low: int = 1) -> Any:
 def _rate(text: str) -> float | None:
     try:
         return parse_rate(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _limit_rate(text: str) -> float | RateTimetable | None:
-    try:
-        return parse_limit_rate(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -156,12 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--limit-rate",
-        type=_limit_rate,
+        type=limit_rate,
         metavar="RATE",
         help="total bandwidth for the run, e.g. 500k, 10M, or a timetable "
         "'08:00,512k 12:00,10M 23:00,off'",
     )
-    _add_schedule_options(parser)
+    add_schedule_options(parser, _positive_int)
     parser.add_argument(
         "--retries",
         type=_positive_int("--retries", 0),
@@ -249,45 +248,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more")
     parser.add_argument("--version", action="version", version=f"ripstream {__version__}")
     return parser
-
-
-def _add_schedule_options(parser: argparse.ArgumentParser) -> None:
-    """When and how politely: issue 12's options."""
-    parser.add_argument(
-        "--max-per-host",
-        type=_positive_int("--max-per-host"),
-        metavar="N",
-        help="downloads and segment connections to one host at once (default 4)",
-    )
-    parser.add_argument(
-        "--start-at", metavar="TIME", help="request nothing before TIME (HH:MM or ISO 8601)"
-    )
-    parser.add_argument(
-        "--window",
-        action="append",
-        default=[],
-        metavar="HH:MM-HH:MM[@DAYS]",
-        help="start downloads only inside this window (repeatable), e.g. 23:00-07:00@mon-fri",
-    )
-    parser.add_argument(
-        "--window-end",
-        choices=["pause", "finish"],
-        help="at a window's end running downloads pause (default) or finish",
-    )
-    parser.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="run only the URLs the batch journal records as failed",
-    )
-    parser.add_argument(
-        "--events", metavar="FILE", help="write JSON-lines events to FILE (- for stdout)"
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=_positive_int("--metrics-port", 0),
-        metavar="PORT",
-        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (the metrics extra)",
-    )
 
 
 def _behaviour_changes(args: argparse.Namespace) -> dict[str, Any]:

@@ -5,11 +5,12 @@ notice) and the metrics endpoint (``--metrics-port``).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ripstream.downloader.events import EventKind, EventSink, JsonLinesSink, RunEvent
 from ripstream.downloader.exceptions import ConfigError
@@ -19,10 +20,11 @@ from ripstream.downloader.schedule import (
     Schedule,
     Window,
     WindowEnd,
+    parse_limit_rate,
     parse_start_at,
 )
 
-__all__ = ["RunSinks", "build_schedule", "waiting_notice"]
+__all__ = ["RunSinks", "add_schedule_options", "build_schedule", "limit_rate", "waiting_notice"]
 
 
 def build_schedule(
@@ -58,6 +60,54 @@ def waiting_notice(schedule: Schedule | None, now: dt.datetime) -> str | None:
         return f"waiting for the start time {opens:%Y-%m-%d %H:%M} (--start-at)"
     windows = ", ".join(str(w) for w in schedule.windows)
     return f"waiting for a download window ({windows}): the next opens {opens:%Y-%m-%d %H:%M}"
+
+
+def limit_rate(text: str) -> float | RateTimetable | None:
+    """The argparse type of ``--limit-rate``: a rate or a timetable."""
+    try:
+        return parse_limit_rate(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_schedule_options(parser: argparse.ArgumentParser, whole_number: Callable[..., Any]) -> None:
+    """The CLI's options of when and how politely (``whole_number(name, low=1)`` makes
+    the argparse type of a whole-number option)."""
+    parser.add_argument(
+        "--max-per-host",
+        type=whole_number("--max-per-host"),
+        metavar="N",
+        help="downloads and segment connections to one host at once (default 4)",
+    )
+    parser.add_argument(
+        "--start-at", metavar="TIME", help="request nothing before TIME (HH:MM or ISO 8601)"
+    )
+    parser.add_argument(
+        "--window",
+        action="append",
+        default=[],
+        metavar="HH:MM-HH:MM[@DAYS]",
+        help="start downloads only inside this window (repeatable), e.g. 23:00-07:00@mon-fri",
+    )
+    parser.add_argument(
+        "--window-end",
+        choices=["pause", "finish"],
+        help="at a window's end running downloads pause (default) or finish",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run only the URLs the batch journal records as failed",
+    )
+    parser.add_argument(
+        "--events", metavar="FILE", help="write JSON-lines events to FILE (- for stdout)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=whole_number("--metrics-port", 0),
+        metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (the metrics extra)",
+    )
 
 
 class RunSinks(contextlib.ExitStack):
