@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import getpass
 import logging
 import os
@@ -24,9 +25,11 @@ from ripstream.app.batch import Batch, BatchItem
 from ripstream.app.config import AppConfig
 from ripstream.app.journal import BatchJournal
 from ripstream.app.modes import choose_strategy
+from ripstream.app.monitoring import RunSinks, waiting_notice
 from ripstream.cli_config import config_from, items_from
 from ripstream.downloader.bars import TqdmProgress
 from ripstream.downloader.content import DownloadResult, ResultStatus
+from ripstream.downloader.events import EventSink
 from ripstream.downloader.exceptions import (
     AuthenticationError,
     ConfigError,
@@ -143,10 +146,24 @@ def _run(items: list[BatchItem], app: AppConfig, args: argparse.Namespace, say: 
             _check_output_path(app.download.download_directory)
             journal = stack.enter_context(BatchJournal(state)) if state else None
             archive = stack.enter_context(DownloadArchive(archive_path)) if archive_path else None
+            sinks = stack.enter_context(
+                RunSinks(args.events, say.out, None if args.quiet else say.err, args.metrics_port)
+            )
         except (StorageError, ConfigError) as exc:
             say.error(exc)
             return EXIT_USAGE
-        return _run_batch(items, app, args, say, (journal, archive))
+        if args.retry_failed:
+            if journal is None:
+                say.error("--retry-failed needs the batch journal (drop --no-state)")
+                return EXIT_USAGE
+            items = [item for item in items if journal.is_failed(item.url)]
+            if not items:
+                print("ripstream: no URL failed in the earlier runs", file=say.err)
+                return EXIT_OK
+        notice = waiting_notice(app.download.schedule, datetime.datetime.now())
+        if notice and not args.quiet:
+            print(f"ripstream: {notice}", file=say.err)
+        return _run_batch(items, app, args, say, (journal, archive), sinks.sinks)
 
 
 def _check_output_path(directory: Path) -> None:
@@ -205,6 +222,7 @@ def _run_batch(
     args: argparse.Namespace,
     say: Reporter,
     stores: tuple[BatchJournal | None, DownloadArchive | None],
+    events: Sequence[EventSink] = (),
 ) -> int:
     err = say.err
     tracker = ProgressTracker()
@@ -239,6 +257,7 @@ def _run_batch(
             prompt=_secret_prompt(err),
             executor=strategy,
             force=args.force,
+            events=events,
         )
         results = batch.run(items, on_result=on_result, on_queue=on_queue)
     except KeyboardInterrupt as exc:

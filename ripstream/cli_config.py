@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from ripstream.app.batch import BatchItem, read_input_file
 from ripstream.app.config import AppConfig
+from ripstream.app.monitoring import build_schedule
 from ripstream.downloader.exceptions import ConfigError
 from ripstream.downloader.files import check_template
+from ripstream.downloader.schedule import RateTimetable
 from ripstream.options import Output, UsageError, check_cookies, with_scheme
 from ripstream.sources.subsonic_media import MediaFormat
 
@@ -45,6 +48,8 @@ def _behaviour_changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["min_speed"] = args.min_speed
     if args.max_filesize is not None:
         changes["max_filesize"] = args.max_filesize
+    if args.max_per_host is not None:
+        changes["max_per_host"] = args.max_per_host
     return changes
 
 
@@ -87,8 +92,16 @@ def config_from(args: argparse.Namespace, output: Output) -> AppConfig:
         max_concurrent_downloads=args.jobs or config.max_concurrent_downloads,
         default_settings=settings,
         bandwidth_limit=(
-            args.limit_rate if args.limit_rate is not None else config.bandwidth_limit
+            args.limit_rate if isinstance(args.limit_rate, float) else config.bandwidth_limit
         ),
+        schedule=build_schedule(
+            start_at=args.start_at,
+            windows=args.window,
+            window_end=args.window_end,
+            rates=args.limit_rate if isinstance(args.limit_rate, RateTimetable) else None,
+            now=datetime.datetime.now(),
+        )
+        or config.schedule,
     )
     credentials = app.source_credentials
     if args.subsonic_format is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ripstream import __version__
+from ripstream.app.monitoring import add_schedule_options, limit_rate
 from ripstream.downloader.config import OverwritePolicy, parse_rate
 from ripstream.downloader.content import Checksum
 from ripstream.downloader.exceptions import ConfigError
@@ -247,8 +248,13 @@ def _how(parser: argparse.ArgumentParser) -> None:
         help="split each file into N ranged parts downloaded in parallel",
     )
     parser.add_argument(
-        "--limit-rate", type=_rate, metavar="RATE", help="total bandwidth, e.g. 500k, 10M"
+        "--limit-rate",
+        type=limit_rate,
+        metavar="RATE",
+        help="total bandwidth for the run, e.g. 500k, 10M, or a timetable "
+        "'08:00,512k 12:00,10M 23:00,off'",
     )
+    add_schedule_options(parser, _positive_int)
     parser.add_argument(
         "--retries",
         type=_positive_int("--retries", 0),

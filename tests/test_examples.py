@@ -267,3 +267,17 @@ def test_examples_against_a_standalone_server(tmp_path: Path) -> None:
         stdout, _ = server.communicate(timeout=TIMEOUT)
     assert server.returncode == 0
     assert "stopped" in stdout
+
+
+def test_monitoring(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    completed = run_example("monitoring.py", "--output", str(out))
+    for item in (TRACK_1, TRACK_2, TRACK_3):
+        assert sha256(out / item.path.rsplit("/", 1)[-1]) == item.sha256
+    lines = completed.stdout.splitlines()
+    assert any(line.startswith("stats: ") and " 1 active" in line for line in lines)
+    total = sum(
+        (out / item.path.rsplit("/", 1)[-1]).stat().st_size for item in (TRACK_1, TRACK_2, TRACK_3)
+    )
+    assert f"done: 3 completed, 0 failed, {total} bytes" in lines
+    assert 'ripstream_downloads_total{source="my_service",status="completed"} 3.0' in lines

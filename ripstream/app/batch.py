@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
@@ -23,6 +23,7 @@ from ripstream.app.wiring import post_processors, source_factory
 from ripstream.downloader.base import BaseDownloader
 from ripstream.downloader.config import DownloadConfig, OverwritePolicy
 from ripstream.downloader.content import Checksum, ContentType, DownloadResult, ResultStatus
+from ripstream.downloader.events import EventSink
 from ripstream.downloader.exceptions import (
     AuthenticationError,
     ConfigError,
@@ -157,6 +158,7 @@ class Batch:
     :param executor: what runs the downloads (threads by default; ``Processes(n)``).
     :param force: fetch everything again, whatever the journal and the archive say (also
         implied by the ``overwrite`` policy: the user asked for the server's bytes).
+    :param events: event sinks of the run (``--events``, metrics).
     """
 
     def __init__(
@@ -172,7 +174,9 @@ class Batch:
         cancel_event: threading.Event | None = None,
         executor: ExecutorStrategy | None = None,
         force: bool = False,
+        events: Sequence[EventSink] = (),
     ) -> None:
+        self.events = tuple(events)
         self.app = config if isinstance(config, AppConfig) else AppConfig(download=config)
         self.config = self.app.download
         self.cancel_event = cancel_event
@@ -197,6 +201,7 @@ class Batch:
             executor=self.executor,
             post_processors=post_processors(self.app),
             hooks=[self._archive_hook(self.archive)] if self.archive is not None else [],
+            events=self.events,
         )
 
     def _archive_hook(self, archive: DownloadArchive) -> ArchiveHook:

@@ -49,6 +49,7 @@ class BatchJournal(Closing):
         self.path = path
         self._lock = threading.Lock()
         self._done: dict[str, list[str]] = {}
+        self._failed: set[str] = set()
         self._handle: IO[str] | None = None  # opened on the first record: bad input writes nothing
         self._torn = False
         self._load()
@@ -96,12 +97,21 @@ class BatchJournal(Closing):
             self._done[str(key)] = [str(f) for f in files]
         else:
             self._done.pop(str(key), None)
+        if status == "failed":
+            self._failed.add(str(key))
+        else:
+            self._failed.discard(str(key))
 
     def is_done(self, url: str) -> bool:
         """True when ``url`` finished in an earlier run and its files are all still there."""
         with self._lock:
             files = self._done.get(url_key(url))
         return files is not None and all(Path(f).exists() for f in files)
+
+    def is_failed(self, url: str) -> bool:
+        """True when ``url``'s last recorded outcome is ``failed`` (``--retry-failed``)."""
+        with self._lock:
+            return url_key(url) in self._failed
 
     def record(self, url: str, status: str, files: list[Path]) -> None:
         """Append ``url``'s outcome (``done`` or ``failed``) with the files it produced."""
@@ -117,6 +127,10 @@ class BatchJournal(Closing):
         with self._lock:
             if status == "done":
                 self._done[key] = names
+            if status == "failed":
+                self._failed.add(key)
+            else:
+                self._failed.discard(key)
             try:
                 if self._handle is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ import enum
 import json
 import math
 import os
-import re
 import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from typing import Any
 
 from ripstream import __version__
 from ripstream.downloader.exceptions import ConfigError
+from ripstream.downloader.schedule import Schedule, as_schedule
+from ripstream.downloader.units import parse_rate
 
 __all__ = [
     "APPLICATION_KEYS",
@@ -33,8 +34,6 @@ __all__ = [
 DEFAULT_USER_AGENT = f"ripstream/{__version__}"
 #: Keys of older config files that now belong to the application (``ripstream.app``).
 APPLICATION_KEYS = frozenset({"source_credentials", "write_tags", "archive_path"})
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?[bB]?)?(?:/s)?\s*$")
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 class RetryStrategy(enum.Enum):
@@ -57,29 +56,6 @@ class OverwritePolicy(enum.Enum):
     OVERWRITE = "overwrite"  #: replace it atomically once the new file is complete
     RENAME = "rename"  #: write ``name (1).ext`` beside it
     ERROR = "error"  #: fail with TargetExistsError
-
-
-def parse_rate(text: str | float | int | None) -> float | None:
-    """Parse a byte rate such as ``10M``, ``512k``, ``1.5MiB/s`` or a plain number of bytes/s.
-
-    :returns: bytes per second, or ``None`` for no limit (``None``, ``0``, ``""``).
-    :raises ConfigError: when the text is not a rate.
-    """
-    if text is None or text in ("", 0):
-        return None
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        if not text >= 0:  # also refuses NaN, which compares false to everything
-            raise ConfigError(f"rate must be positive, got {text}", field="rate", value=text)
-        return float(text)
-    match = _RATE.match(str(text))
-    if not match:
-        raise ConfigError(
-            f"rate {text!r} is not a rate like 500k, 10M or 1G (bytes per second)",
-            field="rate",
-            value=text,
-        )
-    value = float(match.group(1)) * _UNITS[match.group(2).lower()]
-    return value or None
 
 
 def _rate(name: str, value: Any) -> float | None:
@@ -119,6 +95,7 @@ _INTEGERS = (
     ("segments", 1),
     ("max_redirects", 0),
     ("max_connections_per_host", 1),
+    ("max_per_host", 1),
     ("chunk_size", 1024),
     ("min_segment_size", 1),
     ("max_api_bytes", 1024),
@@ -154,6 +131,7 @@ class DownloadBehaviorSettings:
     segments: int = 1
     min_segment_size: int = 4 * 1024 * 1024
     max_connections_per_host: int = 16
+    max_per_host: int = 4
     chunk_size: int = 1024 * 1024
     rate_limit: float | None = None
     stall_timeout: float = 30.0
@@ -324,6 +302,7 @@ class DownloadConfig:
     source_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     filename_template: str | None = None
     bandwidth_limit: float | None = None
+    schedule: Schedule | None = None
     _effective: dict[str, tuple[DownloadBehaviorSettings, DownloadBehaviorSettings]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -356,6 +335,7 @@ class DownloadConfig:
             "must be a non-empty string, or null for each source's own naming",
         )
         self.bandwidth_limit = _rate("bandwidth_limit", self.bandwidth_limit)
+        self.schedule = as_schedule(self.schedule)
         for source, overrides in self.source_settings.items():
             _check(
                 isinstance(overrides, dict),
@@ -404,6 +384,7 @@ class DownloadConfig:
             "source_settings": self.source_settings,
             "filename_template": self.filename_template,
             "bandwidth_limit": self.bandwidth_limit,
+            "schedule": None if self.schedule is None else self.schedule.to_dict(),
         }
 
     @classmethod

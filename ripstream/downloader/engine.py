@@ -288,6 +288,7 @@ class DownloadEngine:
             buckets=[bucket for bucket in (self.services.bandwidth, own) if bucket is not None],
             pool=self.services.segment_pool,
             clock=self.services.clock,
+            hosts=self.services.hosts,
         )
 
     def _standard_fetch(
@@ -312,7 +313,7 @@ class DownloadEngine:
                 raise DownloadCancelledError("download cancelled", source=content.source)
             run.attempts += 1
             job = self._job(source, content, part, reporter)
-            fetched = fetcher.fetch(job)
+            fetched = self._polite_fetch(fetcher, job)
             transfer = fetched if fetched is not None else PartFile(job).written()
             expected = self._expected(source, content)
             return self._verify(content, part, transfer, expected, reporter, run)
@@ -320,6 +321,7 @@ class DownloadEngine:
         def on_retry(number: int, error: DownloadError, wait: float) -> None:
             note = retry_note(number, source.settings.max_retries, error, wait)
             self.services.tracker.note(reporter.download_id, note)
+            self._retrying(content, number, error, wait)
 
         return call_with_retries(
             attempt,
@@ -328,6 +330,28 @@ class DownloadEngine:
             on_retry=on_retry,
             describe=f"{content.source} {content.title!r}",
         )
+
+    def _polite_fetch(self, fetcher: Fetcher, job: FetchJob) -> TransferResult | None:
+        """One attempt, holding one of the host's connection slots (when the run has a
+        per-host limit); a 429 or 503 cools the host down for every download."""
+        hosts = self.services.hosts
+        if hosts is None:
+            return fetcher.fetch(job)
+        with hosts.slot(job.url, job.settings.max_per_host, cancel=job.cancel):
+            try:
+                fetched = fetcher.fetch(job)
+            except DownloadError as exc:
+                hosts.note_error(job.url, exc)
+                raise
+        hosts.note_success(job.url)
+        return fetched
+
+    def _retrying(
+        self, content: DownloadableContent, attempt: int, error: DownloadError, wait: float
+    ) -> None:
+        monitor = self.services.monitor
+        if monitor is not None:
+            monitor.retry(f"{content.source}:{content.content_id}", attempt, error, wait)
 
     def _verify(
         self,

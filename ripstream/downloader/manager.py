@@ -17,8 +17,10 @@ the running ones, and re-raises.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Executor, Future, wait
 from typing import Protocol
@@ -26,6 +28,7 @@ from typing import Protocol
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import DownloadableContent, DownloadResult, ResultStatus
 from ripstream.downloader.engine import DownloadEngine
+from ripstream.downloader.events import EventSink, RunMonitor
 from ripstream.downloader.exceptions import DownloadCancelledError, DownloadError, SourceError
 from ripstream.downloader.executors import (
     ExecutorStrategy,
@@ -34,11 +37,14 @@ from ripstream.downloader.executors import (
     Threads,
     segment_pool_for,
 )
+from ripstream.downloader.hosts import HostGate
+from ripstream.downloader.pacing import Pacer
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadQueue, DownloadTask, TaskState
-from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.resources import Closing
+from ripstream.downloader.schedule import LiveBandwidth, Schedule
 from ripstream.downloader.services import EngineServices, PostProcessor, Source
+from ripstream.downloader.stats import RunStats, StatsCollector
 from ripstream.downloader.worker import SourceFactory, WorkerSpec, resolve_and_run, run_task_json
 
 __all__ = ["DownloadManager", "ManagedSource", "RunHook"]
@@ -91,6 +97,11 @@ class DownloadManager(Closing):
         own ``download_many``); by default the manager builds them.
     :param post_processors: run on every verified file (tags), when ``services`` is not given.
     :param hooks: see :class:`RunHook`.
+    :param schedule: windows, start time and bandwidth timetable (default: the config's).
+    :param events: sinks told of every :class:`~ripstream.downloader.events.RunEvent`
+        (a JSON-lines file, metrics); :meth:`stats` is one too.
+    :param clock: monotonic seconds; ``sleep`` waits on it (tests pass a fake clock's).
+    :param now: the wall clock the schedule and event times are read from.
     """
 
     def __init__(
@@ -105,19 +116,41 @@ class DownloadManager(Closing):
         services: EngineServices | None = None,
         post_processors: Sequence[PostProcessor] = (),
         hooks: Sequence[RunHook] = (),
+        schedule: Schedule | None = None,
+        events: Sequence[EventSink] = (),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
+        now: Callable[[], dt.datetime] = dt.datetime.now,
     ) -> None:
         self.config = config or DownloadConfig()
         self._segments: SegmentPool | None = None
+        self._stats = StatsCollector()
+        schedule = schedule or self.config.schedule
+        monitor = RunMonitor((self._stats, *events), now=now, clock=clock)
         if services is None:
             self._segments = segment_pool_for(self.config)
-            bandwidth = self.config.bandwidth_limit
             services = EngineServices(
                 cancel=cancel_event or threading.Event(),
-                tracker=progress_tracker or ProgressTracker(),
-                bandwidth=TokenBucket(bandwidth) if bandwidth else None,
+                tracker=progress_tracker or ProgressTracker(clock=clock),
+                bandwidth=LiveBandwidth(
+                    schedule, self.config.bandwidth_limit, now=now, clock=clock, sleep=sleep
+                ),
                 post_processors=tuple(post_processors),
                 segment_pool=self._segments,
+                sleep=sleep,
+                clock=clock,
+                hosts=HostGate(clock=clock, on_cooldown=monitor.host_cooldown),
+                monitor=monitor,
             )
+        self.monitor = services.monitor or monitor
+        services.tracker.add_callback(self.monitor.progress)
+        bandwidth = services.bandwidth
+        self.pacer = Pacer(
+            schedule,
+            now=now,
+            bandwidth=bandwidth if isinstance(bandwidth, LiveBandwidth) else None,
+            monitor=self.monitor,
+        )
         self.engine = DownloadEngine(services)
         self.hooks = tuple(hooks)
         self._factory = factory
@@ -205,6 +238,27 @@ class DownloadManager(Closing):
             queue.add_task(DownloadTask.from_content(content))
         return self.run(queue, on_result=on_result)
 
+    def stats(self) -> RunStats:
+        """A snapshot of the runs so far: counts, bytes and speed, per source and host."""
+        return self._stats.snapshot()
+
+    def pause(self) -> None:
+        """Start nothing new, and hold running transfers at their next buffer (their
+        ``.part`` files are kept). Thread-safe."""
+        self.pacer.pause()
+
+    def resume(self) -> None:
+        """Go on after :meth:`pause`. Thread-safe."""
+        self.pacer.resume()
+
+    def pause_host(self, host: str, until: dt.datetime) -> None:
+        """Send nothing new to ``host`` before ``until`` (wall clock); other hosts go on."""
+        hosts = self.engine.services.hosts
+        if hosts is not None:
+            services = self.engine.services
+            seconds = (until - self.pacer.now()).total_seconds()
+            hosts.pause_host(host, services.clock() + seconds)
+
     def cancel(self) -> None:
         """Stop: running downloads end at their next buffer; nothing new starts."""
         self.cancel_event.set()
@@ -244,6 +298,7 @@ class DownloadManager(Closing):
         with self._lock:
             executor, self._executor = self._executor, None
             created, self._created = self._created, []
+        self.progress_tracker.remove_callback(self.monitor.progress)
         if executor is not None and self.strategy.owned:
             executor.shutdown(wait=True, cancel_futures=True)
         if self._segments is not None:
@@ -267,19 +322,30 @@ class _Run:
     def drain(self) -> None:
         limit = self.manager.config.max_concurrent_downloads
         cancel = self.manager.cancel_event
+        pacer = self.manager.pacer
+        for pending in self.queue.tasks(TaskState.PENDING):
+            self.manager.monitor.queued(pending)
         while True:
-            while len(self.in_flight) < limit and not cancel.is_set():
-                task = self.queue.get_next_task()
+            while len(self.in_flight) < limit and not cancel.is_set() and pacer.may_start():
+                task = pacer.next_due(self.queue.get_next_task)
                 if task is None:
                     break
                 self._dispatch(task)
+            pacer.watch(list(self.in_flight.values()))
             if not self.in_flight:
-                break
+                if cancel.is_set() or not (pacer.holding or self._waiting()):
+                    break
+                cancel.wait(0.05)  # the schedule is closed: look again soon
+                continue
             # a short timeout keeps this thread responsive to KeyboardInterrupt raised by
             # _thread.interrupt_main() (and Ctrl-C on Windows), which a plain wait ignores
             done, _ = wait(self.in_flight, timeout=0.1, return_when=FIRST_COMPLETED)
             for future in done:
                 self._settle(future, self.in_flight.pop(future))
+
+    def _waiting(self) -> bool:
+        """Tasks are ready but the schedule (or a pause) keeps them from starting."""
+        return not self.manager.pacer.may_start() and bool(self.queue.tasks(TaskState.PENDING))
 
     def _dispatch(self, task: DownloadTask) -> None:
         for hook in self.manager.hooks:
@@ -288,6 +354,7 @@ class _Run:
                 self.queue.complete_task(task.task_id)
                 self._record(task, early)
                 return
+        self.manager.monitor.started(task)
         self.in_flight[self.manager.submit(task)] = task
 
     def _settle(self, future: Future[DownloadResult], task: DownloadTask) -> None:
@@ -316,6 +383,7 @@ class _Run:
 
     def _record(self, task: DownloadTask, result: DownloadResult) -> None:
         self.results[task.task_id] = result
+        self.manager.monitor.finished(task, result)
         for hook in self.manager.hooks:
             hook.after(task, result)
         if self.on_result is not None:
@@ -333,6 +401,9 @@ class _Run:
         self.cancel_rest()
 
     def cancel_rest(self) -> None:
+        for task in self.manager.pacer.drop_held():
+            self.queue.cancel_task(task.task_id, "the run stopped before this task started")
+            self._record(task, _cancelled(task))
         unfinished = [task for task in self.queue.tasks() if not task.state.is_finished]
         self.queue.cancel_all("the run stopped before this task started")
         for task in unfinished:

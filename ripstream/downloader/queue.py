@@ -54,6 +54,8 @@ class DownloadTask(DataClassJsonMixin):
         this task is cancelled.
     :param after: task ids that must have finished, whatever their outcome, before this one
         starts (a cover before the tracks that embed it: a missing cover must not cancel them).
+    :param not_before: Unix seconds before which the task is not started (the manager's
+        wall clock decides).
 
     Example::
 
@@ -77,6 +79,9 @@ class DownloadTask(DataClassJsonMixin):
     checksum: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     content: DownloadableContent | None = field(
+        default=None, metadata=config(exclude=lambda value: value is None)
+    )
+    not_before: float | None = field(
         default=None, metadata=config(exclude=lambda value: value is None)
     )
 

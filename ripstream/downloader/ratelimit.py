@@ -10,8 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["BURST_SECONDS", "TokenBucket"]
+__all__ = ["BURST_SECONDS", "Throttle", "TokenBucket"]
 
 #: the default burst, in seconds of rate: small, so a limit holds from the first second
 BURST_SECONDS = 0.01
@@ -86,3 +87,20 @@ class TokenBucket:
             else:
                 time.sleep(delay)
         return delay
+
+
+class Throttle(Protocol):
+    """What a transfer waits on for each chunk: a :class:`TokenBucket`, or anything shaped
+    like one (the schedule's live bandwidth)."""
+
+    @property
+    def rate(self) -> float | None:
+        """The limit now, in units per second (``None``: unlimited)."""
+
+    def refund(self, amount: float) -> None:
+        """Give back ``amount`` reserved but not used."""
+
+    def acquire(
+        self, amount: float, sleep: Sleep | None = None, *, cancel: threading.Event | None = None
+    ) -> float:
+        """Wait until ``amount`` may go; returns the seconds waited."""

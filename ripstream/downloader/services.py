@@ -14,13 +14,15 @@ import requests
 
 from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
 from ripstream.downloader.content import DownloadableContent
+from ripstream.downloader.events import RunMonitor
 from ripstream.downloader.exceptions import DownloadError
 from ripstream.downloader.executors import SegmentPool
 from ripstream.downloader.fetch import CustomFetch, FetcherRegistry
 from ripstream.downloader.files import filename_from_content_disposition
+from ripstream.downloader.hosts import HostGate
 from ripstream.downloader.placement import FinalName, PathClaims
 from ripstream.downloader.progress import ProgressTracker
-from ripstream.downloader.ratelimit import TokenBucket
+from ripstream.downloader.ratelimit import Throttle
 from ripstream.downloader.session import DownloadSession
 from ripstream.downloader.state import TransferResult
 
@@ -83,17 +85,21 @@ class EngineServices:
     :param sleep: waits between retries; by default a wait on ``cancel`` (so a stop is
         immediate). Tests pass a fake.
     :param clock: monotonic seconds, for throttling, checkpoints and timings.
+    :param hosts: the per-host connection limit and cool-downs, shared by every download.
+    :param monitor: told of retries (events, stats, metrics).
     """
 
     cancel: threading.Event = field(default_factory=threading.Event)
     claims: PathClaims = field(default_factory=PathClaims)
     tracker: ProgressTracker = field(default_factory=ProgressTracker)
-    bandwidth: TokenBucket | None = None
+    bandwidth: Throttle | None = None
     post_processors: tuple[PostProcessor, ...] = ()
     fetchers: FetcherRegistry = field(default_factory=FetcherRegistry.default)
     segment_pool: SegmentPool | None = None
     sleep: Callable[[float], Any] | None = None
     clock: Callable[[], float] = time.monotonic
+    hosts: HostGate | None = None
+    monitor: RunMonitor | None = None
 
 
 class ProgressReporter:

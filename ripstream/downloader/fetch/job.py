@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Protocol
 from ripstream.downloader.config import DownloadBehaviorSettings
 from ripstream.downloader.content import DownloadableContent
 from ripstream.downloader.exceptions import DownloadCancelledError
-from ripstream.downloader.ratelimit import TokenBucket
+from ripstream.downloader.hosts import HostGate
+from ripstream.downloader.ratelimit import Throttle
 from ripstream.downloader.session import DownloadSession
 from ripstream.downloader.state import TransferResult
 from ripstream.downloader.urls import redact_url
@@ -69,9 +70,11 @@ class FetchJob:
     reporter: FetchReporter
     headers: dict[str, str] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
-    buckets: Sequence[TokenBucket] = ()
+    buckets: Sequence[Throttle] = ()
     pool: SegmentPool | None = None
     clock: Callable[[], float] = time.monotonic
+    #: the run's per-host connection limit and cool-downs (``None``: no limit)
+    hosts: HostGate | None = None
     #: the URL as it may be shown (in errors and logs)
     shown_url: str = field(init=False)
 

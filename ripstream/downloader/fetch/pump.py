@@ -25,7 +25,7 @@ from ripstream.downloader.exceptions import (
 from ripstream.downloader.fetch.job import FetchJob
 from ripstream.downloader.files import storage_error
 from ripstream.downloader.httperrors import map_request_error
-from ripstream.downloader.ratelimit import TokenBucket
+from ripstream.downloader.ratelimit import Throttle
 from ripstream.downloader.wire import BodyReader
 
 __all__ = ["Writer", "pump"]
@@ -174,20 +174,19 @@ class _Limits:
             )
 
 
-def _reserve(
-    buckets: Sequence[TokenBucket], want: int, cancel: threading.Event
-) -> tuple[int, float]:
+def _reserve(buckets: Sequence[Throttle], want: int, cancel: threading.Event) -> tuple[int, float]:
     """Reserve before reading, a slice at a time, so a limit holds from the first second;
     returns the read size and the time spent waiting on our own throttle."""
     if not buckets:
         return want, 0.0
-    want = min(want, _throttled_read(buckets))
+    want = _throttled_read(buckets, want)
     return want, sum(bucket.acquire(want, cancel=cancel) for bucket in buckets)
 
 
-def _throttled_read(buckets: Sequence[TokenBucket]) -> int:
+def _throttled_read(buckets: Sequence[Throttle], want: int) -> int:
     """The largest read under a throttle: 1/100 s of the slowest rate (at least 1 KiB)."""
-    return max(1024, int(min(bucket.rate for bucket in buckets) / 100))
+    rates = [bucket.rate for bucket in buckets if bucket.rate]
+    return min(want, max(1024, int(min(rates) / 100))) if rates else want
 
 
 def _adapt(size: int, elapsed: float, capacity: int) -> int:

@@ -112,8 +112,14 @@ class SegmentedFetcher:
             # ranges ignored: this response already is the whole file, so use it
             logger.info("%s: the server ignores ranges; downloading as one stream", job.shown_url)
             return self.stream.fetch_into(part, response)
-        total = _probe_total(response, probe)
-        job.reporter.accept(response)
+        try:
+            total = _probe_total(response, probe)
+            job.reporter.accept(response)
+        except BaseException as exc:
+            response.close()
+            if isinstance(exc, ResponseMismatchError):  # e.g. a length that cannot be trusted
+                raise RangesUnusable(str(exc)) from exc
+            raise
         parts = [[start, end, start] for start, end in plan_segments(job.settings, total)]
         state = ResumeState.from_response(job.key, response, total, parts)
         try:
@@ -178,6 +184,7 @@ class _Segments:
         self.segments = [_Segment(s, e, d) for s, e, d in state.segments]
         self.lock = threading.Lock()
         self.abort = threading.Event()
+        self.finished = threading.Event()
         self.errors: list[BaseException] = []
         self.last_save = self.job.clock()
         self.saved_at = float("-inf")
@@ -232,14 +239,34 @@ class _Segments:
         # this thread takes the head (or the first part); helpers take the rest
         helpers = unclaimed - (head is None)
         pool = self.job.pool
-        futures = [pool.submit(self._worker) for _ in range(helpers)] if pool else []
+        futures = [pool.submit(self._helper) for _ in range(helpers)] if pool else []
         try:
             self._worker(head, self.first)
         finally:
+            self.finished.set()  # a helper still waiting for a host slot is not needed
             for future in futures:
                 # a helper still queued behind other downloads is not needed any more
                 if not future.cancel():
                     future.result()
+
+    def _helper(self) -> None:
+        """A segment helper: one more connection, so it takes its own slot on the host."""
+        hosts = self.job.hosts
+        if hosts is None:
+            self._worker()
+            return
+        limit = self.job.settings.max_per_host
+        gate = hosts.slot(self.job.url, limit, cancel=self.job.cancel, give_up=self._done)
+        try:
+            with gate as taken:
+                if taken:
+                    self._worker()
+        except DownloadError as exc:  # cancelled while waiting
+            self.errors.append(exc)
+            self.abort.set()
+
+    def _done(self) -> bool:
+        return self.finished.is_set() or self.abort.is_set()
 
     def _claim(self) -> _Segment | None:
         with self.lock:

@@ -1,0 +1,116 @@
+"""The manager's pacing: whether a task may start now, and holding transfers when it may not.
+
+A :class:`Pacer` answers the manager's loop: the run is paused (by hand or because a window
+closed), the schedule is closed (before ``start_at``, outside every window), or a task's own
+``not_before`` is still ahead. When a window closes with ``window_end=pause``, or on
+:meth:`Pacer.pause`, running transfers are held at their next buffer by the run's
+:class:`~ripstream.downloader.schedule.LiveBandwidth` (their ``.part`` files stay) and go on
+when the run resumes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Sequence
+
+from ripstream.downloader.events import EventKind, RunMonitor
+from ripstream.downloader.queue import DownloadTask
+from ripstream.downloader.schedule import LiveBandwidth, Schedule, WindowEnd
+
+__all__ = ["Pacer"]
+
+
+class Pacer:
+    """Start decisions and holds for one manager. Thread-safe to :meth:`pause` and
+    :meth:`resume` from any thread; the rest is the manager's loop.
+
+    :param schedule: windows, start time (its rates belong to the bandwidth).
+    :param now: the wall clock.
+    :param bandwidth: holds running transfers; ``None`` only stops new starts.
+    :param monitor: told of paused and resumed downloads.
+    """
+
+    def __init__(
+        self,
+        schedule: Schedule | None,
+        *,
+        now: Callable[[], dt.datetime],
+        bandwidth: LiveBandwidth | None,
+        monitor: RunMonitor,
+    ) -> None:
+        self.schedule = schedule or Schedule()
+        self.now = now
+        self.bandwidth = bandwidth
+        self.monitor = monitor
+        self._manual = threading.Event()
+        self._held_by: str | None = None  # why running transfers are held now
+        self._later: list[DownloadTask] = []
+
+    @property
+    def paused(self) -> bool:
+        """Whether :meth:`pause` holds the run."""
+        return self._manual.is_set()
+
+    def pause(self) -> None:
+        """Start nothing new and hold running transfers."""
+        self._manual.set()
+        if self.bandwidth is not None:
+            self.bandwidth.pause()
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` (a closed window still holds what it holds)."""
+        self._manual.clear()
+
+    def may_start(self) -> bool:
+        """Whether a new download may start now."""
+        return not self._manual.is_set() and self.schedule.is_open(self.now())
+
+    def next_due(self, take: Callable[[], DownloadTask | None]) -> DownloadTask | None:
+        """A task whose ``not_before`` has passed: a held one, else one from ``take()``
+        (tasks not yet due are held here, in order)."""
+        stamp = self.now().timestamp()
+        for index, held in enumerate(self._later):
+            if held.not_before is None or held.not_before <= stamp:
+                return self._later.pop(index)
+        while (task := take()) is not None:
+            if task.not_before is None or task.not_before <= stamp:
+                return task
+            self._later.append(task)
+        return None
+
+    @property
+    def holding(self) -> bool:
+        """Whether tasks wait here for their ``not_before``."""
+        return bool(self._later)
+
+    def held_tasks(self) -> list[DownloadTask]:
+        """The tasks held for their ``not_before`` (they are RUNNING in the queue)."""
+        return list(self._later)
+
+    def drop_held(self) -> list[DownloadTask]:
+        """Forget the held tasks (the run stops); returns them."""
+        held, self._later = self._later, []
+        return held
+
+    def watch(self, running: Sequence[DownloadTask]) -> None:
+        """Hold or release running transfers as the pause switch and the windows say."""
+        reason = None
+        if self._manual.is_set():
+            reason = "manual"
+        elif self.schedule.window_end is WindowEnd.PAUSE and not self.schedule.in_window(
+            self.now()
+        ):
+            reason = "window"
+        if reason == self._held_by:
+            return
+        if reason is None:
+            if self.bandwidth is not None:
+                self.bandwidth.resume()
+            self.monitor.held(EventKind.RESUMED, running, self._held_by or "manual")
+        else:
+            if self.bandwidth is not None:
+                self.bandwidth.pause()
+            if self._held_by is None:
+                self.monitor.held(EventKind.PAUSED, running, reason)
+        self._held_by = reason
