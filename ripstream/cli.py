@@ -226,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="split many plain URLs over N processes (default 0: automatic, by CPUs and -j)",
     )
     parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on a dask cluster: a scheduler (tcp://host:8786), or local:N to start N "
+        "worker processes for this run; the output folder must be shared by every worker",
+    )
+    parser.add_argument(
         "--fsync", action="store_true", help="flush each file to disk before it is renamed"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -383,7 +389,14 @@ def _run_batch(
             bars.overall.update(1)
 
     try:
-        strategy = choose_strategy(items, app, args.processes, None if args.quiet else err)
+        strategy = choose_strategy(
+            items,
+            app,
+            args.processes,
+            None if args.quiet else err,
+            dask=args.dask,
+            max_per_host=getattr(args, "max_per_host", None),  # --max-per-host: issue 12
+        )
         batch = Batch(
             app,
             progress_tracker=tracker,
