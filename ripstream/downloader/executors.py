@@ -354,7 +354,7 @@ def segment_pool_for(config: DownloadConfig) -> SegmentPool:
 
 def start_local_cluster(processes: int, threads: int) -> LocalCluster:
     """A dask ``LocalCluster`` of ``processes`` worker processes (each with a nanny that
-    replaces it if it dies) of ``threads`` threads, on the loopback, with no dashboard.
+    replaces it if it dies) of ``threads`` threads, on the loopback.
 
     :raises ImportError: when dask.distributed is not installed (``pip install
         'ripstream[dask]'``).
@@ -366,7 +366,8 @@ def start_local_cluster(processes: int, threads: int) -> LocalCluster:
         threads_per_worker=threads,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # dask always serves a little HTTP (health checks); a free port, never a clash on 8787
+        dashboard_address="127.0.0.1:0",
         silence_logs=logging.ERROR,  # dask logs every worker's start and stop at INFO
     )
 
