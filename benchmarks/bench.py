@@ -15,6 +15,10 @@ Scenarios (see benchmarks/README.md for the exact command lines):
              8 at a time (wget: one at a time, it has no parallel mode)
   throttled  one --throttled-size file (default 200M) from /throttled/, where
              nginx caps every connection at 20 MiB/s; 8 connections
+  cluster    the small files, RipStream only: on threads (--processes 1), on
+             --processes 2 and on --dask local:2 (a dask LocalCluster of two worker
+             processes, started and stopped inside the timed run); the table adds CPU
+             per file and the wall-time overhead per task against threads
 
 Every tool is run --runs times per scenario (round robin, so drift hits every
 tool alike); the table shows the MEDIAN wall time and CPU time (user+sys of
@@ -59,13 +63,20 @@ PY = sys.executable
 RIPSTREAM_CMD = shlex.split(os.environ.get("RIPSTREAM_BENCH_CMD", "")) or [PY, "-m", "ripstream"]
 RIPSTREAM_LABEL = os.environ.get("RIPSTREAM_BENCH_CMD", "").strip() or "python -m ripstream"
 
-SCENARIOS = ("big", "small", "throttled")
-TOOLS = ("curl", "wget", "aria2c", "requests_tpe", "parfive", "pypdl", "ripstream")
+SCENARIOS = ("big", "small", "throttled", "cluster")
+PEER_TOOLS = ("curl", "wget", "aria2c", "requests_tpe", "parfive", "pypdl", "ripstream")
+# RipStream's other executors, in the cluster scenario only
+RIPSTREAM_MODES = {
+    "ripstream_processes": ["--processes", "2"],
+    "ripstream_dask": ["--dask", "local:2"],
+}
+TOOLS = (*PEER_TOOLS, *RIPSTREAM_MODES)
 # Which tools take part in which scenario (wget has no multi-connection mode,
 # so it is left out of "throttled": it would only repeat curl's single stream).
 MATRIX = {
-    "big": TOOLS,
-    "small": TOOLS,
+    "big": PEER_TOOLS,
+    "small": PEER_TOOLS,
+    "cluster": ("ripstream", *RIPSTREAM_MODES),
     "throttled": ("curl", "aria2c", "requests_tpe", "parfive", "pypdl", "ripstream"),
 }
 PARALLEL = 8  # files at a time (small) and connections (throttled)
@@ -152,7 +163,7 @@ def prepare_files(args: argparse.Namespace, scenarios: list[str]) -> dict:
         single("big", "big.bin", args.big_size)
     if "throttled" in scenarios:
         single("throttled", "throttled.bin", args.throttled_size)
-    if "small" in scenarios:
+    if "small" in scenarios or "cluster" in scenarios:
         entry = manifest.get("small")
         names = [f"s{i:05d}.bin" for i in range(args.small_count)]
         ok = (
@@ -271,8 +282,11 @@ def tool_command(tool: str, job: Job) -> list[str]:
         if sc == "throttled":
             return [*base, "--segments", str(PARALLEL), url]
         return [*base, url]
-    if tool == "ripstream":
+    if tool.startswith("ripstream"):
         base = [*RIPSTREAM_CMD, "-q", "--no-progress"]
+        if sc == "cluster":  # threads unless a mode says otherwise (auto would pick processes)
+            mode = RIPSTREAM_MODES.get(tool, ["--processes", "1"])
+            return [*base, *mode, "-j", str(PARALLEL), "-o", out, "-i", str(job.list_file)]
         if sc == "small":
             return [*base, "-j", str(PARALLEL), "-d", out, "-i", str(job.list_file)]
         if sc == "throttled":
@@ -288,7 +302,7 @@ def tool_env(tool: str, work: Path) -> dict[str, str]:
     env.pop("HTTP_PROXY", None)
     env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1,localhost"
     env["PARFIVE_HIDE_PROGRESS"] = "1"
-    if tool == "ripstream":
+    if tool.startswith("ripstream"):
         # Use the repo's code even if `pip install -e .` has not been done. (No
         # PYTHONPYCACHEPREFIX: it made every run re-read bytecode from a cold tree,
         # about 0.45 s that no other Python peer paid.)
@@ -358,6 +372,13 @@ def probe_tools(work: Path) -> tuple[dict[str, str | None], dict[str, str]]:
             why["ripstream"] = f"unavailable: `{RIPSTREAM_LABEL} --version` failed: {reason}"
     except subprocess.TimeoutExpired:
         why["ripstream"] = f"unavailable: `{RIPSTREAM_LABEL} --version` timed out"
+    for mode in RIPSTREAM_MODES:
+        why[mode] = why["ripstream"]
+        versions[mode] = versions.get("ripstream", "?")
+    if importlib.util.find_spec("distributed") is None:
+        why["ripstream_dask"] = "skipped: dask.distributed not installed (pip install '.[dask]')"
+    else:
+        versions["ripstream_dask"] += f", distributed {importlib.metadata.version('distributed')}"
     return why, versions
 
 
@@ -506,15 +527,15 @@ def make_job(scenario: str, args: argparse.Namespace, manifest: dict) -> Job:
             expected={entry["name"]: entry["sha256"]},
             total_bytes=entry["size"],
         )
-    entry = manifest["small"]
+    entry = manifest["small"]  # the small and the cluster scenarios share the files
     urls = [f"{base}/files/small/{name}" for name in entry["sha256"]]
     list_file = lists / "small_urls.txt"
     list_file.write_text("".join(u + "\n" for u in urls))
     curl_config = lists / "small_curl.cfg"
     curl_config.write_text("".join(f'url = "{u}"\n' for u in urls))
     return Job(
-        scenario="small",
-        out=work / "out" / "small",
+        scenario=scenario,
+        out=work / "out" / scenario,
         urls=urls,
         list_file=list_file,
         curl_config=curl_config,
@@ -567,11 +588,14 @@ def summarize(scenario: str, tool: str, runs: list[RunResult], job: Job) -> dict
 
 def fmt_table(scenario: str, rows: list[dict], job: Job) -> str:
     rip = next((r for r in rows if r["tool"] == "ripstream" and r["status"] == "ok"), None)
-    small = scenario == "small"
+    small = scenario in ("small", "cluster")
+    cluster = scenario == "cluster"
     head = ["tool", "median wall s", "min-max s", "MiB/s"]
     if small:
         head.append("files/s")
     head += ["CPU s", "peak RSS MiB", "status", "ripstream ratio"]
+    if cluster:
+        head += ["CPU ms/file", "overhead ms/task vs threads"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         if r["status"] == "ok":
@@ -585,20 +609,37 @@ def fmt_table(scenario: str, rows: list[dict], job: Job) -> str:
                 cells.append(f"{r['files_per_s']:.0f}")
             ratio = f"{rip['wall_median_s'] / r['wall_median_s']:.2f}" if rip else "n/a"
             cells += [f"{r['cpu_median_s']:.2f}", f"{r['peak_rss_mib']:.1f}", "ok", ratio]
+            if cluster:
+                cells += cluster_cells(r, rip, len(job.expected))
         else:
             status = r["status"].replace("|", "\\|").replace("\n", " ")
             if len(status) > 160:
                 status = status[:157] + "..."
             cells = (
                 [r["tool"], "-", "-", "-"] + (["-"] if small else []) + ["-", "-", status, "n/a"]
-            )
+            ) + (["-", "-"] if cluster else [])
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def cluster_cells(row: dict, threads: dict | None, files: int) -> list[str]:
+    """CPU per file, and the wall time each task costs more than on threads (start-up of
+    the processes or the cluster included: it is what a user waits for)."""
+    per_file = f"{1000 * row['cpu_median_s'] / files:.2f}"
+    if threads is None:
+        return [per_file, "n/a"]
+    overhead = 1000 * (row["wall_median_s"] - threads["wall_median_s"]) / files
+    return [per_file, f"{overhead:+.2f}"]
 
 
 def scenario_title(scenario: str, job: Job, args: argparse.Namespace) -> str:
     if scenario == "big":
         return f"big: one {human(job.total_bytes)} file, each tool's defaults"
+    if scenario == "cluster":
+        return (
+            f"cluster: {len(job.expected)} files of {human(args.small_size)}, -j {PARALLEL}:"
+            " RipStream on threads, --processes 2, --dask local:2"
+        )
     if scenario == "small":
         return (
             f"small: {len(job.expected)} files of {human(args.small_size)}, {PARALLEL} at a time"

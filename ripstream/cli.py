@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -38,6 +37,7 @@ from ripstream.downloader.exceptions import (
 )
 from ripstream.downloader.progress import DownloadProgress, ProgressTracker
 from ripstream.downloader.queue import DownloadQueue, DownloadTask
+from ripstream.downloader.safefs import probe_writable
 from ripstream.library.archive import DownloadArchive
 from ripstream.options import Parser, UsageError, build_parser, output_of
 from ripstream.sources import load_registry
@@ -190,9 +190,7 @@ def _check_output_folder(directory: Path) -> None:
     :raises ConfigError: in one line naming the folder (bad input: exit 2).
     """
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory, prefix=".ripstream-probe-"):
-            pass
+        probe_writable(directory)
     except OSError as exc:
         raise ConfigError(
             f"cannot write to the output folder {str(directory)!r}: "
@@ -248,7 +246,14 @@ def _run_batch(
             bars.count(_OUTCOMES.get(result.status, "failed"), result.bytes_downloaded)
 
     try:
-        strategy = choose_strategy(items, app, args.processes, None if args.quiet else err)
+        strategy = choose_strategy(
+            items,
+            app,
+            args.processes,
+            None if args.quiet else err,
+            dask=args.dask,
+            max_per_host=args.max_per_host,
+        )
         batch = Batch(
             app,
             progress_tracker=tracker,

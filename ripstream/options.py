@@ -294,6 +294,12 @@ def _how(parser: argparse.ArgumentParser) -> None:
         help="split many plain URLs over N processes (default 0: automatic, by CPUs and -j)",
     )
     parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on a dask cluster: a scheduler (tcp://host:8786), or local:N to start N "
+        "worker processes for this run; the output folder must be shared by every worker",
+    )
+    parser.add_argument(
         "--subsonic-format",
         metavar="FORMAT[:KBPS]",
         help="Subsonic: a transcode to ask for on purpose (opus:128, mp3:320); default raw",

@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -43,3 +44,26 @@ def out_dir(tmp_path: Path) -> Path:
 set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "ripstream-tests-hypothesis"))
 settings.register_profile("ripstream", database=None)
 settings.load_profile("ripstream")
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[Any]:
+    """One real dask LocalCluster for the session: two worker processes (with nannies, so a
+    killed worker comes back) of two threads each. Skipped only when dask is not installed."""
+    distributed = pytest.importorskip("distributed")
+    from ripstream.downloader.executors import start_local_cluster
+
+    cluster = start_local_cluster(2, 2)
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.fixture
+def dask_client(dask_cluster: Any) -> Any:
+    """The session's dask client, with both workers up (a test may have killed one)."""
+    dask_cluster.wait_for_workers(2, timeout=60)
+    return dask_cluster

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ripstream.downloader.apibody import MAX_JSON_DEPTH, deep_field
-from ripstream.downloader.config import APPLICATION_KEYS, DownloadConfig
+from ripstream.downloader.config import APPLICATION_KEYS, DownloadConfig, require_object
 from ripstream.downloader.exceptions import ConfigError, StorageError
 from ripstream.downloader.files import atomic_write_text
 from ripstream.downloader.safeio import read_regular
@@ -109,12 +109,7 @@ class AppConfig:
     @classmethod
     def from_dict(cls, data: Any) -> AppConfig:
         """Build from a flat dict; unknown keys and bad values raise :class:`ConfigError`."""
-        if not isinstance(data, dict):
-            raise ConfigError(
-                f"config must be a JSON object, got {type(data).__name__}",
-                field="config",
-                value=data,
-            )
+        require_object(data)
         framework = {k: v for k, v in data.items() if k not in APPLICATION_KEYS}
         application = {k: v for k, v in data.items() if k in APPLICATION_KEYS}
         return cls(download=DownloadConfig.from_dict(framework), **application)

@@ -6,6 +6,7 @@ import os
 from typing import TextIO
 
 from ripstream.app.batch import BatchItem
+from ripstream.app.cluster import cluster_strategy
 from ripstream.app.config import AppConfig
 from ripstream.downloader.exceptions import SourceError
 from ripstream.downloader.executors import ExecutorStrategy, Processes
@@ -27,10 +28,18 @@ def auto_processes(items: int, jobs: int, cpus: int | None = None) -> int:
 
 
 def choose_strategy(
-    items: list[BatchItem], app: AppConfig, wanted: int, say: TextIO | None
+    items: list[BatchItem],
+    app: AppConfig,
+    wanted: int,
+    say: TextIO | None,
+    *,
+    dask: str | None = None,
+    max_per_host: int | None = None,
 ) -> ExecutorStrategy | None:
-    """Worker processes, when asked for or worth it; ``None`` for threads. Says why, so the
-    mode never changes silently."""
+    """A dask cluster when ``dask`` names one; else worker processes, when asked for or worth
+    it; ``None`` for threads. Says why, so the mode never changes silently."""
+    if dask is not None:
+        return cluster_strategy(items, dask, say, max_per_host=max_per_host)
     jobs = app.download.max_concurrent_downloads
     count = wanted or auto_processes(len(items), jobs)
     if count <= 1:

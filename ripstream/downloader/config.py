@@ -29,6 +29,7 @@ __all__ = [
     "OverwritePolicy",
     "RetryStrategy",
     "parse_rate",
+    "require_object",
 ]
 
 DEFAULT_USER_AGENT = f"ripstream/{__version__}"
@@ -273,6 +274,14 @@ class DownloadBehaviorSettings:
         return cls().replace(**data)
 
 
+def require_object(data: Any) -> None:
+    """:raises ConfigError: unless ``data`` is a JSON object (a dict)."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config must be a JSON object, got {type(data).__name__}", field="config", value=data
+        )
+
+
 def _enum(kind: type[enum.Enum], name: str, value: Any) -> Any:
     try:
         return kind(value.lower() if isinstance(value, str) else value)
@@ -390,12 +399,7 @@ class DownloadConfig:
     @classmethod
     def from_dict(cls, data: Any) -> DownloadConfig:
         """Build from a dict; unknown keys and bad values raise :class:`ConfigError`."""
-        if not isinstance(data, dict):
-            raise ConfigError(
-                f"config must be a JSON object, got {type(data).__name__}",
-                field="config",
-                value=data,
-            )
+        require_object(data)
         known = {f.name for f in dataclasses.fields(cls) if f.init}
         moved = sorted(set(data) & APPLICATION_KEYS)
         if moved:

@@ -325,6 +325,8 @@ class DownloadResult:
     attempts: int = 0
     checksum: str | None = None
     message: str | None = None
+    #: where it ran, ``host:pid``, when a worker process or a cluster ran it
+    worker: str | None = None
 
     @property
     def is_success(self) -> bool:
@@ -386,4 +388,5 @@ class DownloadResult:
             "message": redact_text(self.message) if self.message else self.message,
             "error_type": type(self.error).__name__ if self.error else None,
             "error": redact_text(error) if error else error,
+            "worker": self.worker,
         }

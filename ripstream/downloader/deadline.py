@@ -28,6 +28,14 @@ class _DeadlineSocket:
     def __init__(self, sock: Any, deadline: float) -> None:
         self._sock = sock
         self.deadline: float | None = deadline
+        self.files: list[Any] = []
+
+    def close_files(self) -> None:
+        """Close the readers made for a response that never came to be: http.client drops
+        them unclosed when the headers fail to parse or time out, and they would hold the
+        socket open until the garbage collector found them."""
+        for reader in self.files:
+            reader.close()
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         deadline = self.deadline
@@ -48,7 +56,9 @@ class _DeadlineSocket:
         self._sock._io_refs += 1
         raw = socket.SocketIO(self, "rb")  # type: ignore[arg-type]
         size = io.DEFAULT_BUFFER_SIZE if buffering in (None, -1) else buffering
-        return io.BufferedReader(raw, size)
+        reader = io.BufferedReader(raw, size)
+        self.files.append(reader)
+        return reader
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -67,6 +77,9 @@ class _HeaderDeadline:
         self.sock = wrapper
         try:
             return super().getresponse()  # type: ignore[misc]
+        except BaseException:
+            wrapper.close_files()
+            raise
         finally:
             wrapper.deadline = None  # the body is bounded by the read timeout and speed floor
             if self.sock is wrapper:

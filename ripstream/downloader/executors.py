@@ -7,13 +7,16 @@
   cross it as JSON).
 * :class:`SegmentPool` is the bounded pool that segment workers of every download share, so
   ``-j 8 --segments 8`` has a known, capped number of threads and connections.
-* :func:`start_thread` starts the few helper threads (a demo server).
+* :func:`start_thread` starts the few helper threads (a demo server);
+  :func:`start_local_cluster` starts a dask ``LocalCluster`` of worker processes (``--dask
+  local:N``).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import multiprocessing
 import os
 import queue
@@ -23,9 +26,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ripstream.downloader.config import DownloadConfig
+from ripstream.downloader.gates import HostGateFactory
+
+if TYPE_CHECKING:
+    from distributed import LocalCluster
 
 __all__ = [
     "ExecutorStrategy",
@@ -37,6 +44,7 @@ __all__ = [
     "WorkerDied",
     "process_cancel_event",
     "segment_pool_for",
+    "start_local_cluster",
     "start_thread",
 ]
 
@@ -51,6 +59,8 @@ class ExecutorStrategy(ABC):
     isolated: bool = False
     #: whether the manager shuts the executor down when it closes
     owned: bool = True
+    #: a per-host limit counted wherever tasks run (sent to isolated workers)
+    host_gate: HostGateFactory | None = None
 
     @abstractmethod
     def create(self, workers: int) -> Executor:
@@ -62,6 +72,15 @@ class ExecutorStrategy(ABC):
 
     def cancel(self, executor: Executor) -> None:  # noqa: B027 - a hook; threads need nothing
         """Stop running work that the run's cancel event cannot reach (other processes)."""
+
+    def check(self, executor: Executor, config: DownloadConfig) -> None:  # noqa: B027 - a hook
+        """Before the first task: refuse a run that cannot work (a worker that cannot see
+        the output folder), with a clear :class:`~ripstream.downloader.exceptions.DownloadError`."""
+
+    def shares(self, executor: Executor) -> int:
+        """How many worker processes split the run's limits (``--limit-rate`` is the total:
+        each isolated worker gets ``1 / shares`` of it)."""
+        return 1
 
 
 class Threads(ExecutorStrategy):
@@ -90,6 +109,10 @@ class Processes(ExecutorStrategy):
     def create(self, workers: int) -> Executor:
         """A :class:`ProcessThreadPool` of ``processes`` processes."""
         return ProcessThreadPool(self.processes, -(-workers // self.processes))
+
+    def shares(self, executor: Executor) -> int:
+        """One share of the run's limits per process."""
+        return self.processes
 
     def cancel(self, executor: Executor) -> None:
         """Tell every worker process to stop its running downloads."""
@@ -327,6 +350,26 @@ def segment_pool_for(config: DownloadConfig) -> SegmentPool:
     behaviors += [config.get_behavior_for_source(name) for name in config.source_settings]
     segments = max(behavior.segments for behavior in behaviors)
     return SegmentPool(config.max_concurrent_downloads * max(1, segments - 1))
+
+
+def start_local_cluster(processes: int, threads: int) -> LocalCluster:
+    """A dask ``LocalCluster`` of ``processes`` worker processes (each with a nanny that
+    replaces it if it dies) of ``threads`` threads, on the loopback.
+
+    :raises ImportError: when dask.distributed is not installed (``pip install
+        'ripstream[dask]'``).
+    """
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=processes,
+        threads_per_worker=threads,
+        processes=True,
+        host="127.0.0.1",
+        # dask always serves a little HTTP (health checks); a free port, never a clash on 8787
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.ERROR,  # dask logs every worker's start and stop at INFO
+    )
 
 
 def start_thread(target: Callable[[], object], *, name: str) -> threading.Thread:

@@ -17,22 +17,23 @@ the running ones, and re-raises.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Executor, Future, wait
-from typing import Protocol
+from typing import Any, Protocol
 
-from ripstream.downloader.config import DownloadConfig
+from ripstream.downloader.cluster import strategy_for
+from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
 from ripstream.downloader.content import DownloadableContent, DownloadResult, ResultStatus
 from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.events import EventSink, RunMonitor
 from ripstream.downloader.exceptions import DownloadCancelledError, DownloadError, SourceError
 from ripstream.downloader.executors import (
     ExecutorStrategy,
-    GivenExecutor,
     SegmentPool,
     Threads,
     segment_pool_for,
@@ -45,7 +46,13 @@ from ripstream.downloader.resources import Closing
 from ripstream.downloader.schedule import LiveBandwidth, Schedule
 from ripstream.downloader.services import EngineServices, PostProcessor, Source
 from ripstream.downloader.stats import RunStats, StatsCollector
-from ripstream.downloader.worker import SourceFactory, WorkerSpec, resolve_and_run, run_task_json
+from ripstream.downloader.worker import (
+    ParsedResult,
+    SourceFactory,
+    WorkerSpec,
+    resolve_and_run,
+    run_task_json,
+)
 
 __all__ = ["DownloadManager", "ManagedSource", "RunHook"]
 
@@ -91,7 +98,8 @@ class DownloadManager(Closing):
         module-level function), since each worker process builds its own.
     :param executor: an :class:`ExecutorStrategy` (``Threads()`` by default,
         ``Processes(n)``), or any ``concurrent.futures.Executor`` (tasks and results cross a
-        non-thread executor as JSON).
+        non-thread executor as JSON; a dask client's executor runs as a
+        :class:`~ripstream.downloader.cluster.DaskCluster`).
     :param cancel_event: setting it stops the run as Ctrl-C does.
     :param services: the engine's collaborators, when the caller has them (a downloader's
         own ``download_many``); by default the manager builds them.
@@ -160,9 +168,10 @@ class DownloadManager(Closing):
         if executor is None:
             executor = Threads()
         elif isinstance(executor, Executor):
-            executor = GivenExecutor(executor)
+            executor = strategy_for(executor)
         self.strategy: ExecutorStrategy = executor
         self._executor: Executor | None = None
+        self._worker_spec: WorkerSpec | None = None
         for downloader in downloaders:
             self.register(downloader)
 
@@ -271,7 +280,7 @@ class DownloadManager(Closing):
         """Start ``task`` on the executor (hooks are the caller's: see :meth:`run`)."""
         executor = self._start_executor()
         if self.strategy.isolated:
-            return _Parsed(executor.submit(run_task_json, task.to_json(), self._spec()))
+            return ParsedResult(executor.submit(run_task_json, task.to_json(), self._spec()))
         try:
             source = self.get_downloader(task.source)
         except DownloadError as exc:
@@ -283,21 +292,39 @@ class DownloadManager(Closing):
     def _start_executor(self) -> Executor:
         with self._lock:
             if self._executor is None:
-                self._executor = self.strategy.create(self.config.max_concurrent_downloads)
+                executor = self.strategy.create(self.config.max_concurrent_downloads)
+                try:
+                    self.strategy.check(executor, self.config)
+                except BaseException:
+                    if self.strategy.owned:
+                        executor.shutdown(wait=False, cancel_futures=True)
+                    raise
+                self._executor = executor
             return self._executor
 
     def _spec(self) -> WorkerSpec:
+        """What every worker builds its runtime from, decided once per run: the config
+        with this process's share of the run's limits, and the per-host gate."""
         if self._factory is None:
             raise SourceError("an isolated executor needs a picklable source factory")
-        return WorkerSpec(
-            self.config.to_json(), self._factory, self.engine.services.post_processors
-        )
+        with self._lock:
+            if self._worker_spec is None:
+                assert self._executor is not None
+                shares = self.strategy.shares(self._executor)
+                self._worker_spec = WorkerSpec(
+                    split_limits(self.config, shares).to_json(),
+                    self._factory,
+                    self.engine.services.post_processors,
+                    host_gate=self.strategy.host_gate,
+                )
+            return self._worker_spec
 
     def close(self) -> None:
         """Shut the executor down and close the sources this manager built."""
         with self._lock:
             executor, self._executor = self._executor, None
             created, self._created = self._created, []
+            self._worker_spec = None
         self.progress_tracker.remove_callback(self.monitor.progress)
         if executor is not None and self.strategy.owned:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -414,27 +441,31 @@ class _Run:
         return [self.results[task.task_id] for task in tasks if task.task_id in self.results]
 
 
-class _Parsed(Future[DownloadResult]):
-    """The result that a worker's JSON future describes; cancelling it cancels the worker's."""
+def split_limits(config: DownloadConfig, shares: int) -> DownloadConfig:
+    """``config`` as one of ``shares`` worker processes runs it: the run's bandwidth and each
+    source's request rate divided among them (so ``--limit-rate`` stays the run's total),
+    and the output folder made absolute (a worker's working folder may differ).
 
-    def __init__(self, source: Future[str]) -> None:
-        super().__init__()
-        self._source = source
-        source.add_done_callback(self._copy)
+    Dividing up front costs nothing per chunk; the price is that a worker left alone at the
+    end of a run does not get the idle workers' share.
+    """
 
-    def cancel(self) -> bool:
-        return self._source.cancel()  # _copy mirrors the cancellation
+    def slower(settings: DownloadBehaviorSettings) -> dict[str, Any]:
+        if shares == 1 or not settings.requests_per_period:
+            return {}
+        return {"rate_period_seconds": settings.rate_period_seconds * shares}
 
-    def _copy(self, source: Future[str]) -> None:
-        if source.cancelled():
-            Future.cancel(self)
-            self.set_running_or_notify_cancel()  # wakes wait()ers, as a real cancel does
-            return
-        error = source.exception()
-        if error is not None:
-            self.set_exception(error)
-        else:
-            self.set_result(DownloadResult.from_json(source.result()))
+    bandwidth = config.bandwidth_limit
+    return dataclasses.replace(
+        config,
+        download_directory=config.download_directory.absolute(),
+        bandwidth_limit=bandwidth / shares if bandwidth else bandwidth,
+        default_settings=config.default_settings.replace(**slower(config.default_settings)),
+        source_settings={
+            name: {**overrides, **slower(config.get_behavior_for_source(name))}
+            for name, overrides in config.source_settings.items()
+        },
+    )
 
 
 def _failed(task: DownloadTask, error: DownloadError) -> DownloadResult:

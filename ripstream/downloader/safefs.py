@@ -17,6 +17,7 @@ import hashlib
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,6 +34,7 @@ __all__ = [
     "open_binary",
     "open_regular",
     "part_path",
+    "probe_writable",
     "read_regular",
 ]
 
@@ -127,6 +129,17 @@ def open_binary(path: Path, *, write: bool, truncate_at: int | None = None) -> B
         handle.close()
         raise
     return handle
+
+
+def probe_writable(folder: Path) -> None:
+    """Make ``folder`` and write (and remove) a small file in it: only an actual write proves
+    a folder writable (``os.access`` is not enough on network and read-only mounts).
+
+    :raises OSError: what the system said.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder, prefix=".ripstream-probe-"):
+        pass
 
 
 def check_free_space(folder: Path, needed: int) -> None:

@@ -9,24 +9,41 @@ guarded by a lock.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import DownloadResult, ResultStatus
 from ripstream.downloader.engine import DownloadEngine
-from ripstream.downloader.exceptions import DownloadError
+from ripstream.downloader.exceptions import DownloadError, StorageError
 from ripstream.downloader.executors import process_cancel_event, segment_pool_for
+from ripstream.downloader.gates import HostGate, HostGateFactory, host_key
 from ripstream.downloader.queue import DownloadTask
+from ripstream.downloader.ratelimit import TokenBucket
+from ripstream.downloader.safefs import probe_writable
 from ripstream.downloader.services import EngineServices, PostProcessor, Source
 
 if TYPE_CHECKING:
     from ripstream.downloader.manager import ManagedSource
 
-__all__ = ["SourceFactory", "WorkerSpec", "resolve_and_run", "run_task_json"]
+__all__ = [
+    "ParsedResult",
+    "SourceFactory",
+    "WorkerSpec",
+    "probe_output",
+    "resolve_and_run",
+    "run_task_json",
+    "worker_name",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +58,17 @@ class WorkerSpec:
     :param config_json: the :class:`DownloadConfig` as JSON.
     :param factory: builds (and logs in) a source by name in the worker.
     :param post_processors: run on every verified file (picklable objects).
+    :param host_gate: builds this process's per-host limit (one that counts across every
+        worker, on a cluster); ``None``: no per-host limit here.
+
+    The config's ``bandwidth_limit`` is this process's share of the run's total (the
+    driver divides it by the number of worker processes).
     """
 
     config_json: str
     factory: SourceFactory
     post_processors: tuple[PostProcessor, ...] = ()
+    host_gate: HostGateFactory | None = None
 
 
 @dataclass(slots=True)
@@ -53,6 +76,7 @@ class _Runtime:
     config: DownloadConfig
     engine: DownloadEngine
     factory: SourceFactory
+    gate: HostGate | None = None
     sources: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -73,12 +97,16 @@ def _runtime(spec: WorkerSpec) -> _Runtime:
         runtime = _RUNTIMES.get(spec)
         if runtime is None:
             config = DownloadConfig.from_json(spec.config_json)
+            rate = config.bandwidth_limit
             services = EngineServices(
                 cancel=process_cancel_event(),
+                bandwidth=TokenBucket(rate) if rate else None,
                 post_processors=spec.post_processors,
                 segment_pool=segment_pool_for(config),
             )
-            runtime = _RUNTIMES[spec] = _Runtime(config, DownloadEngine(services), spec.factory)
+            gate = spec.host_gate.build() if spec.host_gate is not None else None
+            runtime = _Runtime(config, DownloadEngine(services), spec.factory, gate)
+            _RUNTIMES[spec] = runtime
         return runtime
 
 
@@ -100,14 +128,71 @@ def resolve_and_run(engine: DownloadEngine, source: Source, task: DownloadTask) 
 def run_task_json(task_json: str, spec: WorkerSpec) -> str:
     """Run one task in this process's runtime: the entry point of isolated executors.
 
-    :returns: the :class:`DownloadResult` as JSON (with the process id in ``worker``).
+    Idempotent: run twice (a cluster may do that after losing a worker), the second run
+    finds the file in place and reports it skipped, or resumes the first run's ``.part``.
+
+    :returns: the :class:`DownloadResult` as JSON, with ``worker`` (``host:pid``) set.
     """
     task = DownloadTask.from_json(task_json)
     runtime = _runtime(spec)
+    gate = (
+        runtime.gate.hold(host_key(task.url, task.source))
+        if runtime.gate is not None
+        else contextlib.nullcontext()
+    )
     try:
-        result = resolve_and_run(runtime.engine, runtime.source(task.source), task)
+        with gate:
+            result = resolve_and_run(runtime.engine, runtime.source(task.source), task)
     except DownloadError as exc:
         result = DownloadResult(
             content_id=task.content_id, source=task.source, status=ResultStatus.FAILED, error=exc
         )
-    return result.to_json()
+    return dataclasses.replace(result, worker=worker_name()).to_json()
+
+
+def worker_name() -> str:
+    """This process as a user can find it: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def probe_output(directory: str) -> str:
+    """Check, in a worker, that the output folder is there and writable (a shared folder
+    every worker must see): make it, write and remove a small file.
+
+    :returns: :func:`worker_name`.
+    :raises StorageError: naming the worker, the folder and what the system said.
+    """
+    folder = Path(directory)
+    try:
+        probe_writable(folder)
+    except OSError as exc:
+        raise StorageError(
+            f"worker {worker_name()} cannot write to the output folder {directory!r} "
+            f"({exc.strerror or exc}); the output folder must be a path every worker can "
+            "see and write (a shared filesystem)",
+            path=directory,
+        ) from exc
+    return worker_name()
+
+
+class ParsedResult(Future[DownloadResult]):
+    """The result that a worker's JSON future describes; cancelling it cancels the worker's."""
+
+    def __init__(self, source: Future[str]) -> None:
+        super().__init__()
+        self._source = source
+        source.add_done_callback(self._copy)
+
+    def cancel(self) -> bool:
+        return self._source.cancel()  # _copy mirrors the cancellation
+
+    def _copy(self, source: Future[str]) -> None:
+        if source.cancelled():
+            Future.cancel(self)
+            self.set_running_or_notify_cancel()  # wakes wait()ers, as a real cancel does
+            return
+        error = source.exception()
+        if error is not None:
+            self.set_exception(error)
+        else:
+            self.set_result(DownloadResult.from_json(source.result()))

@@ -162,6 +162,7 @@ def test_successful_result() -> None:
         "message": None,
         "error_type": None,
         "error": None,
+        "worker": None,
     }
     assert json.loads(json.dumps(record)) == record
 

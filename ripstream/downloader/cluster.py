@@ -1,0 +1,258 @@
+"""The same batch on a dask.distributed cluster: one more executor strategy of the one manager.
+
+dask's ``Client.get_executor()`` is a real ``concurrent.futures.Executor``, so a cluster is an
+isolated executor like worker processes: the driver (the manager's process) sends each task
+as JSON with a picklable :class:`~ripstream.downloader.worker.WorkerSpec`, every worker
+process builds its sessions, pools and sources once (the runtime cache of
+:mod:`ripstream.downloader.worker`) and sends back the result as JSON, naming itself in
+``worker``. The driver alone runs the hooks (the download archive) and the batch journal.
+
+What a cluster adds to worker processes:
+
+* the output folder must be one every worker sees (a shared filesystem): :meth:`DaskCluster.
+  check` asks each worker to write a small file there before the first task, so a worker
+  that cannot fails the run at once, with one clear message, instead of failing every task;
+* ``--limit-rate`` is the total of the run: each worker process gets ``1 / workers`` of it
+  (and of each source's request rate), decided once when the run starts;
+* a per-host limit counts across every worker with dask's distributed semaphores
+  (:class:`DaskHostGates`).
+
+dask is optional (``pip install 'ripstream[dask]'``): nothing here imports it until a
+cluster is used. Example::
+
+    from distributed import Client
+
+    client = Client("tcp://scheduler:8786")
+    with DownloadManager(config, factory=make_source,
+                         executor=client.get_executor(pure=False)) as manager:
+        manager.run(queue)          # results name the worker ("host:pid") that ran them
+
+    with dask_manager(config, "local:4", factory=make_source) as manager:
+        ...                         # starts 4 worker processes, stops them on close
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ripstream.downloader.config import DownloadConfig
+from ripstream.downloader.exceptions import DownloadError, StorageError
+from ripstream.downloader.executors import ExecutorStrategy, GivenExecutor, start_local_cluster
+from ripstream.downloader.gates import HostGate
+from ripstream.downloader.worker import probe_output
+
+if TYPE_CHECKING:
+    from distributed import Client, LocalCluster
+
+    from ripstream.downloader.manager import DownloadManager
+
+__all__ = ["ClusterExecutor", "DaskCluster", "DaskHostGates", "dask_manager", "strategy_for"]
+
+T = TypeVar("T")
+#: how long to wait for a scheduler to answer, and for a first worker to join
+CONNECT_TIMEOUT = 30.0
+LOCAL_PREFIX = "local:"
+
+
+class ClusterExecutor(Executor):
+    """A dask client's executor (``pure=False``: every submit is a new task) that closes the
+    client, and the local cluster it started, on :meth:`shutdown`. Thread-safe to submit.
+
+    :param client: a connected ``distributed.Client``.
+    :param cluster: the ``LocalCluster`` started for this run, if any.
+    """
+
+    def __init__(self, client: Client, cluster: LocalCluster | None = None) -> None:
+        self.client = client
+        self.cluster = cluster
+        self._inner = client.get_executor(pure=False)
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` on some worker."""
+        future: Future[Any] = self._inner.submit(fn, *args, **kwargs)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Drop the tasks not yet run, then close the client and stop a local cluster."""
+        self._inner.shutdown(wait=wait and not cancel_futures)  # wait=False cancels them
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+class DaskCluster(ExecutorStrategy):
+    """Run downloads on a dask.distributed cluster. Build it with :meth:`connect` (a scheduler
+    address, or ``local:N`` for N worker processes started for the run) or from a client
+    the caller owns.
+
+    :param client: a connected client the caller keeps and closes.
+    :param executor: the client's executor to use (default ``client.get_executor(pure=False)``).
+    :param max_per_host: at most this many downloads per host at once across every worker.
+    """
+
+    isolated = True
+
+    def __init__(
+        self,
+        client: Client | None = None,
+        *,
+        executor: Executor | None = None,
+        max_per_host: int | None = None,
+        address: str | None = None,
+    ) -> None:
+        if (client is None) == (address is None):
+            raise ValueError("give a client or an address, not both")
+        self.client = client
+        self.address = address
+        self.executor = executor
+        self.owned = client is None
+        self.host_gate = DaskHostGates(max_per_host) if max_per_host else None
+
+    @classmethod
+    def connect(cls, address: str, *, max_per_host: int | None = None) -> DaskCluster:
+        """A cluster at ``address`` (``tcp://host:8786``), or ``local:N``: N worker processes
+        on this machine. The client (and local cluster) start with the run and stop with it.
+        """
+        local_processes(address)  # a malformed local:N is refused now, not at the first task
+        return cls(address=address, max_per_host=max_per_host)
+
+    def create(self, workers: int) -> Executor:
+        """The client's executor; connecting (or starting the local cluster) first."""
+        if self.client is not None:
+            return self.executor or self.client.get_executor(pure=False)
+        assert self.address is not None
+        return _open(self.address, workers)
+
+    def check(self, executor: Executor, config: DownloadConfig) -> None:
+        """Ask every worker to write in the output folder; refuse the run if one cannot."""
+        client = _client_of(executor, self.client)
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except TimeoutError as exc:
+            raise DownloadError(
+                f"the dask cluster has no workers (waited {CONNECT_TIMEOUT:g} s)"
+            ) from exc
+        answers = client.run(
+            probe_output, str(config.download_directory.absolute()), on_error="return"
+        )
+        problems = [
+            f"{address}: {answer}"
+            for address, answer in sorted(answers.items())
+            if isinstance(answer, BaseException)
+        ]
+        if problems:
+            raise StorageError(
+                f"{len(problems)} of {len(answers)} dask workers cannot write the output "
+                f"folder; nothing was downloaded: " + "; ".join(problems),
+                path=str(config.download_directory),
+            )
+
+    def shares(self, executor: Executor) -> int:
+        """The number of worker processes: each gets that share of the run's limits."""
+        return max(1, len(_client_of(executor, self.client).nthreads()))
+
+    def describe(self, workers: int) -> str:
+        """E.g. ``dask cluster local:2``."""
+        where = self.address or getattr(self.client, "scheduler", None) or "client"
+        return f"dask cluster {where}"
+
+
+@dataclass(frozen=True, slots=True)
+class DaskHostGates:
+    """A per-host limit that every worker of the cluster counts together: one distributed
+    semaphore per host (in the scheduler), built in each worker from this picklable value.
+
+    A worker killed while it holds a slot gives it back when dask's lease timeout expires
+    (``distributed.scheduler.locks.lease-timeout``, 30 s by default).
+
+    :param limit: downloads per host at once, across the cluster.
+    """
+
+    limit: int
+
+    def build(self) -> HostGate:
+        """The gate of this worker process."""
+        return _DaskGate(self.limit)
+
+
+class _DaskGate:
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._semaphores: dict[str, Any] = {}
+
+    @contextmanager
+    def hold(self, host: str) -> Iterator[None]:
+        from distributed import Semaphore
+
+        with self._lock:
+            semaphore = self._semaphores.get(host)
+            if semaphore is None:
+                # the limit is in the name: two runs with different limits never share one
+                name = f"ripstream-host-{self._limit}-{host}"
+                semaphore = self._semaphores[host] = Semaphore(self._limit, name=name)
+        with semaphore:
+            yield
+
+
+def strategy_for(executor: Executor) -> ExecutorStrategy:
+    """The strategy for an executor handed to the manager: a dask client's executor becomes
+    a :class:`DaskCluster` (so the run's limits are shared out and the output folder is
+    checked), anything else a :class:`GivenExecutor`."""
+    client = getattr(executor, "_client", None)
+    if type(executor).__module__.startswith("distributed.") and client is not None:
+        return DaskCluster(client, executor=executor)
+    return GivenExecutor(executor)
+
+
+def dask_manager(
+    config: DownloadConfig, address: str, *, max_per_host: int | None = None, **kwargs: Any
+) -> DownloadManager:
+    """A :class:`~ripstream.downloader.manager.DownloadManager` running on the cluster at
+    ``address`` (or ``local:N``); ``kwargs`` go to the manager (``factory=`` is needed: a
+    picklable source factory). Close it (``with``) to disconnect and stop a local cluster.
+    """
+    from ripstream.downloader.manager import DownloadManager  # the manager imports us
+
+    strategy = DaskCluster.connect(address, max_per_host=max_per_host)
+    return DownloadManager(config, executor=strategy, **kwargs)
+
+
+def local_processes(address: str) -> int | None:
+    """N of ``local:N``; ``None`` for a scheduler address.
+
+    :raises ValueError: for ``local:`` without a whole number >= 1.
+    """
+    if not address.startswith(LOCAL_PREFIX):
+        return None
+    count = address.removeprefix(LOCAL_PREFIX)
+    if not count.isdigit() or int(count) < 1:
+        raise ValueError(f"local:N needs a number of worker processes >= 1, got {address!r}")
+    return int(count)
+
+
+def _open(address: str, workers: int) -> ClusterExecutor:
+    from distributed import Client
+
+    processes = local_processes(address)
+    try:
+        if processes is not None:
+            cluster = start_local_cluster(processes, max(1, -(-workers // processes)))
+            return ClusterExecutor(Client(cluster), cluster)
+        return ClusterExecutor(Client(address, timeout=CONNECT_TIMEOUT))
+    except (OSError, TimeoutError) as exc:
+        raise DownloadError(f"cannot reach the dask scheduler at {address}: {exc}") from exc
+
+
+def _client_of(executor: Executor, client: Client | None) -> Client:
+    if isinstance(executor, ClusterExecutor):
+        return executor.client
+    found: Client | None = client or getattr(executor, "_client", None)
+    if found is None:
+        raise TypeError(f"{type(executor).__name__} is not a dask executor")
+    return found

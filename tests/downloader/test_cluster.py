@@ -1,0 +1,159 @@
+"""The manager on a real dask LocalCluster (two worker processes): the same tasks as on
+threads, results that name their worker, a per-host limit counted across workers, tasks that
+are safe to run twice, and the run's limits shared out among the workers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ripstream.downloader import ContentType, DownloadConfig, DownloadResult, ResultStatus
+from ripstream.downloader.cluster import DaskCluster, dask_manager, local_processes
+from ripstream.downloader.exceptions import StorageError
+from ripstream.downloader.gates import LocalHostGates, host_key
+from ripstream.downloader.manager import DownloadManager, split_limits
+from ripstream.downloader.queue import DownloadQueue, DownloadTask
+from ripstream.downloader.worker import WorkerSpec, run_task_json
+from ripstream.sources import create_downloader
+from tests.support.httpserver import TestServer, make_body
+from tests.support.settings import make_config
+
+pytest.importorskip("distributed")
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def task_for(server: TestServer, path: str) -> DownloadTask:
+    url = server.url(path)
+    return DownloadTask(
+        content_id=url, content_type=ContentType.FILE, source="http", title=path, url=url
+    )
+
+
+def queue_of(server: TestServer, paths: list[str]) -> DownloadQueue:
+    queue = DownloadQueue()
+    for path in paths:
+        queue.add_task(task_for(server, path))
+    return queue
+
+
+def serve(
+    server: TestServer, prefix: str, count: int, size: int, **kwargs: Any
+) -> dict[str, bytes]:
+    bodies = {f"/{prefix}/{n:03d}.bin": make_body(size + n, n) for n in range(count)}
+    for path, body in bodies.items():
+        server.add(path, body, **kwargs)
+    return bodies
+
+
+def test_a_dask_executor_handed_in_runs_the_batch_on_both_workers(
+    dask_client: Any, server: TestServer, out_dir: Path
+) -> None:
+    bodies = serve(server, "e", 40, 30_000)
+    config = make_config(out_dir, jobs=4, max_retries=0)
+    executor = dask_client.get_executor(pure=False)
+    with DownloadManager(config, factory=create_downloader, executor=executor) as manager:
+        assert isinstance(manager.strategy, DaskCluster)  # recognised: limits, folder check
+        results = manager.run(queue_of(server, list(bodies)))
+    assert [r.status for r in results] == [ResultStatus.COMPLETED] * 40
+    for path, body in bodies.items():
+        assert sha((out_dir / Path(path).name).read_bytes()) == sha(body)
+    pids = set(dask_client.run(os.getpid).values())
+    workers = {r.worker for r in results}
+    assert len(workers) == 2
+    assert {int(str(name).rsplit(":", 1)[1]) for name in workers} == pids
+
+
+def test_max_per_host_is_counted_across_every_worker(
+    dask_client: Any, server: TestServer, out_dir: Path
+) -> None:
+    bodies = serve(server, "h", 12, 60_000, rate_limit_bps=300_000)  # ~0.2 s each
+    config = make_config(out_dir, jobs=4, max_retries=0)
+    # without the gate, four downloads (two workers x two threads) reach the host at once
+    with DownloadManager(config, factory=create_downloader, executor=DaskCluster(dask_client)) as m:
+        assert all(r.is_success for r in m.run(queue_of(server, list(bodies)[:6])))
+    assert server.max_concurrent_requests == 4
+    server.reset_stats()
+    gated = DaskCluster(dask_client, max_per_host=2)
+    with DownloadManager(config, factory=create_downloader, executor=gated) as manager:
+        results = manager.run(queue_of(server, list(bodies)[6:]))
+    assert all(r.status is ResultStatus.COMPLETED for r in results)
+    assert len({r.worker for r in results}) == 2  # both workers ran downloads...
+    assert server.max_concurrent_requests == 2  # ...and the host never saw more than two
+    for path, body in bodies.items():
+        assert sha((out_dir / Path(path).name).read_bytes()) == sha(body)
+
+
+def test_a_task_run_twice_on_the_cluster_finds_its_file_the_second_time(
+    dask_client: Any, server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(200_000, 9)
+    server.add("/twice/a.bin", body)
+    spec = WorkerSpec(make_config(out_dir, max_retries=0).to_json(), create_downloader)
+    task = task_for(server, "/twice/a.bin").to_json()
+    first = DownloadResult.from_json(
+        dask_client.submit(run_task_json, task, spec, pure=False).result()
+    )
+    second = DownloadResult.from_json(
+        dask_client.submit(run_task_json, task, spec, pure=False).result()
+    )
+    assert (first.status, second.status) == (ResultStatus.COMPLETED, ResultStatus.SKIPPED)
+    assert first.file_path == second.file_path == out_dir / "a.bin"
+    assert sha((out_dir / "a.bin").read_bytes()) == sha(body)
+    assert len(server.requests_for("/twice/a.bin")) == 1
+
+
+def test_an_output_folder_a_worker_cannot_write_stops_the_run_before_any_task(
+    dask_client: Any, server: TestServer, tmp_path: Path
+) -> None:
+    bodies = serve(server, "nowrite", 5, 1000)
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"not a folder")
+    config = make_config(blocker / "out")
+    manager = DownloadManager(config, factory=create_downloader, executor=DaskCluster(dask_client))
+    with manager, pytest.raises(StorageError, match="2 of 2 dask workers cannot write the output"):
+        manager.run(queue_of(server, list(bodies)))
+    assert server.requests == []
+
+
+def test_the_run_limits_are_shared_out_among_the_workers(tmp_path: Path) -> None:
+    config = DownloadConfig(download_directory=Path("rel"), bandwidth_limit=1_000_000)
+    config.add_source_setting("subsonic", "requests_per_period", 10)
+    shared = split_limits(config, 4)
+    assert shared.bandwidth_limit == 250_000  # --limit-rate is the run's total
+    assert shared.get_behavior_for_source("subsonic").rate_period_seconds == 4.0
+    assert shared.get_behavior_for_source("subsonic").requests_per_period == 10
+    assert shared.download_directory == Path("rel").absolute()
+    assert split_limits(config, 1).bandwidth_limit == 1_000_000
+
+
+def test_dask_manager_starts_a_local_cluster_and_stops_it(
+    server: TestServer, out_dir: Path
+) -> None:
+    bodies = serve(server, "local", 6, 5_000)
+    config = make_config(out_dir, jobs=2)
+    with dask_manager(config, "local:1", factory=create_downloader) as manager:
+        results = manager.run(queue_of(server, list(bodies)))
+        assert manager.describe() == "dask cluster local:1"
+    assert all(r.status is ResultStatus.COMPLETED for r in results)
+    assert len({r.worker for r in results}) == 1
+    for path, body in bodies.items():
+        assert (out_dir / Path(path).name).read_bytes() == body
+
+
+def test_local_addresses_and_host_keys() -> None:
+    assert local_processes("local:3") == 3
+    assert local_processes("tcp://10.0.0.1:8786") is None
+    for bad in ("local:", "local:0", "local:x"):
+        with pytest.raises(ValueError, match="local:N"):
+            local_processes(bad)
+    assert host_key("http://Example.COM:8080/a", "http") == "example.com:8080"
+    assert host_key("", "subsonic") == "source:subsonic"
+    with LocalHostGates(1).build().hold("a"):
+        pass
