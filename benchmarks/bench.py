@@ -62,6 +62,11 @@ PY = sys.executable
 # console script, or another interpreter: "/opt/py312/bin/python -m ripstream").
 RIPSTREAM_CMD = shlex.split(os.environ.get("RIPSTREAM_BENCH_CMD", "")) or [PY, "-m", "ripstream"]
 RIPSTREAM_LABEL = os.environ.get("RIPSTREAM_BENCH_CMD", "").strip() or "python -m ripstream"
+# The output-folder flag: "-d" today; benchmarks/revisions.sh passes "-o" for old revisions
+DIR_FLAG = os.environ.get("RIPSTREAM_BENCH_DIR_FLAG", "-d")
+# Extra options for ripstream, e.g. "--max-per-host 16" (the default of 4 per host would cap
+# -j 8 and --segments 8 against the one local server at 4 connections)
+RIPSTREAM_EXTRA = shlex.split(os.environ.get("RIPSTREAM_BENCH_EXTRA", ""))
 
 SCENARIOS = ("big", "small", "throttled", "cluster")
 PEER_TOOLS = ("curl", "wget", "aria2c", "requests_tpe", "parfive", "pypdl", "ripstream")
@@ -283,15 +288,15 @@ def tool_command(tool: str, job: Job) -> list[str]:
             return [*base, "--segments", str(PARALLEL), url]
         return [*base, url]
     if tool.startswith("ripstream"):
-        base = [*RIPSTREAM_CMD, "-q", "--no-progress"]
+        base = [*RIPSTREAM_CMD, "-q", "--no-progress", *RIPSTREAM_EXTRA]
         if sc == "cluster":  # threads unless a mode says otherwise (auto would pick processes)
             mode = RIPSTREAM_MODES.get(tool, ["--processes", "1"])
-            return [*base, *mode, "-j", str(PARALLEL), "-o", out, "-i", str(job.list_file)]
+            return [*base, *mode, "-j", str(PARALLEL), DIR_FLAG, out, "-i", str(job.list_file)]
         if sc == "small":
-            return [*base, "-j", str(PARALLEL), "-d", out, "-i", str(job.list_file)]
+            return [*base, "-j", str(PARALLEL), DIR_FLAG, out, "-i", str(job.list_file)]
         if sc == "throttled":
-            return [*base, "--segments", str(PARALLEL), "-d", out, url]
-        return [*base, "-d", out, url]
+            return [*base, "--segments", str(PARALLEL), DIR_FLAG, out, url]
+        return [*base, DIR_FLAG, out, url]
     raise ValueError(tool)
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ class WorkerSpec:
     factory: SourceFactory
     post_processors: tuple[PostProcessor, ...] = ()
     host_gate: HostGateFactory | None = None
+    #: names this spec across processes: every task carries its own unpickled copy, whose
+    #: factory (a partial) hashes by identity, so the runtime cache is keyed by this instead
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 @dataclass(slots=True)
@@ -88,13 +92,13 @@ class _Runtime:
             return found
 
 
-_RUNTIMES: dict[WorkerSpec, _Runtime] = {}
+_RUNTIMES: dict[str, _Runtime] = {}
 _RUNTIMES_LOCK = threading.Lock()
 
 
 def _runtime(spec: WorkerSpec) -> _Runtime:
     with _RUNTIMES_LOCK:
-        runtime = _RUNTIMES.get(spec)
+        runtime = _RUNTIMES.get(spec.key)
         if runtime is None:
             config = DownloadConfig.from_json(spec.config_json)
             rate = config.bandwidth_limit
@@ -106,7 +110,7 @@ def _runtime(spec: WorkerSpec) -> _Runtime:
             )
             gate = spec.host_gate.build() if spec.host_gate is not None else None
             runtime = _Runtime(config, DownloadEngine(services), spec.factory, gate)
-            _RUNTIMES[spec] = runtime
+            _RUNTIMES[spec.key] = runtime
         return runtime
 
 
