@@ -105,8 +105,12 @@ def test_events_and_metrics_are_readable_during_a_run(server: TestServer, tmp_pa
             except OSError:
                 seen = {}
             lines = events.read_text().splitlines() if events.exists() else []
-            if any('"event":"progress"' in line for line in lines) and seen.get(
-                "ripstream_active_downloads", 0
+            completed = 'ripstream_downloads_total{source="http",status="completed"}'
+            # the slow file is running (its progress is out) and the fast one has completed
+            if (
+                any('"event":"progress"' in line and "slow.bin" in line for line in lines)
+                and seen.get("ripstream_active_downloads", 0)
+                and seen.get(completed, 0)
             ):
                 break
             time.sleep(0.05)  # polling a live process; the condition decides, not the delay
