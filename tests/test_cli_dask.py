@@ -5,7 +5,6 @@ workers cannot write stops the run before any download."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -20,28 +19,10 @@ import pytest
 
 from ripstream.cli import main
 from ripstream.downloader.safefs import PART_SUFFIX
-from tests.support.httpserver import TestServer, make_body
+from tests.support.batches import listing, serve_numbered, sha
+from tests.support.httpserver import TestServer
 
 pytest.importorskip("distributed")
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def listing(tmp_path: Path, server: TestServer, paths: list[str]) -> Path:
-    path = tmp_path / "list.txt"
-    path.write_text("".join(server.url(p) + "\n" for p in paths))
-    return path
-
-
-def serve(
-    server: TestServer, prefix: str, count: int, size: int, **kwargs: Any
-) -> dict[str, bytes]:
-    bodies = {f"/{prefix}/{n:03d}.bin": make_body(size + n, n) for n in range(count)}
-    for path, body in bodies.items():
-        server.add(path, body, **kwargs)
-    return bodies
 
 
 def cli(*args: str) -> tuple[int, list[dict[str, Any]], str]:
@@ -58,7 +39,7 @@ def journal(out: Path) -> list[dict[str, Any]]:
 def test_200_files_land_exact_on_two_workers_and_a_rerun_skips_them(
     dask_client: Any, server: TestServer, tmp_path: Path
 ) -> None:
-    bodies = serve(server, "c", 200, 8_000)
+    bodies = serve_numbered(server, "c", 200, 8_000)
     out = tmp_path / "out"
     files = str(listing(tmp_path, server, list(bodies)))
     address = dask_client.scheduler.address
@@ -86,7 +67,7 @@ def test_200_files_land_exact_on_two_workers_and_a_rerun_skips_them(
 def test_a_worker_killed_mid_download_costs_nothing(
     dask_client: Any, server: TestServer, tmp_path: Path
 ) -> None:
-    bodies = serve(server, "kill", 8, 2 * 1024 * 1024, rate_limit_bps=1024 * 1024)
+    bodies = serve_numbered(server, "kill", 8, 2 * 1024 * 1024, rate_limit_bps=1024 * 1024)
     out = tmp_path / "out"
     files = str(listing(tmp_path, server, list(bodies)))
     outcome: list[tuple[int, list[dict[str, Any]], str]] = []
@@ -123,7 +104,7 @@ def test_a_worker_killed_mid_download_costs_nothing(
 def test_an_output_folder_the_workers_cannot_write_fails_fast(
     dask_client: Any, server: TestServer, tmp_path: Path
 ) -> None:
-    bodies = serve(server, "ro", 20, 1000)
+    bodies = serve_numbered(server, "ro", 20, 1000)
     blocker = tmp_path / "plain-file"
     blocker.write_bytes(b"")
     files = str(listing(tmp_path, server, list(bodies)))
@@ -154,7 +135,7 @@ def test_bad_dask_options_are_usage_errors(tmp_path: Path) -> None:
 def test_dask_local_starts_worker_processes_for_the_run_and_stops_them(
     server: TestServer, tmp_path: Path
 ) -> None:
-    bodies = serve(server, "loc", 30, 4_000)
+    bodies = serve_numbered(server, "loc", 30, 4_000)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     run = subprocess.run(

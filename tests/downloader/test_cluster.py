@@ -4,58 +4,30 @@ are safe to run twice, and the run's limits shared out among the workers."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ripstream.downloader import ContentType, DownloadConfig, DownloadResult, ResultStatus
+from ripstream.downloader import DownloadConfig, DownloadResult, ResultStatus
 from ripstream.downloader.cluster import DaskCluster, dask_manager, local_processes
 from ripstream.downloader.exceptions import StorageError
 from ripstream.downloader.gates import LocalHostGates, host_key
 from ripstream.downloader.manager import DownloadManager, split_limits
-from ripstream.downloader.queue import DownloadQueue, DownloadTask
 from ripstream.downloader.worker import WorkerSpec, run_task_json
 from ripstream.sources import create_downloader
+from tests.support.batches import http_task, queue_of, serve_numbered, sha
 from tests.support.httpserver import TestServer, make_body
 from tests.support.settings import make_config
 
 pytest.importorskip("distributed")
 
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def task_for(server: TestServer, path: str) -> DownloadTask:
-    url = server.url(path)
-    return DownloadTask(
-        content_id=url, content_type=ContentType.FILE, source="http", title=path, url=url
-    )
-
-
-def queue_of(server: TestServer, paths: list[str]) -> DownloadQueue:
-    queue = DownloadQueue()
-    for path in paths:
-        queue.add_task(task_for(server, path))
-    return queue
-
-
-def serve(
-    server: TestServer, prefix: str, count: int, size: int, **kwargs: Any
-) -> dict[str, bytes]:
-    bodies = {f"/{prefix}/{n:03d}.bin": make_body(size + n, n) for n in range(count)}
-    for path, body in bodies.items():
-        server.add(path, body, **kwargs)
-    return bodies
-
-
 def test_a_dask_executor_handed_in_runs_the_batch_on_both_workers(
     dask_client: Any, server: TestServer, out_dir: Path
 ) -> None:
-    bodies = serve(server, "e", 40, 30_000)
+    bodies = serve_numbered(server, "e", 40, 30_000)
     config = make_config(out_dir, jobs=4, max_retries=0)
     executor = dask_client.get_executor(pure=False)
     with DownloadManager(config, factory=create_downloader, executor=executor) as manager:
@@ -73,7 +45,7 @@ def test_a_dask_executor_handed_in_runs_the_batch_on_both_workers(
 def test_max_per_host_is_counted_across_every_worker(
     dask_client: Any, server: TestServer, out_dir: Path
 ) -> None:
-    bodies = serve(server, "h", 12, 60_000, rate_limit_bps=300_000)  # ~0.2 s each
+    bodies = serve_numbered(server, "h", 12, 60_000, rate_limit_bps=300_000)  # ~0.2 s each
     config = make_config(out_dir, jobs=4, max_retries=0)
     # without the gate, four downloads (two workers x two threads) reach the host at once
     with DownloadManager(config, factory=create_downloader, executor=DaskCluster(dask_client)) as m:
@@ -96,7 +68,7 @@ def test_a_task_run_twice_on_the_cluster_finds_its_file_the_second_time(
     body = make_body(200_000, 9)
     server.add("/twice/a.bin", body)
     spec = WorkerSpec(make_config(out_dir, max_retries=0).to_json(), create_downloader)
-    task = task_for(server, "/twice/a.bin").to_json()
+    task = http_task(server, "/twice/a.bin").to_json()
     first = DownloadResult.from_json(
         dask_client.submit(run_task_json, task, spec, pure=False).result()
     )
@@ -112,7 +84,7 @@ def test_a_task_run_twice_on_the_cluster_finds_its_file_the_second_time(
 def test_an_output_folder_a_worker_cannot_write_stops_the_run_before_any_task(
     dask_client: Any, server: TestServer, tmp_path: Path
 ) -> None:
-    bodies = serve(server, "nowrite", 5, 1000)
+    bodies = serve_numbered(server, "nowrite", 5, 1000)
     blocker = tmp_path / "a-file"
     blocker.write_bytes(b"not a folder")
     config = make_config(blocker / "out")
@@ -136,7 +108,7 @@ def test_the_run_limits_are_shared_out_among_the_workers(tmp_path: Path) -> None
 def test_dask_manager_starts_a_local_cluster_and_stops_it(
     server: TestServer, out_dir: Path
 ) -> None:
-    bodies = serve(server, "local", 6, 5_000)
+    bodies = serve_numbered(server, "local", 6, 5_000)
     config = make_config(out_dir, jobs=2)
     with dask_manager(config, "local:1", factory=create_downloader) as manager:
         results = manager.run(queue_of(server, list(bodies)))

@@ -3,7 +3,6 @@ owns (never shut down by the manager), and the bounded pool that segment workers
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Mapping
@@ -12,11 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ripstream.downloader import (
-    ContentType,
     DownloadableContent,
     DownloadManager,
-    DownloadQueue,
-    DownloadTask,
     ResultStatus,
 )
 from ripstream.downloader.exceptions import ContentNotFoundError
@@ -28,27 +24,11 @@ from ripstream.downloader.executors import (
     segment_pool_for,
 )
 from ripstream.sources import create_downloader
+from tests.support.batches import queue_of, sha
 from tests.support.httpserver import TestServer, make_body
 from tests.support.settings import make_config
 
 WAIT = 30.0
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def http_task(server: TestServer, path: str) -> DownloadTask:
-    url = server.url(path)
-    return DownloadTask(
-        content_id=url, content_type=ContentType.FILE, source="http", title=path, url=url
-    )
-
-
-def queue_of(server: TestServer, paths: list[str]) -> DownloadQueue:
-    queue = DownloadQueue()
-    queue.add_tasks(http_task(server, path) for path in paths)
-    return queue
 
 
 class ProcessNote:
