@@ -7,6 +7,7 @@ info is dropped and the values of secret-looking query parameters become ``***``
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -86,6 +87,13 @@ def redact_url(url: str | None) -> str | None:
     """``url`` without user info and with secret-looking query values replaced by ``***``."""
     if not url:
         return url
+    return _redacted(url)
+
+
+@functools.lru_cache(maxsize=4096)
+def _redacted(url: str) -> str:
+    """:func:`redact_url`, remembered: a pure function of the URL that each download asks
+    about about ten times (its result, errors, events, logs)."""
     try:
         parts = urlsplit(url)
         port = parts.port
