@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.cookiejar
 import logging
 import os
+import re
 import threading
 import time
 import urllib.request
@@ -21,6 +22,8 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from requests.cookies import get_cookie_header
+from requests.structures import CaseInsensitiveDict
 
 from ripstream.downloader.apibody import read_json
 from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
@@ -62,6 +65,19 @@ SAFE_HEADERS = frozenset(
         "content-length",
     }
 )
+
+
+#: Keyword arguments the lean GET passes on unchanged to ``Session.send``.
+_LEAN_KWARGS = frozenset({"timeout", "verify", "allow_redirects"})
+#: A URL ``PreparedRequest.prepare_url`` would return unchanged: http(s), a lower-case ASCII
+#: host, a path and query of characters that need no quoting, no ``%`` escapes to normalise,
+#: no user info and no fragment. Anything else is prepared by requests itself.
+_PLAIN_URL = re.compile(
+    r"https?://[a-z0-9.-]+(?::[0-9]{1,5})?/[A-Za-z0-9._~!$&'()*+,;=:@/-]*"
+    r"(?:\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?\Z"
+)
+#: ``.`` and ``..`` path segments, which urllib3 would remove.
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|\?|\Z)")
 
 
 class _GuardedSession(requests.Session):
@@ -197,9 +213,12 @@ class DownloadSession:
         # that the settings turned off
         kwargs.setdefault("verify", self.http.verify)
         try:
-            response = self.http.request(
-                method, url, headers=dict(headers or {}), stream=stream, **kwargs
-            )
+            if method == "GET" and stream and kwargs.keys() <= _LEAN_KWARGS and self._lean():
+                response = self.http.send(self._prepared_get(url, headers), stream=True, **kwargs)
+            else:
+                response = self.http.request(
+                    method, url, headers=dict(headers or {}), stream=stream, **kwargs
+                )
         except (
             requests.RequestException,
             urllib3.exceptions.HTTPError,
@@ -211,6 +230,49 @@ class DownloadSession:
             response.close()
             raise error_for_status(response, self.source)
         return response
+
+    def _lean(self) -> bool:
+        """Whether a GET may skip ``Session.request``: nothing it would add per request is
+        set (auth from .netrc or the environment's proxies, session params) and the session
+        class has not changed how requests are prepared."""
+        http = self.http
+        kind = type(http)
+        return (
+            not http.trust_env
+            and not http.params
+            and kind.request is requests.Session.request
+            and kind.prepare_request is requests.Session.prepare_request
+        )
+
+    def _prepared_get(self, url: str, headers: Mapping[str, str] | None) -> requests.PreparedRequest:
+        """The GET that ``Session.prepare_request`` would build, without its per-request
+        merging: the session's headers (the request's own win, ``None`` removes one), its
+        cookie jar, auth and hooks. The data path sends it with ``Session.send``, so the
+        session's adapter (its urllib3 pool), proxies, TLS settings, cookie updates and
+        redirect rules all apply as they do to any request."""
+        http = self.http
+        prepared = requests.PreparedRequest()
+        prepared.method = "GET"
+        if _PLAIN_URL.match(url) and not _DOT_SEGMENT.search(url):
+            prepared.url = url
+        else:
+            prepared.prepare_url(url, None)
+        merged = CaseInsensitiveDict(http.headers)
+        if headers:
+            merged.update(headers)
+        prepared.headers = CaseInsensitiveDict(
+            (name, value) for name, value in merged.items() if value is not None
+        )
+        prepared.body = None
+        prepared.hooks = {event: list(hooks) for event, hooks in http.hooks.items()}
+        prepared._cookies = http.cookies  # type: ignore[attr-defined]  # copied on redirect
+        if len(http.cookies):
+            cookie = get_cookie_header(http.cookies, prepared)
+            if cookie is not None:
+                prepared.headers["Cookie"] = cookie
+        if http.auth is not None:
+            prepared.prepare_auth(http.auth, prepared.url)
+        return prepared
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
         """GET ``url``; see :meth:`request`."""
