@@ -68,6 +68,7 @@ _SECRET_HEADER = re.compile(
 )
 _PARAM_IN_TEXT = re.compile(r"([?&;]([\w.\-\[\]]+)=)([^&\s'\"<>;)#]*)")
 _USERINFO = re.compile(r"//[^/@\s]*@")
+_SPACE = re.compile(r"\s")
 #: Secret values shorter than this are not searched for in free text (they would hide words).
 MIN_SECRET_LENGTH = 4
 _HIDDEN = "***"
@@ -204,18 +205,21 @@ def install_log_redaction(
     return shared
 
 
+@functools.lru_cache(maxsize=4096)
 def split_http_url(url: str) -> SplitResult:
-    """``url`` split, checked to be a well-formed http(s) URL with a host.
+    """``url`` split, checked to be a well-formed http(s) URL with a host. Remembered: a
+    download asks about its URL several times, and the answer depends on the URL alone.
 
     :raises ConfigError: naming what is wrong (the URL in the message is redacted).
     """
-    shown = redact_url(url)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as exc:
+        shown = redact_url(url)
         raise ConfigError(f"malformed URL {shown!r}: {exc}", field="url", value=shown) from exc
     if parts.scheme.lower() not in ("http", "https"):
+        shown = redact_url(url)
         scheme = parts.scheme or "(none)"
         raise ConfigError(
             f"unsupported URL scheme {scheme!r} in {shown!r}: use http:// or https://",
@@ -223,8 +227,10 @@ def split_http_url(url: str) -> SplitResult:
             value=shown,
         )
     if not parts.hostname:
+        shown = redact_url(url)
         raise ConfigError(f"malformed URL {shown!r}: no host", field="url", value=shown)
-    if any(ch.isspace() for ch in url):
+    if _SPACE.search(url):
+        shown = redact_url(url)
         raise ConfigError(f"malformed URL {shown!r}: it contains spaces", field="url", value=shown)
     return parts
 

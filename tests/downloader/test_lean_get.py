@@ -1,0 +1,214 @@
+"""The data GET skips ``Session.request`` but sends exactly what requests would have sent.
+
+``DownloadSession.get(..., stream=True)`` prepares the GET itself (once per request, without
+requests' per-request merging) and hands it to ``Session.send``, so the session's adapter and
+urllib3 pool carry it. Each test here sends the same request both ways to real servers on
+127.0.0.1 and compares what the servers received: headers, cookies, auth, the request
+target, and what reached another port after a redirect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from ripstream.downloader import DownloadConfig
+from ripstream.downloader.session import DownloadSession, SessionManager
+from tests.support.httpserver import Fault, TestServer, make_body
+from tests.support.settings import fast_settings
+
+Setup = Callable[[DownloadSession, TestServer], None]
+
+
+@pytest.fixture
+def other_port(server: TestServer) -> Iterator[TestServer]:
+    with TestServer(host=server.host) as running:
+        yield running
+
+
+@pytest.fixture
+def session() -> Iterator[DownloadSession]:
+    config = DownloadConfig(default_settings=fast_settings(headers={"X-Api-Key": "k3y"}))
+    with SessionManager(config) as manager:
+        yield manager.get_session("http")
+
+
+@pytest.fixture
+def request_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs that went through ``Session.request`` (the slow, merging path)."""
+    calls: list[str] = []
+    original = requests.Session.request
+
+    def spy(self: requests.Session, method: str, url: str, *args: object, **kwargs: object) -> object:
+        calls.append(url)
+        return original(self, method, url, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(requests.Session, "request", spy)
+    return calls
+
+
+def both_ways(
+    session: DownloadSession, server: TestServer, path: str, headers: dict[str, str | None]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The headers the server received for the lean GET and for ``Session.request``."""
+    url = server.url(path)
+    with session.get(url, headers=headers, stream=True) as response:  # type: ignore[arg-type]
+        assert response.status_code == 200
+        assert response.content == server.resource(path).body
+    with session.http.request("GET", url, headers=headers, stream=True) as response:
+        assert response.status_code == 200
+    lean, usual = server.requests_for(path)[-2:]
+    return dict(lean.headers), dict(usual.headers)
+
+
+def _cookies(session: DownloadSession, server: TestServer) -> None:
+    session.http.cookies.set("sid", "abc", domain=server.host, path="/")
+    session.http.cookies.set("other", "no", domain="elsewhere.example", path="/")
+    session.http.cookies.set("deep", "no", domain=server.host, path="/private")
+
+
+def _auth(session: DownloadSession, server: TestServer) -> None:
+    session.http.auth = ("alice", "s3cret")
+
+
+def _session_header(session: DownloadSession, server: TestServer) -> None:
+    session.http.headers["Authorization"] = "Bearer t0ken"
+
+
+def _nothing(session: DownloadSession, server: TestServer) -> None:
+    pass
+
+
+@pytest.mark.parametrize("setup", [_nothing, _cookies, _auth, _session_header])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Range": "bytes=0-99", "If-Range": '"e1"'}, {"Accept": None}, {"Cookie": "mine=1"}],
+)
+def test_the_lean_get_sends_the_same_headers_as_requests(
+    server: TestServer,
+    session: DownloadSession,
+    request_calls: list[str],
+    setup: Setup,
+    headers: dict[str, str | None],
+) -> None:
+    server.add("/song.flac", make_body(1000, seed=1))
+    setup(session, server)
+
+    lean, usual = both_ways(session, server, "/song.flac", headers)
+
+    assert lean == usual
+    assert request_calls == [server.url("/song.flac")], "the lean GET went through requests"
+
+
+def test_cookies_a_response_sets_are_kept_for_the_next_request(
+    server: TestServer, session: DownloadSession, request_calls: list[str]
+) -> None:
+    server.add("/login", b"ok", faults=[Fault.header("Set-Cookie", "token=t1; Path=/")])
+    server.add("/song.flac", make_body(100, seed=2))
+
+    session.get(server.url("/login"), stream=True).close()
+    session.get(server.url("/song.flac"), stream=True).close()
+
+    assert server.requests_for("/song.flac")[0].headers.get("Cookie") == "token=t1"
+    assert request_calls == []
+
+
+@pytest.mark.parametrize("target", ["/a|b.flac", "/%7Ealice/x.flac", "/dir/../y.flac", "/ü.flac"])
+def test_a_url_that_needs_preparing_reaches_the_same_target(
+    server: TestServer, session: DownloadSession, target: str
+) -> None:
+    for path in ("/a%7Cb.flac", "/~alice/x.flac", "/y.flac", "/%C3%BC.flac"):
+        server.add(path, b"body of " + path.encode())
+    url = server.url(target)
+
+    with session.get(url, stream=True) as lean:
+        lean_body = lean.content
+    with session.http.request("GET", url, stream=True) as usual:
+        usual_body = usual.content
+
+    assert lean.status_code == usual.status_code == 200
+    assert lean_body == usual_body
+    assert lean.url == usual.url
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_to_another_port_strips_credentials_as_requests_does(
+    server: TestServer,
+    other_port: TestServer,
+    session: DownloadSession,
+    request_calls: list[str],
+    status: int,
+) -> None:
+    body = make_body(5000, seed=3)
+    other_port.add("/cdn/song.flac", body)
+    server.add("/song.flac", b"", faults=[Fault.redirect(other_port.url("/cdn/song.flac"), status)])
+    _cookies(session, server)
+    session.http.headers["Authorization"] = "Bearer t0ken"
+
+    with session.get(server.url("/song.flac"), stream=True) as response:
+        assert response.content == body
+        assert [r.status_code for r in response.history] == [status]
+    with session.http.request("GET", server.url("/song.flac"), stream=True) as usual:
+        assert usual.content == body
+
+    lean_hop, usual_hop = other_port.requests_for("/cdn/song.flac")
+    assert dict(lean_hop.headers) == dict(usual_hop.headers)
+    for name in ("Authorization", "Cookie", "X-Api-Key"):
+        assert name not in lean_hop.headers
+    assert server.requests_for("/song.flac")[0].headers["Cookie"] == "sid=abc"
+    assert request_calls == [server.url("/song.flac")]
+
+
+def test_a_redirect_on_the_same_origin_keeps_credentials_as_requests_does(
+    server: TestServer, session: DownloadSession
+) -> None:
+    server.add("/cdn/song.flac", make_body(300, seed=4))
+    server.add("/song.flac", b"", faults=[Fault.redirect(server.url("/cdn/song.flac"), 302)])
+    _cookies(session, server)
+
+    with session.get(server.url("/song.flac"), stream=True) as response:
+        response.content  # noqa: B018
+    with session.http.request("GET", server.url("/song.flac"), stream=True) as usual:
+        usual.content  # noqa: B018
+
+    lean_hop, usual_hop = server.requests_for("/cdn/song.flac")
+    assert dict(lean_hop.headers) == dict(usual_hop.headers)
+    assert lean_hop.headers["X-Api-Key"] == "k3y"
+    assert lean_hop.headers["Cookie"] == "sid=abc"
+
+
+def test_response_hooks_of_the_session_run(server: TestServer, session: DownloadSession) -> None:
+    server.add("/song.flac", b"abc")
+    seen: list[int] = []
+
+    def hook(response: requests.Response, *args: object, **kwargs: object) -> None:
+        seen.append(response.status_code)
+
+    session.http.hooks["response"].append(hook)
+    session.get(server.url("/song.flac"), stream=True).close()
+
+    assert seen == [200]
+
+
+def test_a_session_that_prepares_its_own_way_is_not_bypassed(
+    server: TestServer, request_calls: list[str]
+) -> None:
+    """A source whose session subclass signs requests in ``prepare_request`` keeps it."""
+
+    class Signing(requests.Session):
+        def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+            request.headers["X-Signature"] = "signed"
+            return super().prepare_request(request)
+
+    class SigningManager(SessionManager):
+        def create_session(self, source: str, settings: object) -> requests.Session:  # type: ignore[override]
+            return Signing()
+
+    server.add("/song.flac", b"abc")
+    with SigningManager(DownloadConfig(default_settings=fast_settings())) as manager:
+        manager.get_session("http").get(server.url("/song.flac"), stream=True).close()
+
+    assert server.requests_for("/song.flac")[0].headers["X-Signature"] == "signed"
+    assert request_calls == [server.url("/song.flac")]
