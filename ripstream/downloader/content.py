@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataclasses_json import DataClassJsonMixin, config
-
 from ripstream.downloader.exceptions import (
     ConfigError,
     DownloadError,
     error_from_dict,
     error_to_dict,
 )
+from ripstream.downloader.jsonmixin import JsonMixin, json_field
 from ripstream.downloader.urls import redact_text, redact_url
 
 __all__ = [
@@ -106,7 +105,7 @@ ExtraValue = str | int | float | list[str]
 
 
 @dataclass(slots=True)
-class TrackMetadata(DataClassJsonMixin):
+class TrackMetadata(JsonMixin):
     """What naming templates and tags know about a track; every field optional.
 
     ``tracknumber``/``discnumber`` given as ``"3/12"`` are split into number and total.
@@ -214,7 +213,7 @@ def _decode_bytes(text: str | bytes | None) -> bytes | None:
 
 
 @dataclass(slots=True)
-class DownloadableContent(DataClassJsonMixin):
+class DownloadableContent(JsonMixin):
     """One downloadable thing, as a source resolved it.
 
     Only ``content_id``, ``content_type``, ``source``, ``title`` and ``url`` are required; the
@@ -254,7 +253,7 @@ class DownloadableContent(DataClassJsonMixin):
     data: bytes | None = field(
         default=None,
         repr=False,
-        metadata=config(encoder=_encode_bytes, decoder=_decode_bytes),
+        metadata=json_field(encoder=_encode_bytes, decoder=_decode_bytes),
     )
     protocol: str | None = None
 

@@ -18,10 +18,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataclasses_json import DataClassJsonMixin, config
-
 from ripstream.downloader.content import ContentType, DownloadableContent, TrackMetadata
 from ripstream.downloader.exceptions import ConfigError, QueueFullError, TaskStateError
+from ripstream.downloader.jsonmixin import JsonMixin, json_field
 
 __all__ = ["DownloadQueue", "DownloadTask", "TaskState"]
 
@@ -46,7 +45,7 @@ def _new_id() -> str:
 
 
 @dataclass(slots=True, eq=False)
-class DownloadTask(DataClassJsonMixin):
+class DownloadTask(JsonMixin):
     """One unit of work for the manager: plain data, serialisable to JSON.
 
     :param priority: higher starts first; equal priorities start in the order added.
@@ -79,10 +78,10 @@ class DownloadTask(DataClassJsonMixin):
     checksum: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     content: DownloadableContent | None = field(
-        default=None, metadata=config(exclude=lambda value: value is None)
+        default=None, metadata=json_field(exclude=lambda value: value is None)
     )
     not_before: float | None = field(
-        default=None, metadata=config(exclude=lambda value: value is None)
+        default=None, metadata=json_field(exclude=lambda value: value is None)
     )
 
     def __post_init__(self) -> None:

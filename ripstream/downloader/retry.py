@@ -11,13 +11,10 @@ from __future__ import annotations
 import datetime
 import email.utils
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-import tenacity
-from tenacity import RetryCallState
-from tenacity.wait import wait_base
 
 from ripstream.downloader.config import DownloadBehaviorSettings, RetryStrategy
 from ripstream.downloader.exceptions import (
@@ -26,6 +23,20 @@ from ripstream.downloader.exceptions import (
     RetryExhaustedError,
     ServerError,
 )
+
+# tenacity imports tornado when it is installed (dask brings it), and asyncio with it: about
+# 50 ms of a cold start, for coroutine support a synchronous library never uses. Unless the
+# process already has tornado (then nothing changes), tenacity is imported seeing none.
+_HIDE_TORNADO = "tornado" not in sys.modules and "tenacity" not in sys.modules
+if _HIDE_TORNADO:
+    sys.modules["tornado"] = None  # type: ignore[assignment]
+try:
+    import tenacity
+    from tenacity import RetryCallState
+    from tenacity.wait import wait_base
+finally:
+    if _HIDE_TORNADO:
+        del sys.modules["tornado"]
 
 __all__ = [
     "backoff_wait",

@@ -244,7 +244,9 @@ class DownloadSession:
             and kind.prepare_request is requests.Session.prepare_request
         )
 
-    def _prepared_get(self, url: str, headers: Mapping[str, str] | None) -> requests.PreparedRequest:
+    def _prepared_get(
+        self, url: str, headers: Mapping[str, str] | None
+    ) -> requests.PreparedRequest:
         """The GET that ``Session.prepare_request`` would build, without its per-request
         merging: the session's headers (the request's own win, ``None`` removes one), its
         cookie jar, auth and hooks. The data path sends it with ``Session.send``, so the
@@ -257,17 +259,17 @@ class DownloadSession:
             prepared.url = url
         else:
             prepared.prepare_url(url, None)
-        merged = CaseInsensitiveDict(http.headers)
+        merged: CaseInsensitiveDict[Any] = CaseInsensitiveDict(http.headers)
         if headers:
             merged.update(headers)
-        prepared.headers = CaseInsensitiveDict(
-            (name, value) for name, value in merged.items() if value is not None
-        )
+        for name in [name for name, value in merged.items() if value is None]:
+            del merged[name]
+        prepared.headers = merged
         prepared.body = None
         prepared.hooks = {event: list(hooks) for event, hooks in http.hooks.items()}
         prepared._cookies = http.cookies  # type: ignore[attr-defined]  # copied on redirect
         if len(http.cookies):
-            cookie = get_cookie_header(http.cookies, prepared)
+            cookie = get_cookie_header(http.cookies, prepared)  # type: ignore[no-untyped-call]
             if cookie is not None:
                 prepared.headers["Cookie"] = cookie
         if http.auth is not None:

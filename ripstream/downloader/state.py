@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataclasses_json import DataClassJsonMixin
+from ripstream.downloader.jsonmixin import JsonMixin
 
 __all__ = ["ResumeState", "TransferResult", "sidecar_path"]
 
@@ -17,7 +17,7 @@ def sidecar_path(part: Path) -> Path:
 
 
 @dataclass(slots=True)
-class ResumeState(DataClassJsonMixin):
+class ResumeState(JsonMixin):
     """What proves the bytes of a ``.part`` file: written atomically beside it.
 
     Keyed by source and content id rather than URL, because streaming services hand out signed
