@@ -41,7 +41,9 @@ def request_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     original = requests.Session.request
 
-    def spy(self: requests.Session, method: str, url: str, *args: object, **kwargs: object) -> object:
+    def spy(
+        self: requests.Session, method: str, url: str, *args: object, **kwargs: object
+    ) -> object:
         calls.append(url)
         return original(self, method, url, *args, **kwargs)  # type: ignore[arg-type]
 
