@@ -10,6 +10,7 @@ nothing new is sent to it until then, while other hosts go on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -33,8 +34,10 @@ _COOLING_STATUSES = (429, 503)
 _BACKOFF_CAP = 300.0
 
 
+@functools.lru_cache(maxsize=4096)
 def host_of(url: str) -> str:
-    """The host a URL talks to (without the port: one machine, one politeness budget)."""
+    """The host a URL talks to (without the port: one machine, one politeness budget).
+    Remembered: asked several times per download, it depends on the URL alone."""
     try:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
