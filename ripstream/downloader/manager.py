@@ -23,7 +23,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, CancelledError, Executor, Future, wait
+from concurrent.futures import CancelledError, Executor, Future, wait
+from queue import Empty, SimpleQueue
 from typing import Any, Protocol
 
 from ripstream.downloader.cluster import strategy_for
@@ -345,6 +346,8 @@ class _Run:
         self.on_result = on_result
         self.results: dict[str, DownloadResult] = {}
         self.in_flight: dict[Future[DownloadResult], DownloadTask] = {}
+        # futures land here as they finish: one wake-up per result, whatever the concurrency
+        self.finished: SimpleQueue[Future[DownloadResult]] = SimpleQueue()
 
     def drain(self) -> None:
         limit = self.manager.config.max_concurrent_downloads
@@ -366,9 +369,13 @@ class _Run:
                 continue
             # a short timeout keeps this thread responsive to KeyboardInterrupt raised by
             # _thread.interrupt_main() (and Ctrl-C on Windows), which a plain wait ignores
-            done, _ = wait(self.in_flight, timeout=0.1, return_when=FIRST_COMPLETED)
-            for future in done:
-                self._settle(future, self.in_flight.pop(future))
+            try:
+                future = self.finished.get(timeout=0.1)
+            except Empty:
+                continue
+            task = self.in_flight.pop(future, None)
+            if task is not None:  # None: settled already, by interrupt()
+                self._settle(future, task)
 
     def _waiting(self) -> bool:
         """Tasks are ready but the schedule (or a pause) keeps them from starting."""
@@ -382,7 +389,9 @@ class _Run:
                 self._record(task, early)
                 return
         self.manager.monitor.started(task)
-        self.in_flight[self.manager.submit(task)] = task
+        future = self.manager.submit(task)
+        self.in_flight[future] = task
+        future.add_done_callback(self.finished.put)
 
     def _settle(self, future: Future[DownloadResult], task: DownloadTask) -> None:
         try:
