@@ -48,7 +48,7 @@ class _DeadlineSocket:
         if usual is not None and usual <= left:
             # the read timeout ends first anyway: no need for two system calls to say so
             return int(self._sock.recv_into(buffer, nbytes, flags))
-        self._sock.settimeout(left if usual is None else left)
+        self._sock.settimeout(left)
         try:
             return int(self._sock.recv_into(buffer, nbytes, flags))
         finally:

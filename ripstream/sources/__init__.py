@@ -7,10 +7,11 @@ also defines a ``claims_url(url) -> bool`` classmethod (and optionally ``descrip
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from ripstream.downloader.base import BaseDownloader
@@ -26,11 +27,19 @@ __all__ = [
     "SourceRegistry",
     "create_downloader",
     "load_registry",
+    "plugin_entry_points",
 ]
 
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "ripstream.sources"
+
+
+@functools.lru_cache(maxsize=8)
+def plugin_entry_points(group: str) -> tuple[EntryPoint, ...]:
+    """The entry points of ``group``, read once per process: reading them walks every
+    installed distribution (milliseconds), and a run asks for the registry several times."""
+    return tuple(entry_points(group=group))
 
 
 def _builtin_sources() -> list[type[BaseDownloader]]:
@@ -57,7 +66,7 @@ class SourceRegistry:
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Load installed plugins; a broken one is recorded in :attr:`broken` and skipped."""
-        for entry_point in entry_points(group=group):
+        for entry_point in plugin_entry_points(group):
             try:
                 loaded = entry_point.load()
                 if not (isinstance(loaded, type) and issubclass(loaded, BaseDownloader)):
