@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from ripstream.app.batch import Batch, BatchItem
-from ripstream.app.journal import BatchJournal, url_key
+from ripstream.app.journal import SYNC_EVERY, SYNC_SECONDS, BatchJournal, url_key
 from ripstream.downloader import ResultStatus
 from ripstream.downloader.exceptions import ContentNotFoundError
 from ripstream.sources import load_registry
@@ -114,3 +120,82 @@ def test_a_rerun_skips_done_urls_and_retries_failed_ones(
     assert server.requests_for("/ok.bin") == []  # not even resolved again
     assert (out_dir / "late.bin").read_bytes() == make_body(2000, 2)
     assert (out_dir / "ok.bin").read_bytes() == make_body(3000, 1)
+
+
+# -- group commit -------------------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    return calls
+
+
+def test_many_lines_share_one_sync_to_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsyncs = _fsyncs(monkeypatch)
+    kept = tmp_path / "f.bin"
+    kept.write_bytes(b"x")
+    with BatchJournal(tmp_path / "state.jsonl", clock=_Clock()) as journal:
+        for n in range(SYNC_EVERY * 2 + 5):
+            journal.record(f"http://h/{n}", "done", [kept])
+        assert len(fsyncs) == 2, "one sync per group of lines, not one per line"
+        assert journal.unsynced == 5
+    assert len(fsyncs) == 3, "closing syncs what is left"
+    assert len(entries(tmp_path / "state.jsonl")) == SYNC_EVERY * 2 + 5
+
+
+def test_an_old_unsynced_line_is_synced_with_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsyncs = _fsyncs(monkeypatch)
+    clock = _Clock()
+    with BatchJournal(tmp_path / "state.jsonl", clock=clock) as journal:
+        journal.record("http://h/1", "failed", [])
+        clock.now += SYNC_SECONDS / 2
+        journal.record("http://h/2", "failed", [])
+        assert fsyncs == []
+        clock.now += SYNC_SECONDS / 2
+        journal.record("http://h/3", "failed", [])
+        assert len(fsyncs) == 1
+        assert journal.unsynced == 0
+
+
+def test_a_killed_process_loses_no_recorded_line(tmp_path: Path) -> None:
+    """Lines are written as they come; only the sync to the disk is grouped."""
+    path = tmp_path / "state.jsonl"
+    kept = tmp_path / "f.bin"
+    kept.write_bytes(b"x")
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from ripstream.app.journal import BatchJournal\n"
+        "journal = BatchJournal(Path(sys.argv[1]))\n"
+        "for n in range(10):\n"
+        "    journal.record(f'http://h/{n}', 'done', [Path(sys.argv[2])])\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path), str(kept)], check=False, timeout=60
+    )
+    assert done.returncode == -signal.SIGKILL
+    reopened = BatchJournal(path)
+    try:
+        assert all(reopened.is_done(f"http://h/{n}") for n in range(10))
+    finally:
+        reopened.close()
