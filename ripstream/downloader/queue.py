@@ -12,8 +12,8 @@ import enum
 import heapq
 import itertools
 import json
+import os
 import threading
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +41,8 @@ class TaskState(enum.Enum):
 
 
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits in hex, as ``uuid4().hex`` (whose module imports ``platform`` at start)."""
+    return os.urandom(16).hex()
 
 
 @dataclass(slots=True, eq=False)

@@ -15,7 +15,6 @@ import logging
 import os
 import socket
 import threading
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -72,7 +71,7 @@ class WorkerSpec:
     host_gate: HostGateFactory | None = None
     #: names this spec across processes: every task carries its own unpickled copy, whose
     #: factory (a partial) hashes by identity, so the runtime cache is keyed by this instead
-    key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    key: str = field(default_factory=lambda: os.urandom(16).hex())
 
 
 @dataclass(slots=True)
