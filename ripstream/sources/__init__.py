@@ -8,8 +8,9 @@ also defines a ``claims_url(url) -> bool`` classmethod (and optionally ``descrip
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -18,12 +19,11 @@ from ripstream.downloader.base import BaseDownloader
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.exceptions import SourceError
 from ripstream.sources.http import HttpDownloader
-from ripstream.sources.internet_archive import InternetArchiveDownloader
-from ripstream.sources.subsonic import SubsonicDownloader
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "HttpDownloader",
+    "LazySource",
     "SourceRegistry",
     "create_downloader",
     "load_registry",
@@ -42,8 +42,43 @@ def plugin_entry_points(group: str) -> tuple[EntryPoint, ...]:
     return tuple(entry_points(group=group))
 
 
-def _builtin_sources() -> list[type[BaseDownloader]]:
-    return [HttpDownloader, SubsonicDownloader, InternetArchiveDownloader]
+@dataclass(frozen=True, slots=True)
+class LazySource:
+    """A built-in source imported only when a URL may be its own, or when it is named: a run
+    of plain URLs never pays for the Subsonic or archive.org modules.
+
+    :param might_claim: a cheap test that every URL the source claims passes (the source's
+        own ``claims_url`` then decides).
+    """
+
+    name: str
+    module: str
+    attr: str
+    might_claim: Callable[[str], bool]
+
+    def load(self) -> type[BaseDownloader]:
+        """The source class."""
+        loaded: type[BaseDownloader] = getattr(importlib.import_module(self.module), self.attr)
+        return loaded
+
+
+def _subsonic_scheme(url: str) -> bool:
+    return url.strip()[:12].lower().startswith(("subsonic://", "subsonics://"))
+
+
+def _archive_host(url: str) -> bool:
+    return "archive.org" in url.lower()
+
+
+_LAZY_BUILTINS = (
+    LazySource("subsonic", "ripstream.sources.subsonic", "SubsonicDownloader", _subsonic_scheme),
+    LazySource(
+        "internet_archive",
+        "ripstream.sources.internet_archive",
+        "InternetArchiveDownloader",
+        _archive_host,
+    ),
+)
 
 
 @dataclass
@@ -58,11 +93,23 @@ class SourceRegistry:
 
     sources: dict[str, type[BaseDownloader]] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
+    lazy: dict[str, LazySource] = field(default_factory=dict)
 
     def register(self, source: type[BaseDownloader], name: str | None = None) -> None:
         """Add ``source`` under ``name`` (default: its ``source_name``)."""
         key = name or _class_source_name(source)
+        self.lazy.pop(key, None)
         self.sources[key] = source
+
+    def register_lazy(self, source: LazySource) -> None:
+        """Add a source to import on first need (:class:`LazySource`)."""
+        if source.name not in self.sources:
+            self.lazy[source.name] = source
+
+    def _load(self, name: str) -> type[BaseDownloader]:
+        loaded = self.lazy[name].load()
+        self.register(loaded, name)
+        return loaded
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Load installed plugins; a broken one is recorded in :attr:`broken` and skipped."""
@@ -82,6 +129,8 @@ class SourceRegistry:
 
         :raises SourceError: when none is installed (or its plugin is broken).
         """
+        if name in self.lazy:
+            return self._load(name)
         try:
             return self.sources[name]
         except KeyError:
@@ -89,9 +138,9 @@ class SourceRegistry:
                 raise SourceError(
                     f"source {name!r} failed to load: {self.broken[name]}", source=name
                 ) from None
+            installed = ", ".join(sorted({*self.sources, *self.lazy}))
             raise SourceError(
-                f"no source called {name!r}; installed: {', '.join(sorted(self.sources))}",
-                source=name,
+                f"no source called {name!r}; installed: {installed}", source=name
             ) from None
 
     def for_url(self, url: str) -> type[BaseDownloader]:
@@ -99,6 +148,9 @@ class SourceRegistry:
 
         :raises SourceError: when no source claims it.
         """
+        for name, lazy in list(self.lazy.items()):
+            if lazy.might_claim(url):
+                self._load(name)
         ordered = sorted(self.sources.values(), key=lambda cls: cls is HttpDownloader)
         for source in ordered:
             try:
@@ -111,6 +163,8 @@ class SourceRegistry:
         raise SourceError(f"no installed source handles {url!r}", url=url)
 
     def __iter__(self) -> Any:
+        for name in list(self.lazy):
+            self._load(name)
         return iter(sorted(self.sources.items()))
 
 
@@ -119,8 +173,9 @@ def load_registry(
 ) -> SourceRegistry:
     """A registry of the built-in sources, installed plugins, and ``extra``."""
     registry = SourceRegistry()
-    for source in _builtin_sources():
-        registry.register(source)
+    registry.register(HttpDownloader)
+    for lazy in _LAZY_BUILTINS:
+        registry.register_lazy(lazy)
     if plugins:
         registry.load_entry_points()
     for source in extra:
