@@ -428,6 +428,61 @@ class RunResult:
     exit_code: int
     reason: str = ""
     stderr_tail: str = ""
+    tree_rss_kib: int = 0  # largest sampled sum of PSS over the tool's process tree
+
+
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
+HAVE_SMAPS_ROLLUP = os.path.exists("/proc/self/smaps_rollup")
+
+
+class TreeRss(threading.Thread):
+    """Samples, every `interval` s, the summed PSS (proportional set size: a page shared by
+    n processes counts 1/n in each, so forked workers are not counted twice) of every
+    process below `root`, worker processes included (`root` itself is left out when it is
+    GNU time). A sampled figure: a peak shorter than the interval can be missed. Needs Linux
+    /proc (smaps_rollup; without it, RSS from statm, which counts shared pages per process)."""
+
+    def __init__(self, root: int, include_root: bool, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.root, self.include_root, self.interval = root, include_root, interval
+        self.peak_kib = 0
+        self.stopped = threading.Event()
+
+    def tree(self) -> list[int]:
+        pids, todo = [], [self.root]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            with contextlib.suppress(OSError):
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    path = f"/proc/{pid}/task/{task}/children"
+                    with contextlib.suppress(OSError, ValueError), open(path) as fh:
+                        todo.extend(int(c) for c in fh.read().split())
+        return pids if self.include_root else pids[1:]
+
+    def sample(self) -> None:
+        total = 0
+        for pid in self.tree():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += self.pss_kib(pid)
+        self.peak_kib = max(self.peak_kib, total)
+
+    @staticmethod
+    def pss_kib(pid: int) -> int:
+        if HAVE_SMAPS_ROLLUP:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"Pss:"):
+                        return int(line.split()[1])
+            return 0
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * PAGE_KIB
+
+    def run(self) -> None:
+        if not os.path.isdir("/proc/self/task"):
+            return
+        while not self.stopped.wait(self.interval):
+            self.sample()
 
 
 def run_once(tool: str, job: Job, work: Path, timeout: float, log_stem: Path) -> RunResult:
@@ -465,6 +520,8 @@ def run_once(tool: str, job: Job, work: Path, timeout: float, log_stem: Path) ->
 
         timer = threading.Timer(timeout, kill)
         timer.start()
+        sampler = TreeRss(proc.pid, include_root=not GNU_TIME)
+        sampler.start()
         try:
             _, status, ru = os.wait4(proc.pid, 0)
         except BaseException:  # e.g. Ctrl-C: do not leave the tool running
@@ -474,6 +531,7 @@ def run_once(tool: str, job: Job, work: Path, timeout: float, log_stem: Path) ->
             raise
         finally:
             timer.cancel()
+            sampler.stopped.set()
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4 already
         # anything the tool left running in its session
@@ -494,6 +552,7 @@ def run_once(tool: str, job: Job, work: Path, timeout: float, log_stem: Path) ->
         maxrss_kib=maxrss_kib,
         exit_code=proc.returncode,
         stderr_tail=stderr_tail,
+        tree_rss_kib=sampler.peak_kib,
     )
     if timed_out.is_set():
         res.reason = f"timeout after {timeout:g}s"
@@ -621,7 +680,11 @@ def summarize(scenario: str, tool: str, runs: list[RunResult], job: Job) -> dict
             cpu_median_s=cpu,
             cpu_ms_per_file=1000 * cpu / len(job.expected),
             peak_rss_mib=max(r.maxrss_kib for r in ok_runs) / 1024,
+            tree_rss_mib=max(r.tree_rss_kib for r in ok_runs) / 1024,
         )
+        # what the RSS targets are checked against: the larger of the two (one process's
+        # own peak, or the whole tree's proportional sum)
+        row["rss_mib"] = max(row["peak_rss_mib"], row["tree_rss_mib"])
     else:
         bad = [r for r in runs if not r.ok]
         row["status"] = f"FAILED ({len(bad)}/{len(runs)} runs): {bad[0].reason}"
@@ -657,7 +720,7 @@ def versus_best(scenario: str, rows: list[dict]) -> dict:
     if best:
         out.update(best_peer=best["tool"], best_peer_wall_s=best["wall_median_s"])
     if rip_ok:
-        out.update(ripstream_wall_s=rip["wall_median_s"], ripstream_rss_mib=rip["peak_rss_mib"])
+        out.update(ripstream_wall_s=rip["wall_median_s"], ripstream_rss_mib=rip["rss_mib"])
         if best:
             out["wall_ratio"] = rip["wall_median_s"] / best["wall_median_s"]
     if scenario in ("small", "many"):
@@ -690,8 +753,8 @@ def versus_best(scenario: str, rows: list[dict]) -> dict:
         if rip_ok and rip["cpu_ms_per_file"] > target["cpu_ms"]:
             fails.append(f"CPU/file {rip['cpu_ms_per_file']:.2f} ms")
     text.append(f"RSS < {rss_limit:g} MiB")
-    if rip_ok and rip["peak_rss_mib"] >= rss_limit:
-        fails.append(f"RSS {rip['peak_rss_mib']:.1f} MiB")
+    if rip_ok and rip["rss_mib"] >= rss_limit:
+        fails.append(f"RSS {rip['rss_mib']:.1f} MiB")
     if not rip_ok:
         fails.insert(0, "ripstream not measured" if rip is None else "ripstream FAILED")
     out["target"] = "; ".join(text)
@@ -726,7 +789,7 @@ def fmt_summary(versus: list[dict]) -> str:
         "RipStream median s",
         "ratio",
         "CPU ms/file: best peer / RipStream (ratio)",
-        "RipStream peak RSS MiB",
+        "RipStream RSS MiB",
         "issue-10 target",
         "met",
     ]
@@ -772,7 +835,7 @@ def fmt_table(scenario: str, rows: list[dict], job: Job) -> str:
     head = ["tool", "median wall s", "min-max s", "MiB/s"]
     if small:
         head += ["files/s", "CPU ms/file"]
-    head += ["CPU s", "peak RSS MiB", "status", "ripstream ratio"]
+    head += ["CPU s", "peak RSS MiB", "tree PSS MiB", "status", "ripstream ratio"]
     if cluster:
         head += ["overhead ms/task vs threads"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
@@ -787,7 +850,13 @@ def fmt_table(scenario: str, rows: list[dict], job: Job) -> str:
             if small:
                 cells += [f"{r['files_per_s']:.0f}", f"{r['cpu_ms_per_file']:.3f}"]
             ratio = f"{rip['wall_median_s'] / r['wall_median_s']:.2f}" if rip else "n/a"
-            cells += [f"{r['cpu_median_s']:.2f}", f"{r['peak_rss_mib']:.1f}", "ok", ratio]
+            cells += [
+                f"{r['cpu_median_s']:.2f}",
+                f"{r['peak_rss_mib']:.1f}",
+                f"{r['tree_rss_mib']:.1f}",
+                "ok",
+                ratio,
+            ]
             if cluster:
                 cells += cluster_cells(r, rip, len(job.expected))
         else:
@@ -797,7 +866,7 @@ def fmt_table(scenario: str, rows: list[dict], job: Job) -> str:
             cells = (
                 [r["tool"], "-", "-", "-"]
                 + (["-", "-"] if small else [])
-                + ["-", "-", status, "n/a"]
+                + ["-", "-", "-", status, "n/a"]
                 + (["-"] if cluster else [])
             )
         lines.append("| " + " | ".join(cells) + " |")
@@ -1025,7 +1094,10 @@ def main() -> int:
     footer = (
         f"_{runs_text} per tool, round robin; median wall and CPU (user+sys of the"
         " process tree, os.wait4); peak RSS = largest ru_maxrss of the tool over the runs"
-        f" ({'GNU time %M' if GNU_TIME else 'os.wait4, includes ~30 MiB inherited from bench.py'});"
+        f" ({'GNU time %M' if GNU_TIME else 'os.wait4, includes ~30 MiB inherited from bench.py'}),"
+        " one process: the largest of the tree; tree PSS = largest sum of PSS over all the"
+        " tool's processes (worker processes included), sampled every 50 ms; the"
+        " RSS targets use the larger of the two;"
         " ripstream ratio = ripstream median wall / tool median wall"
         " (< 1: ripstream faster); best peer = the other tool with the lowest median"
         " (wall, or CPU per file); RSS limits in MiB. MiB = 2^20 bytes. Every file"
