@@ -19,10 +19,23 @@ Scenarios (see benchmarks/README.md for the exact command lines):
              --processes 2 and on --dask local:2 (a dask LocalCluster of two worker
              processes, started and stopped inside the timed run); the table adds CPU
              per file and the wall-time overhead per task against threads
+  latency    --latency-count files (400) of --latency-size (64K) from delay_server.py,
+             which answers every request --delay-ms (50) late; 16 at a time
+  startup    one --startup-size file (1K), the whole process; 10 runs unless --runs:
+             RipStream against peers/requests_one.py (requests.get) and curl
+  many       --many-count files (20000) of --many-size (4K), 8 at a time: CPU per
+             file, peak RSS and the summed PSS of the tool's process tree
+
+RipStream gets --max-per-host N, N = the scenario's parallelism (RipStream's default
+of 4 per host would otherwise cap it below the peers); RIPSTREAM_BENCH_MAX_PER_HOST=0
+leaves it out. Under each table: RipStream / the best peer (wall; CPU per file for
+small and many); at the end the table "RipStream vs best peer" with the issue-10
+target of each scenario, met or not.
 
 Every tool is run --runs times per scenario (round robin, so drift hits every
 tool alike); the table shows the MEDIAN wall time and CPU time (user+sys of
-the whole child process tree, from os.wait4) and the largest ru_maxrss.
+the whole child process tree, from os.wait4) and the largest ru_maxrss
+(and the largest sampled PSS sum of the process tree).
 Every output file is compared by sha256 with the generated source: a run that
 exits non-zero, times out or writes wrong/missing bytes makes that tool FAILED
 for the scenario and it gets no timing.
