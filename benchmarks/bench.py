@@ -19,10 +19,23 @@ Scenarios (see benchmarks/README.md for the exact command lines):
              --processes 2 and on --dask local:2 (a dask LocalCluster of two worker
              processes, started and stopped inside the timed run); the table adds CPU
              per file and the wall-time overhead per task against threads
+  latency    --latency-count files (400) of --latency-size (64K) from delay_server.py,
+             which answers every request --delay-ms (50) late; 16 at a time
+  startup    one --startup-size file (1K), the whole process; 10 runs unless --runs:
+             RipStream against peers/requests_one.py (requests.get) and curl
+  many       --many-count files (20000) of --many-size (4K), 8 at a time: CPU per
+             file, peak RSS and the summed PSS of the tool's process tree
+
+RipStream gets --max-per-host N, N = the scenario's parallelism (RipStream's default
+of 4 per host would otherwise cap it below the peers); RIPSTREAM_BENCH_MAX_PER_HOST=0
+leaves it out. Under each table: RipStream / the best peer (wall; CPU per file for
+small and many); at the end the table "RipStream vs best peer" with the issue-10
+target of each scenario, met or not.
 
 Every tool is run --runs times per scenario (round robin, so drift hits every
 tool alike); the table shows the MEDIAN wall time and CPU time (user+sys of
-the whole child process tree, from os.wait4) and the largest ru_maxrss.
+the whole child process tree, from os.wait4) and the largest ru_maxrss
+(and the largest sampled PSS sum of the process tree).
 Every output file is compared by sha256 with the generated source: a run that
 exits non-zero, times out or writes wrong/missing bytes makes that tool FAILED
 for the scenario and it gets no timing.
@@ -64,27 +77,41 @@ RIPSTREAM_CMD = shlex.split(os.environ.get("RIPSTREAM_BENCH_CMD", "")) or [PY, "
 RIPSTREAM_LABEL = os.environ.get("RIPSTREAM_BENCH_CMD", "").strip() or "python -m ripstream"
 # The output-folder flag: "-d" today; benchmarks/revisions.sh passes "-o" for old revisions
 DIR_FLAG = os.environ.get("RIPSTREAM_BENCH_DIR_FLAG", "-d")
-# Extra options for ripstream, e.g. "--max-per-host 16" (the default of 4 per host would cap
-# -j 8 and --segments 8 against the one local server at 4 connections)
+# Extra options for ripstream, appended last (so they win over the defaults below)
 RIPSTREAM_EXTRA = shlex.split(os.environ.get("RIPSTREAM_BENCH_EXTRA", ""))
+# RipStream caps connections per host (default 4), the peers do not at these settings: by
+# default ripstream gets `--max-per-host N` with N = the scenario's parallelism, so -j 8 and
+# --segments 8 really mean 8 connections to the one local server. RIPSTREAM_BENCH_MAX_PER_HOST=0
+# leaves the flag out (revisions older than the flag).
+PASS_MAX_PER_HOST = os.environ.get("RIPSTREAM_BENCH_MAX_PER_HOST", "1") != "0"
 
-SCENARIOS = ("big", "small", "throttled", "cluster")
+SCENARIOS = ("big", "small", "throttled", "cluster", "latency", "startup", "many")
 PEER_TOOLS = ("curl", "wget", "aria2c", "requests_tpe", "parfive", "pypdl", "ripstream")
 # RipStream's other executors, in the cluster scenario only
 RIPSTREAM_MODES = {
     "ripstream_processes": ["--processes", "2"],
     "ripstream_dask": ["--dask", "local:2"],
 }
-TOOLS = (*PEER_TOOLS, *RIPSTREAM_MODES)
+TOOLS = (*PEER_TOOLS, "requests_one", *RIPSTREAM_MODES)
 # Which tools take part in which scenario (wget has no multi-connection mode,
-# so it is left out of "throttled": it would only repeat curl's single stream).
+# so it is left out of "throttled": it would only repeat curl's single stream, and of
+# "latency": one at a time it would only show 400 x 50 ms).
 MATRIX = {
     "big": PEER_TOOLS,
     "small": PEER_TOOLS,
     "cluster": ("ripstream", *RIPSTREAM_MODES),
     "throttled": ("curl", "aria2c", "requests_tpe", "parfive", "pypdl", "ripstream"),
+    "latency": ("curl", "aria2c", "requests_tpe", "parfive", "pypdl", "ripstream"),
+    "startup": ("curl", "requests_one", "ripstream"),
+    "many": PEER_TOOLS,
 }
-PARALLEL = 8  # files at a time (small) and connections (throttled)
+# Files at a time (list scenarios) or connections (throttled); big and startup: defaults
+PARALLELISM = {"small": 8, "cluster": 8, "throttled": 8, "latency": 16, "many": 8}
+# Scenarios that download a list of files; which generated file set each one uses
+FILE_SETS = {"small": "small", "cluster": "small", "latency": "latency", "many": "many"}
+# Single-file scenarios: manifest key -> file name under www/files
+SINGLE_FILES = {"big": "big.bin", "throttled": "throttled.bin", "startup": "tiny.bin"}
+DEFAULT_RUNS = {"startup": 10}  # every other scenario: 3
 MiB = 1 << 20
 
 
@@ -141,6 +168,15 @@ def write_random(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
+def file_set_spec(args: argparse.Namespace, key: str) -> tuple[str, int, int]:
+    """(name prefix, count, size) of a generated file set (dir www/files/<key>/)."""
+    return {
+        "small": ("s", args.small_count, args.small_size),
+        "latency": ("l", args.latency_count, args.latency_size),
+        "many": ("m", args.many_count, args.many_size),
+    }[key]
+
+
 def prepare_files(args: argparse.Namespace, scenarios: list[str]) -> dict:
     """Create (or reuse) the test files under WORK/www/files; return the manifest.
 
@@ -148,7 +184,7 @@ def prepare_files(args: argparse.Namespace, scenarios: list[str]) -> dict:
     a rerun with the same sizes reuses the files without hashing them again.
     """
     files_dir = Path(args.work_dir) / "www" / "files"
-    (files_dir / "small").mkdir(parents=True, exist_ok=True)
+    files_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = Path(args.work_dir) / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text())
@@ -164,39 +200,41 @@ def prepare_files(args: argparse.Namespace, scenarios: list[str]) -> dict:
         manifest[key] = {"name": name, "size": size, "sha256": write_random(path, size)}
         manifest_path.write_text(json.dumps(manifest, indent=1))
 
-    if "big" in scenarios:
-        single("big", "big.bin", args.big_size)
-    if "throttled" in scenarios:
-        single("throttled", "throttled.bin", args.throttled_size)
-    if "small" in scenarios or "cluster" in scenarios:
-        entry = manifest.get("small")
-        names = [f"s{i:05d}.bin" for i in range(args.small_count)]
-        ok = (
-            entry
-            and entry.get("size") == args.small_size
-            and entry.get("count") == args.small_count
-        )
+    def many(key: str) -> None:
+        prefix, count, size = file_set_spec(args, key)
+        folder = files_dir / key
+        folder.mkdir(exist_ok=True)
+        entry = manifest.get(key)
+        names = [f"{prefix}{i:05d}.bin" for i in range(count)]
+        ok = entry and entry.get("size") == size and entry.get("count") == count
         if ok:
-            sample = [names[0], names[-1]]
             ok = all(
-                (files_dir / "small" / n).is_file()
-                and (files_dir / "small" / n).stat().st_size == args.small_size
-                for n in sample
+                (folder / n).is_file() and (folder / n).stat().st_size == size
+                for n in (names[0], names[-1])
             )
-        if not ok:
-            log(
-                f"generating {args.small_count} files of {human(args.small_size)}"
-                f" in {files_dir / 'small'}"
+        if ok:
+            return
+        log(f"generating {count} files of {human(size)} in {folder}")
+        t0 = time.perf_counter()
+        for stale in folder.glob(f"{prefix}*.bin"):
+            stale.unlink()
+        hashes = {}
+        for name in names:  # one write per file, no temporary name: this is a fresh folder
+            data = os.urandom(size)
+            (folder / name).write_bytes(data)
+            hashes[name] = hashlib.sha256(data).hexdigest()
+        manifest[key] = {"count": count, "size": size, "sha256": hashes}
+        manifest_path.write_text(json.dumps(manifest, indent=1))
+        log(f"  {count} files in {time.perf_counter() - t0:.1f} s")
+
+    for scenario in scenarios:
+        if scenario in SINGLE_FILES:
+            size = {"big": args.big_size, "throttled": args.throttled_size}.get(
+                scenario, args.startup_size
             )
-            for stale in (files_dir / "small").glob("s*.bin"):
-                stale.unlink()
-            hashes = {n: write_random(files_dir / "small" / n, args.small_size) for n in names}
-            manifest["small"] = {
-                "count": args.small_count,
-                "size": args.small_size,
-                "sha256": hashes,
-            }
-            manifest_path.write_text(json.dumps(manifest, indent=1))
+            single(scenario, SINGLE_FILES[scenario], size)
+        elif scenario in FILE_SETS:
+            many(FILE_SETS[scenario])
     return manifest
 
 
@@ -212,16 +250,18 @@ class Job:
     scenario: str
     out: Path
     urls: list[str]
-    list_file: Path | None = None  # one URL per line (small)
-    curl_config: Path | None = None  # url = "..." lines for curl -K (small)
+    list_file: Path | None = None  # one URL per line (list scenarios)
+    curl_config: Path | None = None  # url = "..." lines for curl -K (list scenarios)
     expected: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     total_bytes: int = 0
+    parallel: int = 0  # files at a time / connections; 0: each tool's default
 
 
 def tool_command(tool: str, job: Job) -> list[str]:
     """The exact argv each tool runs for each scenario."""
-    out, sc = str(job.out), job.scenario
+    out, sc, j = str(job.out), job.scenario, str(job.parallel)
     url = job.urls[0]
+    many = sc in FILE_SETS  # a list of files, job.parallel at a time
     single_name = next(iter(job.expected)) if len(job.expected) == 1 else ""
     aria_common = [
         "aria2c",
@@ -233,14 +273,14 @@ def tool_command(tool: str, job: Job) -> list[str]:
         out,
     ]
     if tool == "curl":
-        if sc == "small":
+        if many:
             return [
                 "curl",
                 "-sS",
                 "-f",
                 "-Z",
                 "--parallel-max",
-                str(PARALLEL),
+                j,
                 "--output-dir",
                 out,
                 "--remote-name-all",
@@ -249,53 +289,50 @@ def tool_command(tool: str, job: Job) -> list[str]:
             ]
         return ["curl", "-sS", "-f", "-o", os.path.join(out, single_name), url]
     if tool == "wget":
-        if sc == "small":
+        if many:
             return ["wget", "-q", "-P", out, "-i", str(job.list_file)]
         return ["wget", "-q", "-O", os.path.join(out, single_name), url]
     if tool == "aria2c":
-        if sc == "small":
-            return [*aria_common, f"-j{PARALLEL}", "-i", str(job.list_file)]
+        if many:
+            return [*aria_common, f"-j{j}", "-i", str(job.list_file)]
         if sc == "throttled":
-            return [*aria_common, f"-x{PARALLEL}", f"-s{PARALLEL}", "-k1M", "-o", single_name, url]
+            return [*aria_common, f"-x{j}", f"-s{j}", "-k1M", "-o", single_name, url]
         return [*aria_common, "-o", single_name, url]
     if tool == "requests_tpe":
         base = [PY, str(PEERS / "requests_tpe.py"), "-o", out]
-        if sc == "small":
-            return [*base, "-j", str(PARALLEL), "-i", str(job.list_file)]
+        if many:
+            return [*base, "-j", j, "-i", str(job.list_file)]
         if sc == "throttled":
-            return [*base, "--segments", str(PARALLEL), url]
+            return [*base, "--segments", j, url]
         return [*base, url]
+    if tool == "requests_one":
+        return [PY, str(PEERS / "requests_one.py"), "-o", out, url]
     if tool == "parfive":
         base = [PY, str(PEERS / "parfive_dl.py"), "-o", out]
-        if sc == "small":
-            return [
-                *base,
-                "--max-conn",
-                str(PARALLEL),
-                "--max-splits",
-                "1",
-                "-i",
-                str(job.list_file),
-            ]
+        if many:
+            return [*base, "--max-conn", j, "--max-splits", "1", "-i", str(job.list_file)]
         if sc == "throttled":
-            return [*base, "--max-splits", str(PARALLEL), url]
+            return [*base, "--max-splits", j, url]
         return [*base, url]
     if tool == "pypdl":
         base = [PY, str(PEERS / "pypdl_dl.py"), "-o", out]
-        if sc == "small":
-            return [*base, "-j", str(PARALLEL), "--segments", "1", "-i", str(job.list_file)]
+        if many:
+            return [*base, "-j", j, "--segments", "1", "-i", str(job.list_file)]
         if sc == "throttled":
-            return [*base, "--segments", str(PARALLEL), url]
+            return [*base, "--segments", j, url]
         return [*base, url]
     if tool.startswith("ripstream"):
-        base = [*RIPSTREAM_CMD, "-q", "--no-progress", *RIPSTREAM_EXTRA]
+        base = [*RIPSTREAM_CMD, "-q", "--no-progress"]
+        if job.parallel and PASS_MAX_PER_HOST:
+            base += ["--max-per-host", j]
+        base += RIPSTREAM_EXTRA
         if sc == "cluster":  # threads unless a mode says otherwise (auto would pick processes)
             mode = RIPSTREAM_MODES.get(tool, ["--processes", "1"])
-            return [*base, *mode, "-j", str(PARALLEL), DIR_FLAG, out, "-i", str(job.list_file)]
-        if sc == "small":
-            return [*base, "-j", str(PARALLEL), DIR_FLAG, out, "-i", str(job.list_file)]
+            return [*base, *mode, "-j", j, DIR_FLAG, out, "-i", str(job.list_file)]
+        if many:
+            return [*base, "-j", j, DIR_FLAG, out, "-i", str(job.list_file)]
         if sc == "throttled":
-            return [*base, "--segments", str(PARALLEL), DIR_FLAG, out, url]
+            return [*base, "--segments", j, DIR_FLAG, out, url]
         return [*base, DIR_FLAG, out, url]
     raise ValueError(tool)
 
@@ -336,6 +373,7 @@ def probe_tools(work: Path) -> tuple[dict[str, str | None], dict[str, str]]:
             why[exe] = f"skipped: `{exe}` not installed"
     for tool, modules in (
         ("requests_tpe", ["requests"]),
+        ("requests_one", ["requests"]),
         ("parfive", ["parfive", "aiohttp"]),
         ("pypdl", ["pypdl", "aiohttp"]),
     ):
@@ -403,6 +441,61 @@ class RunResult:
     exit_code: int
     reason: str = ""
     stderr_tail: str = ""
+    tree_rss_kib: int = 0  # largest sampled sum of PSS over the tool's process tree
+
+
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
+HAVE_SMAPS_ROLLUP = os.path.exists("/proc/self/smaps_rollup")
+
+
+class TreeRss(threading.Thread):
+    """Samples, every `interval` s, the summed PSS (proportional set size: a page shared by
+    n processes counts 1/n in each, so forked workers are not counted twice) of every
+    process below `root`, worker processes included (`root` itself is left out when it is
+    GNU time). A sampled figure: a peak shorter than the interval can be missed. Needs Linux
+    /proc (smaps_rollup; without it, RSS from statm, which counts shared pages per process)."""
+
+    def __init__(self, root: int, include_root: bool, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.root, self.include_root, self.interval = root, include_root, interval
+        self.peak_kib = 0
+        self.stopped = threading.Event()
+
+    def tree(self) -> list[int]:
+        pids, todo = [], [self.root]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            with contextlib.suppress(OSError):
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    path = f"/proc/{pid}/task/{task}/children"
+                    with contextlib.suppress(OSError, ValueError), open(path) as fh:
+                        todo.extend(int(c) for c in fh.read().split())
+        return pids if self.include_root else pids[1:]
+
+    def sample(self) -> None:
+        total = 0
+        for pid in self.tree():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += self.pss_kib(pid)
+        self.peak_kib = max(self.peak_kib, total)
+
+    @staticmethod
+    def pss_kib(pid: int) -> int:
+        if HAVE_SMAPS_ROLLUP:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"Pss:"):
+                        return int(line.split()[1])
+            return 0
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * PAGE_KIB
+
+    def run(self) -> None:
+        if not os.path.isdir("/proc/self/task"):
+            return
+        while not self.stopped.wait(self.interval):
+            self.sample()
 
 
 def run_once(tool: str, job: Job, work: Path, timeout: float, log_stem: Path) -> RunResult:
@@ -440,6 +533,8 @@ def run_once(tool: str, job: Job, work: Path, timeout: float, log_stem: Path) ->
 
         timer = threading.Timer(timeout, kill)
         timer.start()
+        sampler = TreeRss(proc.pid, include_root=not GNU_TIME)
+        sampler.start()
         try:
             _, status, ru = os.wait4(proc.pid, 0)
         except BaseException:  # e.g. Ctrl-C: do not leave the tool running
@@ -449,6 +544,7 @@ def run_once(tool: str, job: Job, work: Path, timeout: float, log_stem: Path) ->
             raise
         finally:
             timer.cancel()
+            sampler.stopped.set()
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4 already
         # anything the tool left running in its session
@@ -469,6 +565,7 @@ def run_once(tool: str, job: Job, work: Path, timeout: float, log_stem: Path) ->
         maxrss_kib=maxrss_kib,
         exit_code=proc.returncode,
         stderr_tail=stderr_tail,
+        tree_rss_kib=sampler.peak_kib,
     )
     if timed_out.is_set():
         res.reason = f"timeout after {timeout:g}s"
@@ -522,21 +619,26 @@ def make_job(scenario: str, args: argparse.Namespace, manifest: dict) -> Job:
     base = args.base_url.rstrip("/")
     lists = work / "lists"
     lists.mkdir(parents=True, exist_ok=True)
-    if scenario in ("big", "throttled"):
+    parallel = PARALLELISM.get(scenario, 0)
+    if scenario in SINGLE_FILES:
         entry = manifest[scenario]
-        prefix = "/files/" if scenario == "big" else "/throttled/"
+        prefix = "/throttled/" if scenario == "throttled" else "/files/"
         return Job(
             scenario=scenario,
             out=work / "out" / scenario,
             urls=[f"{base}{prefix}{entry['name']}"],
             expected={entry["name"]: entry["sha256"]},
             total_bytes=entry["size"],
+            parallel=parallel,
         )
-    entry = manifest["small"]  # the small and the cluster scenarios share the files
-    urls = [f"{base}/files/small/{name}" for name in entry["sha256"]]
-    list_file = lists / "small_urls.txt"
+    key = FILE_SETS[scenario]  # the small and the cluster scenarios share the files
+    if scenario == "latency":
+        base = args.delay_url.rstrip("/")
+    entry = manifest[key]
+    urls = [f"{base}/files/{key}/{name}" for name in entry["sha256"]]
+    list_file = lists / f"{scenario}_urls.txt"
     list_file.write_text("".join(u + "\n" for u in urls))
-    curl_config = lists / "small_curl.cfg"
+    curl_config = lists / f"{scenario}_curl.cfg"
     curl_config.write_text("".join(f'url = "{u}"\n' for u in urls))
     return Job(
         scenario=scenario,
@@ -546,13 +648,17 @@ def make_job(scenario: str, args: argparse.Namespace, manifest: dict) -> Job:
         curl_config=curl_config,
         expected=dict(entry["sha256"]),
         total_bytes=entry["size"] * entry["count"],
+        parallel=parallel,
     )
 
 
-def check_server(base_url: str, manifest: dict, scenarios: list[str]) -> None:
-    probes = [f"{base_url.rstrip('/')}/healthz"]
+def check_server(args: argparse.Namespace, manifest: dict, scenarios: list[str]) -> None:
+    base_url = args.base_url.rstrip("/")
+    probes = [f"{base_url}/healthz"]
     if "big" in scenarios:
-        probes.append(f"{base_url.rstrip('/')}/files/{manifest['big']['name']}")
+        probes.append(f"{base_url}/files/{manifest['big']['name']}")
+    if "latency" in scenarios:
+        probes.append(f"{args.delay_url.rstrip('/')}/healthz")
     for url in probes:
         try:
             req = urllib.request.Request(url, method="HEAD")
@@ -562,7 +668,8 @@ def check_server(base_url: str, manifest: dict, scenarios: list[str]) -> None:
             sys.exit(
                 f"bench.py: test server not reachable at {url} ({exc}).\n"
                 "Start everything with `bash benchmarks/run.sh`, or serve WORK/www with"
-                " benchmarks/nginx.conf yourself and pass --base-url."
+                " benchmarks/nginx.conf (and benchmarks/delay_server.py for latency)"
+                " yourself and pass --base-url / --delay-url."
             )
 
 
@@ -575,6 +682,7 @@ def summarize(scenario: str, tool: str, runs: list[RunResult], job: Job) -> dict
     }
     if runs and len(ok_runs) == len(runs):
         wall = statistics.median(r.wall for r in ok_runs)
+        cpu = statistics.median(r.cpu for r in ok_runs)
         row.update(
             status="ok",
             wall_median_s=wall,
@@ -582,25 +690,167 @@ def summarize(scenario: str, tool: str, runs: list[RunResult], job: Job) -> dict
             wall_max_s=max(r.wall for r in ok_runs),
             mib_per_s=job.total_bytes / MiB / wall,
             files_per_s=len(job.expected) / wall,
-            cpu_median_s=statistics.median(r.cpu for r in ok_runs),
+            cpu_median_s=cpu,
+            cpu_ms_per_file=1000 * cpu / len(job.expected),
             peak_rss_mib=max(r.maxrss_kib for r in ok_runs) / 1024,
+            tree_rss_mib=max(r.tree_rss_kib for r in ok_runs) / 1024,
         )
+        # what the RSS targets are checked against: the larger of the two (one process's
+        # own peak, or the whole tree's proportional sum)
+        row["rss_mib"] = max(row["peak_rss_mib"], row["tree_rss_mib"])
     else:
         bad = [r for r in runs if not r.ok]
         row["status"] = f"FAILED ({len(bad)}/{len(runs)} runs): {bad[0].reason}"
     return row
 
 
+# What issue 10 asks of each scenario: the peer RipStream must match (its median wall times
+# `factor`), an optional CPU-per-file bound, and the peak RSS bound (MiB).
+TARGETS = {
+    "small": {"peer": "curl", "factor": 1.0, "cpu_ms": 0.4},
+    "latency": {"peer": "curl", "factor": 1.0},
+    "throttled": {"peer": "aria2c", "factor": 1.0},
+    "startup": {"peer": "requests_one", "factor": 1.2},
+    "big": {"peer": "curl", "factor": 1.0},
+    "many": {},
+}
+RSS_LIMIT_MIB = {"many": 100.0}  # every other scenario: 64
+CPU_PER_FILE_SCENARIOS = ("small", "many", "latency", "cluster")
+
+
+def best_peer(rows: list[dict], key: str) -> dict | None:
+    """The peer (any tool but RipStream's) with the lowest `key` among those that passed."""
+    peers = [r for r in rows if r["status"] == "ok" and not r["tool"].startswith("ripstream")]
+    return min(peers, key=lambda r: r[key], default=None)
+
+
+def versus_best(scenario: str, rows: list[dict]) -> dict:
+    """RipStream against the best peer of the scenario, and against the issue-10 target."""
+    rip = next((r for r in rows if r["tool"] == "ripstream"), None)
+    out: dict = {"scenario": scenario}
+    best = best_peer(rows, "wall_median_s")
+    rip_ok = rip is not None and rip["status"] == "ok"
+    if best:
+        out.update(best_peer=best["tool"], best_peer_wall_s=best["wall_median_s"])
+    if rip_ok:
+        out.update(ripstream_wall_s=rip["wall_median_s"], ripstream_rss_mib=rip["rss_mib"])
+        if best:
+            out["wall_ratio"] = rip["wall_median_s"] / best["wall_median_s"]
+    if scenario in ("small", "many"):
+        best_cpu = best_peer(rows, "cpu_ms_per_file")
+        if best_cpu:
+            out.update(best_cpu_peer=best_cpu["tool"], best_cpu_peer_ms=best_cpu["cpu_ms_per_file"])
+        if rip_ok:
+            out["ripstream_cpu_ms"] = rip["cpu_ms_per_file"]
+            if best_cpu:
+                out["cpu_ratio"] = rip["cpu_ms_per_file"] / best_cpu["cpu_ms_per_file"]
+    # the issue-10 target
+    target = TARGETS.get(scenario)
+    if target is None:
+        return out
+    rss_limit = RSS_LIMIT_MIB.get(scenario, 64.0)
+    text, fails = [], []
+    if target.get("peer"):
+        factor = target["factor"]
+        text.append(f"wall <= {'' if factor == 1 else f'{factor:g}x '}{target['peer']}")
+        ref = next((r for r in rows if r["tool"] == target["peer"] and r["status"] == "ok"), None)
+        if ref is None:
+            fails.append(f"{target['peer']} not measured")
+        elif rip_ok:
+            limit = factor * ref["wall_median_s"]
+            out["target_wall_s"] = limit
+            if rip["wall_median_s"] > limit:
+                fails.append(f"wall {rip['wall_median_s']:.3f} > {limit:.3f} s")
+    if target.get("cpu_ms"):
+        text.append(f"CPU/file <= {target['cpu_ms']:g} ms")
+        if rip_ok and rip["cpu_ms_per_file"] > target["cpu_ms"]:
+            fails.append(f"CPU/file {rip['cpu_ms_per_file']:.2f} ms")
+    text.append(f"RSS < {rss_limit:g} MiB")
+    if rip_ok and rip["rss_mib"] >= rss_limit:
+        fails.append(f"RSS {rip['rss_mib']:.1f} MiB")
+    if not rip_ok:
+        fails.insert(0, "ripstream not measured" if rip is None else "ripstream FAILED")
+    out["target"] = "; ".join(text)
+    out["met"] = not fails
+    out["not_met_because"] = fails
+    return out
+
+
+def fmt_versus_line(v: dict) -> str:
+    """One line under a scenario's table: RipStream / best peer."""
+    if "best_peer" not in v:
+        return "RipStream vs best peer: no peer finished"
+    if "wall_ratio" not in v:
+        return f"RipStream vs best peer: ripstream has no timing (best peer {v['best_peer']})"
+    line = (
+        f"**RipStream vs best peer**: wall {v['wall_ratio']:.2f}x"
+        f" ({v['ripstream_wall_s']:.3f} s vs {v['best_peer']} {v['best_peer_wall_s']:.3f} s)"
+    )
+    if "cpu_ratio" in v:
+        line += (
+            f"; CPU/file {v['cpu_ratio']:.2f}x ({v['ripstream_cpu_ms']:.3f} ms vs"
+            f" {v['best_cpu_peer']} {v['best_cpu_peer_ms']:.3f} ms)"
+        )
+    return line
+
+
+def fmt_summary(versus: list[dict]) -> str:
+    head = [
+        "scenario",
+        "best peer",
+        "peer median s",
+        "RipStream median s",
+        "ratio",
+        "CPU ms/file: best peer / RipStream (ratio)",
+        "RipStream RSS MiB",
+        "issue-10 target",
+        "met",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for v in versus:
+        if "target" not in v and "best_peer" not in v:
+            continue  # RipStream-only scenarios (cluster)
+        cpu = "-"
+        if "best_cpu_peer" in v:
+            cpu = f"{v['best_cpu_peer']} {v['best_cpu_peer_ms']:.3f}"
+            if "ripstream_cpu_ms" in v:
+                cpu += f" / {v['ripstream_cpu_ms']:.3f} ({v['cpu_ratio']:.2f}x)"
+        if "target" not in v:
+            met = "-"
+        elif v["met"]:
+            met = "**met**"
+        else:
+            met = "not met: " + ", ".join(v["not_met_because"])
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    v["scenario"],
+                    v.get("best_peer", "-"),
+                    f"{v['best_peer_wall_s']:.3f}" if "best_peer_wall_s" in v else "-",
+                    f"{v['ripstream_wall_s']:.3f}" if "ripstream_wall_s" in v else "-",
+                    f"{v['wall_ratio']:.2f}" if "wall_ratio" in v else "-",
+                    cpu,
+                    f"{v['ripstream_rss_mib']:.1f}" if "ripstream_rss_mib" in v else "-",
+                    v.get("target", "-"),
+                    met,
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def fmt_table(scenario: str, rows: list[dict], job: Job) -> str:
     rip = next((r for r in rows if r["tool"] == "ripstream" and r["status"] == "ok"), None)
-    small = scenario in ("small", "cluster")
+    small = scenario in FILE_SETS
     cluster = scenario == "cluster"
     head = ["tool", "median wall s", "min-max s", "MiB/s"]
     if small:
-        head.append("files/s")
-    head += ["CPU s", "peak RSS MiB", "status", "ripstream ratio"]
+        head += ["files/s", "CPU ms/file"]
+    head += ["CPU s", "peak RSS MiB", "tree PSS MiB", "status", "ripstream ratio"]
     if cluster:
-        head += ["CPU ms/file", "overhead ms/task vs threads"]
+        head += ["overhead ms/task vs threads"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         if r["status"] == "ok":
@@ -611,9 +861,15 @@ def fmt_table(scenario: str, rows: list[dict], job: Job) -> str:
                 f"{r['mib_per_s']:.1f}",
             ]
             if small:
-                cells.append(f"{r['files_per_s']:.0f}")
+                cells += [f"{r['files_per_s']:.0f}", f"{r['cpu_ms_per_file']:.3f}"]
             ratio = f"{rip['wall_median_s'] / r['wall_median_s']:.2f}" if rip else "n/a"
-            cells += [f"{r['cpu_median_s']:.2f}", f"{r['peak_rss_mib']:.1f}", "ok", ratio]
+            cells += [
+                f"{r['cpu_median_s']:.2f}",
+                f"{r['peak_rss_mib']:.1f}",
+                f"{r['tree_rss_mib']:.1f}",
+                "ok",
+                ratio,
+            ]
             if cluster:
                 cells += cluster_cells(r, rip, len(job.expected))
         else:
@@ -621,38 +877,48 @@ def fmt_table(scenario: str, rows: list[dict], job: Job) -> str:
             if len(status) > 160:
                 status = status[:157] + "..."
             cells = (
-                [r["tool"], "-", "-", "-"] + (["-"] if small else []) + ["-", "-", status, "n/a"]
-            ) + (["-", "-"] if cluster else [])
+                [r["tool"], "-", "-", "-"]
+                + (["-", "-"] if small else [])
+                + ["-", "-", "-", status, "n/a"]
+                + (["-"] if cluster else [])
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def cluster_cells(row: dict, threads: dict | None, files: int) -> list[str]:
-    """CPU per file, and the wall time each task costs more than on threads (start-up of
-    the processes or the cluster included: it is what a user waits for)."""
-    per_file = f"{1000 * row['cpu_median_s'] / files:.2f}"
+    """The wall time each task costs more than on threads (start-up of the processes or
+    the cluster included: it is what a user waits for)."""
     if threads is None:
-        return [per_file, "n/a"]
+        return ["n/a"]
     overhead = 1000 * (row["wall_median_s"] - threads["wall_median_s"]) / files
-    return [per_file, f"{overhead:+.2f}"]
+    return [f"{overhead:+.2f}"]
 
 
 def scenario_title(scenario: str, job: Job, args: argparse.Namespace) -> str:
+    n, j = len(job.expected), job.parallel
+    size = human(job.total_bytes // max(1, n))
     if scenario == "big":
         return f"big: one {human(job.total_bytes)} file, each tool's defaults"
+    if scenario == "startup":
+        return f"startup: one {size} file, the whole process, each tool's defaults"
     if scenario == "cluster":
         return (
-            f"cluster: {len(job.expected)} files of {human(args.small_size)}, -j {PARALLEL}:"
+            f"cluster: {n} files of {size}, -j {j}:"
             " RipStream on threads, --processes 2, --dask local:2"
         )
     if scenario == "small":
+        return f"small: {n} files of {size}, {j} at a time (wget: 1 at a time)"
+    if scenario == "many":
+        return f"many: {n} files of {size}, {j} at a time (wget: 1 at a time)"
+    if scenario == "latency":
         return (
-            f"small: {len(job.expected)} files of {human(args.small_size)}, {PARALLEL} at a time"
-            " (wget: 1 at a time)"
+            f"latency: {n} files of {size}, {args.delay_ms:g} ms before every response"
+            f" (delay_server.py), {j} at a time"
         )
     return (
         f"throttled: one {human(job.total_bytes)} file, nginx limit_rate {args.rate} per"
-        f" connection, {PARALLEL} connections (curl: 1)"
+        f" connection, {j} connections (curl: 1)"
     )
 
 
@@ -667,7 +933,12 @@ def main() -> int:
         epilog="\n".join(__doc__.splitlines()[1:]),
     )
     parser.add_argument("--scenario", default="all", choices=[*SCENARIOS, "all"])
-    parser.add_argument("--runs", type=int, default=3, help="runs per tool and scenario (3)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="runs per tool and scenario (default 3; startup: 10)",
+    )
     parser.add_argument("--tools", default="", help=f"comma list, subset of {','.join(TOOLS)}")
     parser.add_argument(
         "--work-dir", default=os.environ.get("RIPSTREAM_BENCH_DIR", "/tmp/ripstream-bench")
@@ -683,6 +954,25 @@ def main() -> int:
     parser.add_argument("--small-count", type=int, default=2000)
     parser.add_argument("--small-size", type=parse_size, default=parse_size("64K"))
     parser.add_argument("--throttled-size", type=parse_size, default=parse_size("200M"))
+    parser.add_argument("--latency-count", type=int, default=400)
+    parser.add_argument("--latency-size", type=parse_size, default=parse_size("64K"))
+    parser.add_argument("--many-count", type=int, default=20000)
+    parser.add_argument("--many-size", type=parse_size, default=parse_size("4K"))
+    parser.add_argument("--startup-size", type=parse_size, default=parse_size("1K"))
+    parser.add_argument(
+        "--delay-url",
+        default=os.environ.get(
+            "RIPSTREAM_BENCH_DELAY_URL",
+            f"http://127.0.0.1:{os.environ.get('RIPSTREAM_BENCH_DELAY_PORT', '18081')}",
+        ),
+        help="delay_server.py serving WORK/www (latency scenario)",
+    )
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=float(os.environ.get("RIPSTREAM_BENCH_DELAY_MS", "50")),
+        help="delay of delay_server.py per request (label only; set by run.sh)",
+    )
     parser.add_argument(
         "--rate",
         default=os.environ.get("RIPSTREAM_BENCH_RATE", "20m"),
@@ -694,10 +984,11 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    if args.runs < 1:
+    if args.runs is not None and args.runs < 1:
         parser.error("--runs must be >= 1")
-    if args.small_count < 1:
-        parser.error("--small-count must be >= 1")
+    for opt in ("small_count", "latency_count", "many_count"):
+        if getattr(args, opt) < 1:
+            parser.error(f"--{opt.replace('_', '-')} must be >= 1")
     tools = [t.strip() for t in args.tools.split(",") if t.strip()] or list(TOOLS)
     unknown = sorted(set(tools) - set(TOOLS))
     if unknown:
@@ -710,7 +1001,7 @@ def main() -> int:
     manifest = prepare_files(args, scenarios)
     if args.generate_only:
         return 0
-    check_server(args.base_url, manifest, scenarios)
+    check_server(args, manifest, scenarios)
 
     load_before = os.getloadavg()[0]
     if load_before > 0.5:
@@ -734,13 +1025,25 @@ def main() -> int:
         },
         "settings": {
             "runs": args.runs,
+            "default_runs": {"startup": DEFAULT_RUNS["startup"], "others": 3},
             "big_size": args.big_size,
             "small_count": args.small_count,
             "small_size": args.small_size,
             "throttled_size": args.throttled_size,
+            "latency_count": args.latency_count,
+            "latency_size": args.latency_size,
+            "delay_ms": args.delay_ms,
+            "many_count": args.many_count,
+            "many_size": args.many_size,
+            "startup_size": args.startup_size,
             "rate": args.rate,
-            "parallel": PARALLEL,
+            "parallelism": PARALLELISM,
+            "ripstream_max_per_host": "the scenario's parallelism"
+            if PASS_MAX_PER_HOST
+            else "not passed (RIPSTREAM_BENCH_MAX_PER_HOST=0)",
+            "ripstream_extra": RIPSTREAM_EXTRA,
             "base_url": args.base_url,
+            "delay_url": args.delay_url,
             "timeout_s": args.timeout,
             "peak_rss_from": "GNU time %M (the tool's own ru_maxrss)"
             if GNU_TIME
@@ -750,19 +1053,21 @@ def main() -> int:
         "scenarios": {},
     }
     tables = []
+    versus = []
     for scenario in scenarios:
         job = make_job(scenario, args, manifest)
         entrants = [t for t in tools if t in MATRIX[scenario]]
         runnable = [t for t in entrants if not why.get(t)]
         runs: dict[str, list[RunResult]] = {t: [] for t in runnable}
-        for i in range(args.runs):
+        n_runs = args.runs or DEFAULT_RUNS.get(scenario, 3)
+        for i in range(n_runs):
             for tool in runnable:
                 res = run_once(
                     tool, job, work, args.timeout, work / "logs" / scenario / f"{tool}.run{i + 1}"
                 )
                 runs[tool].append(res)
                 log(
-                    f"{scenario} run {i + 1}/{args.runs} {tool:<12} {res.wall:8.3f} s  "
+                    f"{scenario} run {i + 1}/{n_runs} {tool:<12} {res.wall:8.3f} s  "
                     f"cpu {res.cpu:6.2f} s  rss {res.maxrss_kib / 1024:7.1f} MiB  "
                     f"{'ok' if res.ok else 'FAILED: ' + res.reason}"
                 )
@@ -773,12 +1078,18 @@ def main() -> int:
             else:
                 rows.append(summarize(scenario, tool, runs[tool], job))
         title = scenario_title(scenario, job, args)
+        vs = versus_best(scenario, rows)
+        versus.append(vs)
         table = f"### {title}\n\n{fmt_table(scenario, rows, job)}\n"
+        if scenario != "cluster":
+            table += f"\n{fmt_versus_line(vs)}\n"
         results["scenarios"][scenario] = {
             "title": title,
+            "runs": n_runs,
             "bytes": job.total_bytes,
             "files": len(job.expected),
             "results": rows,
+            "vs_best_peer": vs,
         }
         tables.append(table)
         print(table, flush=True)
@@ -786,12 +1097,24 @@ def main() -> int:
         (work / "results.json").write_text(json.dumps(results, indent=1))
 
     results["machine"]["loadavg_1m_at_end"] = os.getloadavg()[0]
+    summary = "### RipStream vs best peer\n\n" + fmt_summary(versus) + "\n"
+    print(summary, flush=True)
+    tables.append(summary)
+    results["summary"] = versus
+    runs_text = (
+        f"{args.runs} run(s)" if args.runs else f"3 runs (startup: {DEFAULT_RUNS['startup']})"
+    )
     footer = (
-        f"_{args.runs} run(s) per tool, round robin; median wall and CPU (user+sys of the"
+        f"_{runs_text} per tool, round robin; median wall and CPU (user+sys of the"
         " process tree, os.wait4); peak RSS = largest ru_maxrss of the tool over the runs"
-        f" ({'GNU time %M' if GNU_TIME else 'os.wait4, includes ~30 MiB inherited from bench.py'});"
+        f" ({'GNU time %M' if GNU_TIME else 'os.wait4, includes ~30 MiB inherited from bench.py'}),"
+        " one process: the largest of the tree; tree PSS = largest sum of PSS over all the"
+        " tool's processes (worker processes included), sampled every 50 ms; the"
+        " RSS targets use the larger of the two;"
         " ripstream ratio = ripstream median wall / tool median wall"
-        " (< 1: ripstream faster). MiB = 2^20 bytes. Every file checked by sha256._"
+        " (< 1: ripstream faster); best peer = the other tool with the lowest median"
+        " (wall, or CPU per file); RSS limits in MiB. MiB = 2^20 bytes. Every file"
+        " checked by sha256._"
     )
     print(footer)
     out = work / f"results-{stamp}.json"

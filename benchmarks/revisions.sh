@@ -6,7 +6,9 @@
 # e.g.  bash benchmarks/revisions.sh 282fee0 3
 #
 # OLD_DIR_FLAG: the old revision's output-folder flag (default -o, as before -d existed).
-# OLD_EXTRA / NEW_EXTRA: extra ripstream options for one side (e.g. NEW_EXTRA="--max-per-host 16").
+# OLD_EXTRA / NEW_EXTRA: extra ripstream options for one side.
+# bench.py passes ripstream --max-per-host N (N = the scenario's parallelism); OLD_MAX_PER_HOST=0
+# leaves it out for an old revision that does not know the flag.
 #
 # Checks OLD_REV out into a temporary worktree, then runs benchmarks/run.sh with only the
 # ripstream tool, once per round for each revision, alternating (old, new, old, new...) so
@@ -27,11 +29,12 @@ export RIPSTREAM_BENCH_DIR="${RIPSTREAM_BENCH_DIR:-/tmp/ripstream-bench}"
 for round in $(seq 1 "$ROUNDS"); do
     for rev in old new; do
         if [ "$rev" = old ]; then
-            code="$TREE" flag="${OLD_DIR_FLAG:--o}" extra="${OLD_EXTRA:-}"
+            code="$TREE" flag="${OLD_DIR_FLAG:--o}" extra="${OLD_EXTRA:-}" mph="${OLD_MAX_PER_HOST:-1}"
         else
-            code="$REPO" flag=-d extra="${NEW_EXTRA:-}"
+            code="$REPO" flag=-d extra="${NEW_EXTRA:-}" mph=1
         fi
         RIPSTREAM_BENCH_NO_INSTALL=1 RIPSTREAM_BENCH_DIR_FLAG="$flag" RIPSTREAM_BENCH_EXTRA="$extra" \
+        RIPSTREAM_BENCH_MAX_PER_HOST="$mph" \
         RIPSTREAM_BENCH_CMD="env PYTHONPATH=$code $PYTHON -m ripstream" \
             bash "$HERE/run.sh" --tools ripstream --runs 1 "$@" >&2
         cp "$RIPSTREAM_BENCH_DIR/results.json" "$OUT/$rev-$round.json"

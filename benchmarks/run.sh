@@ -6,6 +6,9 @@
 # e.g.  bash benchmarks/run.sh                                 # full run (1 GiB, 2000 files, 3 runs)
 #       bash benchmarks/run.sh --big-size 64M --small-count 200 --runs 1   # quick check
 #       bash benchmarks/run.sh --scenario throttled --tools curl,aria2c,ripstream
+#       bash benchmarks/run.sh --scenario latency --runs 1
+#       bash benchmarks/run.sh --scenario many --many-count 500 --runs 1
+#       bash benchmarks/run.sh --scenario startup --runs 3
 #
 # What it does:
 #   1. installs what is missing (unless RIPSTREAM_BENCH_NO_INSTALL=1):
@@ -15,13 +18,16 @@
 #   2. generates the test files in $RIPSTREAM_BENCH_DIR (default /tmp/ripstream-bench);
 #      they are reused by later runs with the same sizes
 #   3. starts nginx on 127.0.0.1:$RIPSTREAM_BENCH_PORT (default 18080) from the
-#      template benchmarks/nginx.conf, in the foreground as a background job,
-#      and stops it from an EXIT trap whatever happens
+#      template benchmarks/nginx.conf, in the foreground as a background job, and
+#      benchmarks/delay_server.py (the latency scenario: every answer after
+#      $RIPSTREAM_BENCH_DELAY_MS, default 50 ms) on 127.0.0.1:$RIPSTREAM_BENCH_DELAY_PORT
+#      (default 18081); an EXIT trap stops both whatever happens
 #   4. runs `python benchmarks/bench.py "$@"`, which prints one Markdown table per
 #      scenario and writes $RIPSTREAM_BENCH_DIR/results.json and results.md
 #
 # Environment: RIPSTREAM_BENCH_DIR, RIPSTREAM_BENCH_PORT, RIPSTREAM_BENCH_RATE
-# (nginx limit_rate of the throttled scenario, default 20m), PYTHON (default python3),
+# (nginx limit_rate of the throttled scenario, default 20m), RIPSTREAM_BENCH_DELAY_PORT,
+# RIPSTREAM_BENCH_DELAY_MS, PYTHON (default python3, resolved to the real interpreter),
 # RIPSTREAM_BENCH_NO_INSTALL=1 (install nothing). Only 127.0.0.1 is ever contacted
 # (apart from the package registries during step 1).
 set -euo pipefail
@@ -29,9 +35,14 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
+# The real interpreter, not a pyenv/asdf shim: bench.py starts every Python tool with
+# sys.executable, and the shim would cost each run ~50 ms of shell start-up.
+PYTHON="$("$PYTHON" -c 'import sys; print(sys.executable)')"
 export RIPSTREAM_BENCH_DIR="${RIPSTREAM_BENCH_DIR:-/tmp/ripstream-bench}"
 export RIPSTREAM_BENCH_PORT="${RIPSTREAM_BENCH_PORT:-18080}"
 export RIPSTREAM_BENCH_RATE="${RIPSTREAM_BENCH_RATE:-20m}"
+export RIPSTREAM_BENCH_DELAY_PORT="${RIPSTREAM_BENCH_DELAY_PORT:-18081}"
+export RIPSTREAM_BENCH_DELAY_MS="${RIPSTREAM_BENCH_DELAY_MS:-50}"
 WORK="$RIPSTREAM_BENCH_DIR"
 RUN_DIR="$WORK/nginx"
 
@@ -40,8 +51,8 @@ say() { printf '[run.sh] %s\n' "$*" >&2; }
 for arg in "$@"; do
     case "$arg" in
         -h|--help) exec "$PYTHON" "$HERE/bench.py" --help ;;
-        --work-dir*|--base-url*|--rate*)
-            say "set RIPSTREAM_BENCH_DIR / RIPSTREAM_BENCH_PORT / RIPSTREAM_BENCH_RATE instead of $arg"
+        --work-dir*|--base-url*|--rate*|--delay-url*|--delay-ms*)
+            say "set RIPSTREAM_BENCH_DIR / _PORT / _RATE / _DELAY_PORT / _DELAY_MS instead of $arg"
             exit 2 ;;
     esac
 done
@@ -95,8 +106,9 @@ fi
 mkdir -p "$WORK"
 "$PYTHON" "$HERE/bench.py" --generate-only "$@"
 
-# ---------------------------------------------------------------- 3. nginx
-if "$PYTHON" - "$RIPSTREAM_BENCH_PORT" <<'EOF'
+# ---------------------------------------------------------------- 3. nginx + delay server
+for port in "$RIPSTREAM_BENCH_PORT" "$RIPSTREAM_BENCH_DELAY_PORT"; do
+    if "$PYTHON" - "$port" <<'EOF'
 import socket, sys
 s = socket.socket()
 try:
@@ -104,10 +116,12 @@ try:
 except OSError:
     sys.exit(1)  # nothing listening: good
 EOF
-then
-    say "something already listens on 127.0.0.1:$RIPSTREAM_BENCH_PORT; set RIPSTREAM_BENCH_PORT to a free port"
-    exit 1
-fi
+    then
+        say "something already listens on 127.0.0.1:$port; set RIPSTREAM_BENCH_PORT /" \
+            "RIPSTREAM_BENCH_DELAY_PORT to free ports"
+        exit 1
+    fi
+done
 
 mkdir -p "$RUN_DIR/tmp"
 sed -e "s#@PORT@#$RIPSTREAM_BENCH_PORT#g" \
@@ -118,15 +132,20 @@ sed -e "s#@PORT@#$RIPSTREAM_BENCH_PORT#g" \
 "$NGINX" -q -t -p "$RUN_DIR" -c "$RUN_DIR/nginx.conf" -e "$RUN_DIR/error.log"
 
 NGINX_PID=""
+DELAY_PID=""
+stop_job() {  # stop_job NAME PID
+    if [ -n "$2" ] && kill -0 "$2" 2>/dev/null; then
+        say "stopping $1 (pid $2)"
+        kill -TERM "$2" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$2" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$2" 2>/dev/null || true
+        wait "$2" 2>/dev/null || true
+    fi
+}
 cleanup() {
     local rc=$?
-    if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
-        say "stopping nginx (pid $NGINX_PID)"
-        kill -TERM "$NGINX_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$NGINX_PID" 2>/dev/null || true
-        wait "$NGINX_PID" 2>/dev/null || true
-    fi
+    stop_job delay_server "$DELAY_PID"
+    stop_job nginx "$NGINX_PID"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -137,17 +156,25 @@ trap 'exit 143' TERM
 NGINX_PID=$!
 say "nginx pid $NGINX_PID on http://127.0.0.1:$RIPSTREAM_BENCH_PORT/ serving $WORK/www"
 
-"$PYTHON" - "$RIPSTREAM_BENCH_PORT" <<'EOF'
+"$PYTHON" "$HERE/delay_server.py" --root "$WORK/www" --port "$RIPSTREAM_BENCH_DELAY_PORT" \
+    --delay-ms "$RIPSTREAM_BENCH_DELAY_MS" 2>"$WORK/delay_server.log" &
+DELAY_PID=$!
+say "delay_server pid $DELAY_PID on http://127.0.0.1:$RIPSTREAM_BENCH_DELAY_PORT/" \
+    "($RIPSTREAM_BENCH_DELAY_MS ms per request)"
+
+"$PYTHON" - "$RIPSTREAM_BENCH_PORT" "$RIPSTREAM_BENCH_DELAY_PORT" <<'EOF'
 import sys, time, urllib.request
-url = f"http://127.0.0.1:{sys.argv[1]}/healthz"
-for _ in range(100):
-    try:
-        with urllib.request.urlopen(url, timeout=1) as r:
-            if r.status == 200:
-                sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit(f"nginx did not come up at {url}")
+for port in sys.argv[1:]:
+    url = f"http://127.0.0.1:{port}/healthz"
+    for _ in range(100):
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        sys.exit(f"server did not come up at {url}")
 EOF
 
 # ---------------------------------------------------------------- 4. benchmark
