@@ -26,10 +26,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.gates import HostGateFactory
+from ripstream.downloader.relay import Batch, WorkerChannel
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ExecutorStrategy",
     "GivenExecutor",
+    "ProcessLink",
     "ProcessThreadPool",
     "Processes",
     "SegmentPool",
@@ -50,6 +53,8 @@ __all__ = [
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 class ExecutorStrategy(ABC):
@@ -81,6 +86,14 @@ class ExecutorStrategy(ABC):
         """How many worker processes split the run's limits (``--limit-rate`` is the total:
         each isolated worker gets ``1 / shares`` of it)."""
         return 1
+
+    def open_channel(
+        self, executor: Executor, deliver: Callable[[Batch], None]
+    ) -> WorkerChannel | None:
+        """For isolated strategies: have the workers' progress batches handed to
+        ``deliver`` (on a helper thread), and return the link the workers get (progress
+        out, cancel in); ``None`` when the workers cannot talk back."""
+        return None
 
 
 class Threads(ExecutorStrategy):
@@ -118,6 +131,17 @@ class Processes(ExecutorStrategy):
         """Tell every worker process to stop its running downloads."""
         if isinstance(executor, ProcessThreadPool):
             executor.cancel_running()
+
+    def open_channel(
+        self, executor: Executor, deliver: Callable[[Batch], None]
+    ) -> WorkerChannel | None:
+        """Progress comes back on the pool's result queue; cancel is its shared stop flag."""
+        if not isinstance(executor, ProcessThreadPool):
+            return None
+        executor.listen(deliver)
+        return WorkerChannel(
+            ProcessLink(), cancel=executor.cancel_running, stop=lambda: executor.listen(None)
+        )
 
     def describe(self, workers: int) -> str:
         """E.g. ``2 processes x 4 threads``."""
@@ -190,7 +214,8 @@ class ProcessThreadPool(Executor):
     thread, so work spreads evenly. Workers ignore Ctrl-C (the parent stops them through
     :meth:`cancel_running`, so they end cleanly, keeping ``.part`` files), and stop by
     themselves when the parent process disappears. A call held by a process that dies fails
-    with :class:`WorkerDied`.
+    with :class:`WorkerDied`. Progress that the workers send (:class:`ProcessLink`) travels
+    on the result queue and is handed to the :meth:`listen` er on the collecting thread.
 
     :param processes: worker processes.
     :param threads: calls each process runs at once.
@@ -208,6 +233,7 @@ class ProcessThreadPool(Executor):
         self._holders: dict[int, int] = {}  # call id -> pid of the process running it
         self._ids = itertools.count()
         self._shutdown = False
+        self._listener: Callable[[Batch], None] | None = None
         parent = os.getpid()
         self._processes = [
             context.Process(
@@ -232,6 +258,11 @@ class ProcessThreadPool(Executor):
             self._futures[call_id] = future
         self._calls.put((call_id, fn, args, kwargs))
         return future
+
+    def listen(self, listener: Callable[[Batch], None] | None) -> None:
+        """Hand every progress batch from the workers to ``listener`` (``None``: drop them)."""
+        with self._lock:
+            self._listener = listener
 
     def cancel_running(self) -> None:
         """Ask every worker to cancel its running downloads (their cancel event is set)."""
@@ -268,6 +299,9 @@ class ProcessThreadPool(Executor):
             self._deliver(*message)
 
     def _deliver(self, kind: str, call_id: int, value: Any) -> None:
+        if kind == "progress":
+            self._relay(value)
+            return
         with self._lock:
             if kind == "start":
                 self._holders[call_id] = value
@@ -280,6 +314,16 @@ class ProcessThreadPool(Executor):
             future.set_exception(value)
         else:
             future.set_result(value)
+
+    def _relay(self, batch: Batch) -> None:
+        with self._lock:
+            listener = self._listener
+        if listener is None:
+            return
+        try:
+            listener(batch)
+        except Exception:  # progress must never stop the results behind it
+            logger.exception("a progress listener failed")
 
     def _reap(self) -> None:
         dead = {p.pid for p in self._processes if not p.is_alive() and p.exitcode != 0}
@@ -300,6 +344,36 @@ _PROCESS_CANCEL = threading.Event()
 _GRACE_SECONDS = 2.0
 
 
+@dataclass(slots=True)
+class _PoolWorker:
+    """This process's end of the pool it works for (set in a pool's worker process only)."""
+
+    results: Any = None
+
+
+_THIS_WORKER = _PoolWorker()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessLink:
+    """The :class:`~ripstream.downloader.relay.WorkerLink` of a :class:`ProcessThreadPool`'s
+    workers: progress goes back on the pool's result queue, and the process's cancel event
+    is set when the parent calls :meth:`ProcessThreadPool.cancel_running`."""
+
+    def sender(self) -> Callable[[Batch], None] | None:
+        """Puts batches on this worker process's result queue (``None`` elsewhere)."""
+        results = _THIS_WORKER.results
+        return None if results is None else functools.partial(_send_progress, results)
+
+    def cancel_event(self) -> threading.Event:
+        """This worker process's cancel event."""
+        return _PROCESS_CANCEL
+
+
+def _send_progress(results: Any, batch: Batch) -> None:
+    results.put(("progress", -1, batch))
+
+
 def process_cancel_event() -> threading.Event:
     """The event that stops this worker process's downloads (unset in the main process)."""
     return _PROCESS_CANCEL
@@ -308,6 +382,7 @@ def process_cancel_event() -> threading.Event:
 def _process_main(calls: Any, results: Any, threads: int, stop: Any, parent: int) -> None:
     """A worker process: take a call whenever a thread is free, run it, send the result."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    _THIS_WORKER.results = results
     start_thread(lambda: _watch(stop, parent), name="ripstream-watch-parent")
     slots = threading.Semaphore(threads)
     with ThreadPoolExecutor(threads, thread_name_prefix="ripstream") as pool:
