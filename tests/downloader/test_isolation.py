@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ripstream.app.metrics import PrometheusSink
-from ripstream.downloader import ResultStatus
+from ripstream.downloader import DownloadResult, ResultStatus
 from ripstream.downloader.cluster import DaskCluster
 from ripstream.downloader.events import EventKind, RunEvent
 from ripstream.downloader.executors import ExecutorStrategy, Processes
@@ -99,8 +99,10 @@ def test_bytes_from_a_worker_reach_the_driver_while_the_file_downloads(
     assert bytes_metric(metrics) == size
 
 
-def run_in_thread(run: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
-    outcome: list[object] = []
+def run_in_thread(
+    run: Callable[[], list[DownloadResult]],
+) -> tuple[threading.Thread, list[list[DownloadResult]]]:
+    outcome: list[list[DownloadResult]] = []
     thread = threading.Thread(target=lambda: outcome.append(run()), name="test-run")
     thread.start()
     return thread, outcome
@@ -126,7 +128,7 @@ def test_a_cancel_stops_the_downloads_running_on_workers_and_a_rerun_resumes(
         assert not thread.is_alive(), "the run did not end after the cancel"
     finally:
         manager.close()
-    [result] = outcome[0]  # type: ignore[misc]
+    [result] = outcome[0]
     assert result.status is ResultStatus.CANCELLED
     # the worker stopped sending for the file: the server's response ends well short of it
     server.wait_until(lambda: server.in_flight == 0, timeout=BOUND)
