@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
@@ -24,7 +25,7 @@ import signal
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -431,20 +432,40 @@ def start_local_cluster(processes: int, threads: int) -> LocalCluster:
     """A dask ``LocalCluster`` of ``processes`` worker processes (each with a nanny that
     replaces it if it dies) of ``threads`` threads, on the loopback.
 
+    The worker processes ignore Ctrl-C, which a terminal sends to the whole process group:
+    the driver stops their downloads itself (they keep their ``.part`` files) and then the
+    cluster. A Ctrl-C while the cluster starts (a few seconds) is ignored too.
+
     :raises ImportError: when dask.distributed is not installed (``pip install
         'ripstream[dask]'``).
     """
     from distributed import LocalCluster
 
-    return LocalCluster(
-        n_workers=processes,
-        threads_per_worker=threads,
-        processes=True,
-        host="127.0.0.1",
-        # dask always serves a little HTTP (health checks); a free port, never a clash on 8787
-        dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,  # dask logs every worker's start and stop at INFO
-    )
+    with _children_ignore_ctrl_c():
+        return LocalCluster(
+            n_workers=processes,
+            threads_per_worker=threads,
+            processes=True,
+            host="127.0.0.1",
+            # dask always serves a little HTTP (health checks); a free port, never 8787
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,  # dask logs every worker's start and stop at INFO
+        )
+
+
+@contextlib.contextmanager
+def _children_ignore_ctrl_c() -> Iterator[None]:
+    """Processes started in the block ignore SIGINT: an ignored signal is the one thing a
+    spawned process inherits (Python then installs no KeyboardInterrupt handler, and
+    asyncio none of its own). Only the main thread may change it; elsewhere nothing is done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def start_thread(target: Callable[[], object], *, name: str) -> threading.Thread:
