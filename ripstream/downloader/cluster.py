@@ -179,14 +179,18 @@ class DaskCluster(ExecutorStrategy):
         client = _client_of(executor, self.client)
         run = uuid.uuid4().hex
         topic = _topic(run)
+        # the client keeps a handler after unsubscribing: it must not keep the relay alive
+        receivers = [deliver]
 
         def handle(event: tuple[float, Any]) -> None:
             try:
-                deliver(event[1])
+                for receiver in receivers:
+                    receiver(event[1])
             except Exception:  # the client's event loop must go on
                 logger.exception("progress from a dask worker could not be shown")
 
         def stop() -> None:
+            receivers.clear()
             if client.status == "running":
                 client.unsubscribe_topic(topic)
 

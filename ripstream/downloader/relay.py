@@ -97,8 +97,9 @@ class Outbox:
     """A progress callback in a worker process that sends snapshots in batches. Thread-safe.
 
     The latest snapshot of each download waits in the box; the box is sent when ``interval``
-    has passed since the last send, or at once when a download starts, ends or notes a
-    retry. Sending happens under the box's lock, so batches leave in order.
+    has passed since the last send, or at once when a download ends or notes a retry (a
+    small file's start and end usually leave together, as its end). Sending happens under
+    the box's lock, so batches leave in order.
 
     :param send: delivers one batch (a queue's ``put``, a dask event).
     :param interval: the least seconds between two batches of routine progress.
@@ -119,7 +120,7 @@ class Outbox:
         self._last = float("-inf")
 
     def __call__(self, download_id: str, progress: DownloadProgress, /) -> None:
-        urgent = progress.state is not ProgressState.DOWNLOADING or bool(progress.note)
+        urgent = progress.is_finished or bool(progress.note)
         now = self._clock()
         with self._lock:
             self._box[download_id] = encode(progress)

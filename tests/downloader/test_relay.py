@@ -93,3 +93,22 @@ def test_a_restarted_transfer_counts_down_and_a_late_total_is_kept() -> None:
     relay.deliver([encode(snapshot(500, total=None))])
     relay.deliver([encode(snapshot(100, total=1000))])  # the server ignored a range
     assert [(p.downloaded_bytes, p.total_bytes) for p in seen][-1] == (100, 1000)
+
+
+def test_a_small_file_starts_and_ends_in_one_batch_and_is_replayed_whole() -> None:
+    clock = FakeClock()
+    sent: list[Batch] = []
+    outbox = Outbox(sent.append, interval=0.1, clock=clock)
+    outbox("http:first", snapshot(0, ProgressState.STARTED, download_id="http:first"))
+    clock.advance(0.01)
+    outbox("http:a", snapshot(0, ProgressState.STARTED))
+    outbox("http:a", snapshot(1000, ProgressState.COMPLETED))
+    assert len(sent) == 2  # the first start (nothing was sent yet), then a's end alone
+    _, relay, seen = replayed()
+    relay.expect("http:a")
+    relay.deliver(sent[1])
+    assert [(p.state, p.downloaded_bytes) for p in seen] == [
+        (ProgressState.STARTED, 0),
+        (ProgressState.DOWNLOADING, 1000),
+        (ProgressState.COMPLETED, 1000),
+    ]
