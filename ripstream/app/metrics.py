@@ -3,8 +3,9 @@
 
 Labels are bounded: a source name, a result status, an error type; never a URL or an id.
 Everything is counted in the process that runs the manager, from the events it sees, so a
-run on worker processes (``--processes``) is counted whole: what a worker did arrives with
-its result (bytes, duration, retries as ``reason="unknown"``).
+run on worker processes (``--processes``, ``--dask``) is counted whole: bytes arrive while a
+worker downloads (its progress is relayed to the driver), the duration with the result, and a
+worker's retries as ``reason="unknown"`` from the result's attempt count.
 
 Example::
 

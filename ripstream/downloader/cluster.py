@@ -15,7 +15,11 @@ What a cluster adds to worker processes:
 * ``--limit-rate`` is the total of the run: each worker process gets ``1 / workers`` of it
   (and of each source's request rate), decided once when the run starts;
 * a per-host limit counts across every worker with dask's distributed semaphores
-  (:class:`DaskHostGates`).
+  (:class:`DaskHostGates`);
+* progress comes back while files download: each worker sends batches of progress as dask
+  events on a topic of the run (``Worker.log_event``), which the driver's client hands to
+  the manager (:class:`DaskLink`); a cancel reaches the downloads running on the workers
+  (``Client.run`` sets the run's cancel event in every worker process).
 
 dask is optional (``pip install 'ripstream[dask]'``): nothing here imports it until a
 cluster is used. Example::
@@ -33,8 +37,10 @@ cluster is used. Example::
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +50,7 @@ from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.exceptions import DownloadError, StorageError
 from ripstream.downloader.executors import ExecutorStrategy, GivenExecutor, start_local_cluster
 from ripstream.downloader.gates import HostGate
+from ripstream.downloader.relay import Batch, WorkerChannel
 from ripstream.downloader.worker import probe_output
 
 if TYPE_CHECKING:
@@ -51,7 +58,17 @@ if TYPE_CHECKING:
 
     from ripstream.downloader.manager import DownloadManager
 
-__all__ = ["ClusterExecutor", "DaskCluster", "DaskHostGates", "dask_manager", "strategy_for"]
+__all__ = [
+    "ClusterExecutor",
+    "DaskCluster",
+    "DaskHostGates",
+    "DaskLink",
+    "cancel_run",
+    "dask_manager",
+    "strategy_for",
+]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 #: how long to wait for a scheduler to answer, and for a first worker to join
@@ -156,6 +173,30 @@ class DaskCluster(ExecutorStrategy):
         """The number of worker processes: each gets that share of the run's limits."""
         return max(1, len(_client_of(executor, self.client).nthreads()))
 
+    def open_channel(self, executor: Executor, deliver: Callable[[Batch], None]) -> WorkerChannel:
+        """Progress from the workers arrives as dask events on a topic of this run, handed to
+        ``deliver`` on the client's thread; a cancel is sent to every worker process."""
+        client = _client_of(executor, self.client)
+        run = uuid.uuid4().hex
+        topic = _topic(run)
+        # the client keeps a handler after unsubscribing: it must not keep the relay alive
+        receivers = [deliver]
+
+        def handle(event: tuple[float, Any]) -> None:
+            try:
+                for receiver in receivers:
+                    receiver(event[1])
+            except Exception:  # the client's event loop must go on
+                logger.exception("progress from a dask worker could not be shown")
+
+        def stop() -> None:
+            receivers.clear()
+            if client.status == "running":
+                client.unsubscribe_topic(topic)
+
+        client.subscribe_topic(topic, handle)
+        return WorkerChannel(DaskLink(run), cancel=lambda: _cancel(client, run), stop=stop)
+
     def describe(self, workers: int) -> str:
         """E.g. ``dask cluster local:2``."""
         where = self.address or getattr(self.client, "scheduler", None) or "client"
@@ -198,6 +239,55 @@ class _DaskGate:
                 semaphore = self._semaphores[host] = Semaphore(self._limit, name=name)
         with semaphore:
             yield
+
+
+@dataclass(frozen=True, slots=True)
+class DaskLink:
+    """A run's :class:`~ripstream.downloader.relay.WorkerLink` on a dask worker: progress
+    batches leave as events on the run's topic; :func:`cancel_run` sets the cancel event.
+
+    :param run: names the run (its topic and its cancel event in each worker process).
+    """
+
+    run: str
+
+    def sender(self) -> Callable[[Batch], None] | None:
+        """Logs batches as events of this worker (``None`` outside a dask worker)."""
+        from distributed import get_worker
+
+        try:
+            worker = get_worker()
+        except ValueError:
+            return None
+        topic = _topic(self.run)
+        return lambda batch: worker.log_event(topic, batch)
+
+    def cancel_event(self) -> threading.Event:
+        """This run's cancel event in this worker process."""
+        return _run_cancel(self.run)
+
+
+_CANCELS: dict[str, threading.Event] = {}  # per worker process, one small event per run
+_CANCELS_LOCK = threading.Lock()
+
+
+def _run_cancel(run: str) -> threading.Event:
+    with _CANCELS_LOCK:
+        return _CANCELS.setdefault(run, threading.Event())
+
+
+def cancel_run(run: str) -> None:
+    """In a worker process: stop ``run``'s downloads at their next buffer (also those that
+    start later in this process)."""
+    _run_cancel(run).set()
+
+
+def _cancel(client: Client, run: str) -> None:
+    client.run(cancel_run, run, on_error="ignore")
+
+
+def _topic(run: str) -> str:
+    return f"ripstream-progress-{run}"
 
 
 def strategy_for(executor: Executor) -> ExecutorStrategy:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
@@ -24,12 +25,14 @@ import signal
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.gates import HostGateFactory
+from ripstream.downloader.relay import Batch, WorkerChannel
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ExecutorStrategy",
     "GivenExecutor",
+    "ProcessLink",
     "ProcessThreadPool",
     "Processes",
     "SegmentPool",
@@ -50,6 +54,8 @@ __all__ = [
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 class ExecutorStrategy(ABC):
@@ -81,6 +87,14 @@ class ExecutorStrategy(ABC):
         """How many worker processes split the run's limits (``--limit-rate`` is the total:
         each isolated worker gets ``1 / shares`` of it)."""
         return 1
+
+    def open_channel(
+        self, executor: Executor, deliver: Callable[[Batch], None]
+    ) -> WorkerChannel | None:
+        """For isolated strategies: have the workers' progress batches handed to
+        ``deliver`` (on a helper thread), and return the link the workers get (progress
+        out, cancel in); ``None`` when the workers cannot talk back."""
+        return None
 
 
 class Threads(ExecutorStrategy):
@@ -118,6 +132,17 @@ class Processes(ExecutorStrategy):
         """Tell every worker process to stop its running downloads."""
         if isinstance(executor, ProcessThreadPool):
             executor.cancel_running()
+
+    def open_channel(
+        self, executor: Executor, deliver: Callable[[Batch], None]
+    ) -> WorkerChannel | None:
+        """Progress comes back on the pool's result queue; cancel is its shared stop flag."""
+        if not isinstance(executor, ProcessThreadPool):
+            return None
+        executor.listen(deliver)
+        return WorkerChannel(
+            ProcessLink(), cancel=executor.cancel_running, stop=lambda: executor.listen(None)
+        )
 
     def describe(self, workers: int) -> str:
         """E.g. ``2 processes x 4 threads``."""
@@ -190,7 +215,8 @@ class ProcessThreadPool(Executor):
     thread, so work spreads evenly. Workers ignore Ctrl-C (the parent stops them through
     :meth:`cancel_running`, so they end cleanly, keeping ``.part`` files), and stop by
     themselves when the parent process disappears. A call held by a process that dies fails
-    with :class:`WorkerDied`.
+    with :class:`WorkerDied`. Progress that the workers send (:class:`ProcessLink`) travels
+    on the result queue and is handed to the :meth:`listen` er on the collecting thread.
 
     :param processes: worker processes.
     :param threads: calls each process runs at once.
@@ -208,6 +234,7 @@ class ProcessThreadPool(Executor):
         self._holders: dict[int, int] = {}  # call id -> pid of the process running it
         self._ids = itertools.count()
         self._shutdown = False
+        self._listener: Callable[[Batch], None] | None = None
         parent = os.getpid()
         self._processes = [
             context.Process(
@@ -232,6 +259,11 @@ class ProcessThreadPool(Executor):
             self._futures[call_id] = future
         self._calls.put((call_id, fn, args, kwargs))
         return future
+
+    def listen(self, listener: Callable[[Batch], None] | None) -> None:
+        """Hand every progress batch from the workers to ``listener`` (``None``: drop them)."""
+        with self._lock:
+            self._listener = listener
 
     def cancel_running(self) -> None:
         """Ask every worker to cancel its running downloads (their cancel event is set)."""
@@ -268,6 +300,9 @@ class ProcessThreadPool(Executor):
             self._deliver(*message)
 
     def _deliver(self, kind: str, call_id: int, value: Any) -> None:
+        if kind == "progress":
+            self._relay(value)
+            return
         with self._lock:
             if kind == "start":
                 self._holders[call_id] = value
@@ -280,6 +315,16 @@ class ProcessThreadPool(Executor):
             future.set_exception(value)
         else:
             future.set_result(value)
+
+    def _relay(self, batch: Batch) -> None:
+        with self._lock:
+            listener = self._listener
+        if listener is None:
+            return
+        try:
+            listener(batch)
+        except Exception:  # progress must never stop the results behind it
+            logger.exception("a progress listener failed")
 
     def _reap(self) -> None:
         dead = {p.pid for p in self._processes if not p.is_alive() and p.exitcode != 0}
@@ -300,6 +345,36 @@ _PROCESS_CANCEL = threading.Event()
 _GRACE_SECONDS = 2.0
 
 
+@dataclass(slots=True)
+class _PoolWorker:
+    """This process's end of the pool it works for (set in a pool's worker process only)."""
+
+    results: Any = None
+
+
+_THIS_WORKER = _PoolWorker()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessLink:
+    """The :class:`~ripstream.downloader.relay.WorkerLink` of a :class:`ProcessThreadPool`'s
+    workers: progress goes back on the pool's result queue, and the process's cancel event
+    is set when the parent calls :meth:`ProcessThreadPool.cancel_running`."""
+
+    def sender(self) -> Callable[[Batch], None] | None:
+        """Puts batches on this worker process's result queue (``None`` elsewhere)."""
+        results = _THIS_WORKER.results
+        return None if results is None else functools.partial(_send_progress, results)
+
+    def cancel_event(self) -> threading.Event:
+        """This worker process's cancel event."""
+        return _PROCESS_CANCEL
+
+
+def _send_progress(results: Any, batch: Batch) -> None:
+    results.put(("progress", -1, batch))
+
+
 def process_cancel_event() -> threading.Event:
     """The event that stops this worker process's downloads (unset in the main process)."""
     return _PROCESS_CANCEL
@@ -308,6 +383,7 @@ def process_cancel_event() -> threading.Event:
 def _process_main(calls: Any, results: Any, threads: int, stop: Any, parent: int) -> None:
     """A worker process: take a call whenever a thread is free, run it, send the result."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    _THIS_WORKER.results = results
     start_thread(lambda: _watch(stop, parent), name="ripstream-watch-parent")
     slots = threading.Semaphore(threads)
     with ThreadPoolExecutor(threads, thread_name_prefix="ripstream") as pool:
@@ -356,20 +432,40 @@ def start_local_cluster(processes: int, threads: int) -> LocalCluster:
     """A dask ``LocalCluster`` of ``processes`` worker processes (each with a nanny that
     replaces it if it dies) of ``threads`` threads, on the loopback.
 
+    The worker processes ignore Ctrl-C, which a terminal sends to the whole process group:
+    the driver stops their downloads itself (they keep their ``.part`` files) and then the
+    cluster. A Ctrl-C while the cluster starts (a few seconds) is ignored too.
+
     :raises ImportError: when dask.distributed is not installed (``pip install
         'ripstream[dask]'``).
     """
     from distributed import LocalCluster
 
-    return LocalCluster(
-        n_workers=processes,
-        threads_per_worker=threads,
-        processes=True,
-        host="127.0.0.1",
-        # dask always serves a little HTTP (health checks); a free port, never a clash on 8787
-        dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,  # dask logs every worker's start and stop at INFO
-    )
+    with _children_ignore_ctrl_c():
+        return LocalCluster(
+            n_workers=processes,
+            threads_per_worker=threads,
+            processes=True,
+            host="127.0.0.1",
+            # dask always serves a little HTTP (health checks); a free port, never 8787
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,  # dask logs every worker's start and stop at INFO
+        )
+
+
+@contextlib.contextmanager
+def _children_ignore_ctrl_c() -> Iterator[None]:
+    """Processes started in the block ignore SIGINT: an ignored signal is the one thing a
+    spawned process inherits (Python then installs no KeyboardInterrupt handler, and
+    asyncio none of its own). Only the main thread may change it; elsewhere nothing is done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def start_thread(target: Callable[[], object], *, name: str) -> threading.Thread:

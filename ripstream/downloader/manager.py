@@ -17,7 +17,6 @@ the running ones, and re-raises.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -25,13 +24,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import CancelledError, Executor, Future, wait
 from queue import Empty, SimpleQueue
-from typing import Any, Protocol
+from typing import Protocol
 
 from ripstream.downloader.cluster import strategy_for
-from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
+from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import DownloadableContent, DownloadResult, ResultStatus
 from ripstream.downloader.engine import DownloadEngine
-from ripstream.downloader.events import EventSink, RunMonitor
+from ripstream.downloader.events import EventSink, RunMonitor, download_id_of
 from ripstream.downloader.exceptions import DownloadCancelledError, DownloadError, SourceError
 from ripstream.downloader.executors import (
     ExecutorStrategy,
@@ -40,6 +39,7 @@ from ripstream.downloader.executors import (
     segment_pool_for,
 )
 from ripstream.downloader.hosts import HostGate
+from ripstream.downloader.isolation import Isolation
 from ripstream.downloader.pacing import Pacer
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadQueue, DownloadTask, TaskState
@@ -50,7 +50,6 @@ from ripstream.downloader.stats import RunStats, StatsCollector
 from ripstream.downloader.worker import (
     ParsedResult,
     SourceFactory,
-    WorkerSpec,
     resolve_and_run,
     run_task_json,
 )
@@ -172,7 +171,7 @@ class DownloadManager(Closing):
             executor = strategy_for(executor)
         self.strategy: ExecutorStrategy = executor
         self._executor: Executor | None = None
-        self._worker_spec: WorkerSpec | None = None
+        self._isolation: Isolation | None = None
         for downloader in downloaders:
             self.register(downloader)
 
@@ -270,18 +269,23 @@ class DownloadManager(Closing):
             hosts.pause_host(host, services.clock() + seconds)
 
     def cancel(self) -> None:
-        """Stop: running downloads end at their next buffer; nothing new starts."""
+        """Stop: running downloads end at their next buffer (on workers too); nothing new
+        starts."""
         self.cancel_event.set()
         with self._lock:
-            executor = self._executor
+            executor, isolation = self._executor, self._isolation
         if executor is not None:
             self.strategy.cancel(executor)  # reaches downloads in other processes
+        if isolation is not None:
+            isolation.cancel()
 
     def submit(self, task: DownloadTask) -> Future[DownloadResult]:
         """Start ``task`` on the executor (hooks are the caller's: see :meth:`run`)."""
         executor = self._start_executor()
         if self.strategy.isolated:
-            return ParsedResult(executor.submit(run_task_json, task.to_json(), self._spec()))
+            isolation = self._isolated()
+            isolation.relay.expect(download_id_of(task))
+            return ParsedResult(executor.submit(run_task_json, task.to_json(), isolation.spec))
         try:
             source = self.get_downloader(task.source)
         except DownloadError as exc:
@@ -303,30 +307,41 @@ class DownloadManager(Closing):
                 self._executor = executor
             return self._executor
 
-    def _spec(self) -> WorkerSpec:
-        """What every worker builds its runtime from, decided once per run: the config
-        with this process's share of the run's limits, and the per-host gate."""
+    def _isolated(self) -> Isolation:
+        """What every worker builds its runtime from, and how it talks back, decided once
+        per run: the config with this process's share of the run's limits, the per-host
+        gate, the progress relay and the cancel channel."""
         if self._factory is None:
             raise SourceError("an isolated executor needs a picklable source factory")
         with self._lock:
-            if self._worker_spec is None:
+            if self._isolation is None:
                 assert self._executor is not None
-                shares = self.strategy.shares(self._executor)
-                self._worker_spec = WorkerSpec(
-                    split_limits(self.config, shares).to_json(),
-                    self._factory,
-                    self.engine.services.post_processors,
-                    host_gate=self.strategy.host_gate,
+                self._isolation = Isolation(
+                    self.strategy,
+                    self._executor,
+                    config=self.config,
+                    factory=self._factory,
+                    post_processors=self.engine.services.post_processors,
+                    tracker=self.progress_tracker,
                 )
-            return self._worker_spec
+            return self._isolation
+
+    def _settled(self, task: DownloadTask, result: DownloadResult) -> None:
+        """``task`` has its result: its progress from a worker is over."""
+        with self._lock:
+            isolation = self._isolation
+        if isolation is not None:
+            isolation.relay.settle(download_id_of(task), success=result.is_success)
 
     def close(self) -> None:
         """Shut the executor down and close the sources this manager built."""
         with self._lock:
             executor, self._executor = self._executor, None
             created, self._created = self._created, []
-            self._worker_spec = None
+            isolation, self._isolation = self._isolation, None
         self.progress_tracker.remove_callback(self.monitor.progress)
+        if isolation is not None:
+            isolation.close()
         if executor is not None and self.strategy.owned:
             executor.shutdown(wait=True, cancel_futures=True)
         if self._segments is not None:
@@ -353,9 +368,13 @@ class _Run:
         limit = self.manager.config.max_concurrent_downloads
         cancel = self.manager.cancel_event
         pacer = self.manager.pacer
+        stopping = False
         for pending in self.queue.tasks(TaskState.PENDING):
             self.manager.monitor.queued(pending)
         while True:
+            if cancel.is_set() and not stopping:  # set by someone else: reach the workers
+                stopping = True
+                self.manager.cancel()
             while len(self.in_flight) < limit and not cancel.is_set() and pacer.may_start():
                 task = pacer.next_due(self.queue.get_next_task)
                 if task is None:
@@ -419,6 +438,7 @@ class _Run:
 
     def _record(self, task: DownloadTask, result: DownloadResult) -> None:
         self.results[task.task_id] = result
+        self.manager._settled(task, result)
         self.manager.monitor.finished(task, result)
         for hook in self.manager.hooks:
             hook.after(task, result)
@@ -448,33 +468,6 @@ class _Run:
     def results_in_order(self) -> list[DownloadResult]:
         tasks = self.queue.tasks()
         return [self.results[task.task_id] for task in tasks if task.task_id in self.results]
-
-
-def split_limits(config: DownloadConfig, shares: int) -> DownloadConfig:
-    """``config`` as one of ``shares`` worker processes runs it: the run's bandwidth and each
-    source's request rate divided among them (so ``--limit-rate`` stays the run's total),
-    and the output folder made absolute (a worker's working folder may differ).
-
-    Dividing up front costs nothing per chunk; the price is that a worker left alone at the
-    end of a run does not get the idle workers' share.
-    """
-
-    def slower(settings: DownloadBehaviorSettings) -> dict[str, Any]:
-        if shares == 1 or not settings.requests_per_period:
-            return {}
-        return {"rate_period_seconds": settings.rate_period_seconds * shares}
-
-    bandwidth = config.bandwidth_limit
-    return dataclasses.replace(
-        config,
-        download_directory=config.download_directory.absolute(),
-        bandwidth_limit=bandwidth / shares if bandwidth else bandwidth,
-        default_settings=config.default_settings.replace(**slower(config.default_settings)),
-        source_settings={
-            name: {**overrides, **slower(config.get_behavior_for_source(name))}
-            for name, overrides in config.source_settings.items()
-        },
-    )
 
 
 def _failed(task: DownloadTask, error: DownloadError) -> DownloadResult:

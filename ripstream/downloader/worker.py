@@ -25,10 +25,12 @@ from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.content import DownloadResult, ResultStatus
 from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.exceptions import DownloadError, StorageError
-from ripstream.downloader.executors import process_cancel_event, segment_pool_for
+from ripstream.downloader.executors import ProcessLink, segment_pool_for
 from ripstream.downloader.gates import HostGate, HostGateFactory, host_key
+from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadTask
 from ripstream.downloader.ratelimit import TokenBucket
+from ripstream.downloader.relay import Outbox, WorkerLink
 from ripstream.downloader.safefs import probe_writable
 from ripstream.downloader.services import EngineServices, PostProcessor, Source
 
@@ -60,6 +62,9 @@ class WorkerSpec:
     :param post_processors: run on every verified file (picklable objects).
     :param host_gate: builds this process's per-host limit (one that counts across every
         worker, on a cluster); ``None``: no per-host limit here.
+    :param link: how this process sends progress back and learns of a cancel (the
+        strategy's :class:`~ripstream.downloader.relay.WorkerLink`); ``None``: a worker
+        process of :class:`~ripstream.downloader.executors.ProcessThreadPool` or nothing.
 
     The config's ``bandwidth_limit`` is this process's share of the run's total (the
     driver divides it by the number of worker processes).
@@ -69,6 +74,7 @@ class WorkerSpec:
     factory: SourceFactory
     post_processors: tuple[PostProcessor, ...] = ()
     host_gate: HostGateFactory | None = None
+    link: WorkerLink | None = None
     #: names this spec across processes: every task carries its own unpickled copy, whose
     #: factory (a partial) hashes by identity, so the runtime cache is keyed by this instead
     key: str = field(default_factory=lambda: os.urandom(16).hex())
@@ -101,8 +107,14 @@ def _runtime(spec: WorkerSpec) -> _Runtime:
         if runtime is None:
             config = DownloadConfig.from_json(spec.config_json)
             rate = config.bandwidth_limit
+            link = spec.link or ProcessLink()
+            tracker = ProgressTracker()
+            send = link.sender()
+            if send is not None:
+                tracker.add_callback(Outbox(send))
             services = EngineServices(
-                cancel=process_cancel_event(),
+                cancel=link.cancel_event(),
+                tracker=tracker,
                 bandwidth=TokenBucket(rate) if rate else None,
                 post_processors=spec.post_processors,
                 segment_pool=segment_pool_for(config),

@@ -14,7 +14,8 @@ from ripstream.downloader import DownloadConfig, DownloadResult, ResultStatus
 from ripstream.downloader.cluster import DaskCluster, dask_manager, local_processes
 from ripstream.downloader.exceptions import StorageError
 from ripstream.downloader.gates import LocalHostGates, host_key
-from ripstream.downloader.manager import DownloadManager, split_limits
+from ripstream.downloader.isolation import split_limits
+from ripstream.downloader.manager import DownloadManager
 from ripstream.downloader.worker import WorkerSpec, run_task_json
 from ripstream.sources import create_downloader
 from tests.support.batches import http_task, queue_of, serve_numbered, sha

@@ -1,0 +1,103 @@
+"""The driver's side of an isolated executor (worker processes, a dask cluster).
+
+Made once per manager, when its first task goes out: the
+:class:`~ripstream.downloader.worker.WorkerSpec` every worker builds its runtime from (the
+config with this process's share of the run's limits), the
+:class:`~ripstream.downloader.relay.Relay` that replays the workers' progress into the
+manager's tracker, and the channel a cancel goes down to the downloads running there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
+from ripstream.downloader.executors import ExecutorStrategy
+from ripstream.downloader.progress import ProgressTracker
+from ripstream.downloader.relay import Relay
+from ripstream.downloader.services import PostProcessor
+from ripstream.downloader.worker import SourceFactory, WorkerSpec
+
+__all__ = ["Isolation", "split_limits"]
+
+logger = logging.getLogger(__name__)
+
+
+class Isolation:
+    """The worker spec, the progress relay and the cancel channel of one manager's isolated
+    executor. Thread-safe.
+
+    :param strategy: the isolated strategy; asked for its shares and its channel.
+    :param executor: the executor it made (connected, checked).
+    :param tracker: the manager's tracker, where the workers' progress is replayed.
+    """
+
+    def __init__(
+        self,
+        strategy: ExecutorStrategy,
+        executor: Executor,
+        *,
+        config: DownloadConfig,
+        factory: SourceFactory,
+        post_processors: Sequence[PostProcessor],
+        tracker: ProgressTracker,
+    ) -> None:
+        self.relay = Relay(tracker)
+        self.channel = strategy.open_channel(executor, self.relay.deliver)
+        self.spec = WorkerSpec(
+            split_limits(config, strategy.shares(executor)).to_json(),
+            factory,
+            tuple(post_processors),
+            host_gate=strategy.host_gate,
+            link=self.channel.link if self.channel is not None else None,
+        )
+        self._lock = threading.Lock()
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        """Stop the downloads running on the workers (once; later calls do nothing)."""
+        with self._lock:
+            if self._cancelled or self.channel is None:
+                return
+            self._cancelled = True
+        try:
+            self.channel.cancel()
+        except Exception:  # a cluster already gone has nothing left running for this run
+            logger.exception("could not tell the workers to stop")
+
+    def close(self) -> None:
+        """Stop relaying progress."""
+        if self.channel is not None:
+            self.channel.stop()
+
+
+def split_limits(config: DownloadConfig, shares: int) -> DownloadConfig:
+    """``config`` as one of ``shares`` worker processes runs it: the run's bandwidth and each
+    source's request rate divided among them (so ``--limit-rate`` stays the run's total),
+    and the output folder made absolute (a worker's working folder may differ).
+
+    Dividing up front costs nothing per chunk; the price is that a worker left alone at the
+    end of a run does not get the idle workers' share.
+    """
+
+    def slower(settings: DownloadBehaviorSettings) -> dict[str, Any]:
+        if shares == 1 or not settings.requests_per_period:
+            return {}
+        return {"rate_period_seconds": settings.rate_period_seconds * shares}
+
+    bandwidth = config.bandwidth_limit
+    return dataclasses.replace(
+        config,
+        download_directory=config.download_directory.absolute(),
+        bandwidth_limit=bandwidth / shares if bandwidth else bandwidth,
+        default_settings=config.default_settings.replace(**slower(config.default_settings)),
+        source_settings={
+            name: {**overrides, **slower(config.get_behavior_for_source(name))}
+            for name, overrides in config.source_settings.items()
+        },
+    )
