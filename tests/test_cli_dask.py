@@ -78,9 +78,10 @@ def test_a_worker_killed_mid_download_costs_nothing(
     )
     run.start()
     try:
-        # a checkpoint (after the first MiB) proves a .part worth resuming is on disk
+        # a checkpoint (after the first MiB) proves a .part worth resuming is on disk; with
+        # one for each of the four running downloads, whichever worker dies has left one
         server.wait_until(
-            lambda: len(list(out.glob(f"*{PART_SUFFIX}.json"))) >= 2 and server.in_flight >= 4,
+            lambda: len(list(out.glob(f"*{PART_SUFFIX}.json"))) >= 4 and server.in_flight >= 4,
             timeout=30,
         )
         victim = sorted(dask_client.run(os.getpid).values())[0]
