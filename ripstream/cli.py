@@ -99,6 +99,8 @@ def main(
     out, err = stdout or sys.stdout, stderr or sys.stderr
     say = Reporter(quiet=False, as_json=False, out=out, err=err, secrets=[])
     try:
+        if any("\x00" in item for item in args_list):  # only a caller of main() can pass one
+            raise UsageError("an argument holds a NUL character, which no path or URL can")
         if args_list and args_list[0] in _SUBCOMMANDS:
             return _subcommand(args_list[0], args_list[1:], out, err)
         args = build_parser().parse_args(args_list)
