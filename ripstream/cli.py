@@ -41,7 +41,7 @@ from ripstream.downloader.safefs import probe_writable
 from ripstream.library.archive import DownloadArchive
 from ripstream.options import Parser, UsageError, build_parser, output_of
 from ripstream.sources import load_registry
-from ripstream.terminal import OutputClosed, Reporter, redact_logs, secrets_of
+from ripstream.terminal import OutputClosed, Reporter, logs_above_bars, redact_logs, secrets_of
 
 __all__ = ["main"]
 
@@ -99,6 +99,8 @@ def main(
     out, err = stdout or sys.stdout, stderr or sys.stderr
     say = Reporter(quiet=False, as_json=False, out=out, err=err, secrets=[])
     try:
+        if any("\x00" in item for item in args_list):  # only a caller of main() can pass one
+            raise UsageError("an argument holds a NUL character, which no path or URL can")
         if args_list and args_list[0] in _SUBCOMMANDS:
             return _subcommand(args_list[0], args_list[1:], out, err)
         args = build_parser().parse_args(args_list)
@@ -113,6 +115,12 @@ def main(
         return EXIT_USAGE
     if output.note and not args.quiet:
         print(f"ripstream: {output.note}", file=err)
+    if not args.quiet and not _verifies_tls(app):
+        print(
+            "ripstream: warning: TLS certificates are not checked: anyone between here and "
+            "the server can read and change the downloads",
+            file=err,
+        )
     secrets = secrets_of(app)
     redact_logs(secrets)
     reporter = Reporter(quiet=args.quiet, as_json=args.json, out=out, err=err, secrets=secrets)
@@ -121,6 +129,13 @@ def main(
             return _run(items, app, args, reporter)
         except KeyboardInterrupt as exc:  # a signal between the run's own handlers
             return _stopped(exc, reporter)
+
+
+def _verifies_tls(app: AppConfig) -> bool:
+    """Whether every source of this run checks TLS certificates."""
+    config = app.download
+    sources = [config.get_behavior_for_source(name) for name in config.source_settings]
+    return all(settings.verify_ssl for settings in [config.default_settings, *sources])
 
 
 def _stopped(exc: KeyboardInterrupt, say: Reporter) -> int:
@@ -228,9 +243,13 @@ def _run_batch(
     bars: TqdmProgress | None = None
     if not show_bars and not args.quiet:
         tracker.add_callback(_progress_lines(say))
+    settled: list[DownloadResult] = []
+    planned = len(items)  # until the sources have resolved every item into downloads
+    logs = contextlib.ExitStack()
 
     def on_queue(queue: DownloadQueue) -> None:
-        nonlocal bars
+        nonlocal bars, planned
+        planned = len(queue)
         _check_output_folder(app.download.download_directory)  # every URL resolved: now write
         if show_bars:
             jobs = app.download.max_concurrent_downloads
@@ -239,8 +258,10 @@ def _run_batch(
             )
             tracker.add_callback(bars)
             say.line = bars.write
+            logs.enter_context(logs_above_bars(bars.write, err))
 
     def on_result(task: DownloadTask, result: DownloadResult) -> None:
+        settled.append(result)
         say.result(task, result)
         if bars is not None:
             bars.count(_OUTCOMES.get(result.status, "failed"), result.bytes_downloaded)
@@ -266,10 +287,15 @@ def _run_batch(
         )
         results = batch.run(items, on_result=on_result, on_queue=on_queue)
     except KeyboardInterrupt as exc:
+        logs.close()
         if bars is not None:
             bars.close()
             bars = None
-        return _stopped(exc, say)
+        status = _stopped(exc, say)
+        if not isinstance(exc, OutputClosed):  # what was done, failed and stopped, counted
+            with contextlib.suppress(OSError):  # a terminal that hung up takes no summary
+                say.summary(settled, not_started=max(0, planned - len(settled)))
+        return status
     except (ConfigError, AuthenticationError) as exc:
         say.error(exc)
         return EXIT_USAGE
@@ -277,6 +303,7 @@ def _run_batch(
         say.error(exc)
         return EXIT_FAILED
     finally:
+        logs.close()
         if bars is not None:
             bars.close()
         say.line = say.print_err

@@ -19,6 +19,7 @@ from ripstream.app.monitoring import add_schedule_options, limit_rate
 from ripstream.downloader.config import OverwritePolicy, parse_rate
 from ripstream.downloader.content import Checksum
 from ripstream.downloader.exceptions import ConfigError
+from ripstream.downloader.urls import check_proxy
 
 __all__ = [
     "Output",
@@ -104,11 +105,10 @@ def header(text: str) -> tuple[str, str]:
 
 
 def _proxy(text: str) -> str:
-    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    if scheme not in ("http", "https", "socks5", "socks5h", "socks4", "socks4a"):
-        raise argparse.ArgumentTypeError(
-            f"--proxy wants http://, https://, socks5:// or socks5h://HOST:PORT, got {text!r}"
-        )
+    try:
+        check_proxy(text)
+    except ConfigError as exc:  # its message shows the URL without credentials
+        raise argparse.ArgumentTypeError(f"--{exc}") from None
     return text
 
 

@@ -7,11 +7,13 @@ Text that reaches the terminal comes from servers (error reasons, file names), m
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from ripstream.app.config import AppConfig
@@ -20,7 +22,7 @@ from ripstream.downloader.progress import format_bytes, printable
 from ripstream.downloader.queue import DownloadTask
 from ripstream.downloader.urls import install_log_redaction, is_secret_param, redact_text
 
-__all__ = ["OutputClosed", "Reporter", "redact_logs", "secrets_of"]
+__all__ = ["OutputClosed", "Reporter", "logs_above_bars", "redact_logs", "secrets_of"]
 
 
 class OutputClosed(KeyboardInterrupt):
@@ -72,7 +74,9 @@ class Reporter:
             line = self.safe(f"{title}: {result.error_message}")
             self.line(f"ripstream: failed: {line}")
 
-    def summary(self, results: list[DownloadResult]) -> None:
+    def summary(self, results: list[DownloadResult], not_started: int = 0) -> None:
+        """The closing lines: counts, bytes and speed, and where the files are (after a stop,
+        ``not_started`` counts the downloads that never began)."""
         if self.quiet:
             return
         counts = {status: 0 for status in ResultStatus}
@@ -89,6 +93,8 @@ class Reporter:
         )
         if counts[ResultStatus.CANCELLED]:
             line += f", {counts[ResultStatus.CANCELLED]} cancelled"
+        if not_started:
+            line += f", {not_started} not started"
         line += (
             f" ({format_bytes(fetched)} in {elapsed:.2f}s, "
             f"{format_bytes(fetched / elapsed, 'B/s')})"
@@ -113,3 +119,35 @@ def redact_logs(secrets: list[str]) -> None:
     for handler in logging.getLogger().handlers:
         if shared not in handler.filters:
             handler.addFilter(shared)
+
+
+class _Lines(io.TextIOBase):
+    """A text stream whose complete lines go to ``write`` (one call per line)."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        super().__init__()
+        self._write = write
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            self._write(line)
+        return len(text)
+
+
+@contextlib.contextmanager
+def logs_above_bars(write: Callable[[str], None], stream: TextIO) -> Iterator[None]:
+    """While inside, log handlers of the root logger that write to ``stream`` (``-v``) write
+    each line through ``write`` instead: above the progress bars, never into a bar's line."""
+    handlers = [
+        handler
+        for handler in logging.getLogger().handlers
+        if isinstance(handler, logging.StreamHandler) and handler.stream is stream
+    ]
+    previous = [(handler, handler.setStream(_Lines(write))) for handler in handlers]
+    try:
+        yield
+    finally:
+        for handler, old in previous:
+            handler.setStream(old)

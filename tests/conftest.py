@@ -1,4 +1,5 @@
-"""Shared fixtures: a real HTTP server on 127.0.0.1 and an output folder.
+"""Shared fixtures: a real HTTP server on 127.0.0.1 (also behind TLS), forwarding HTTP and
+SOCKS5 proxies, and an output folder.
 
 Helpers that tests import (``fast_settings``, ``make_config``) live in tests/support/settings.py.
 """
@@ -13,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.support.httpserver import TestServer
+from tests.support.proxy import PROXY_ONLY_HOST, HTTPProxy, Socks5Proxy
+from tests.support.tls import TLSServer
 
 
 @pytest.fixture
@@ -29,6 +33,45 @@ def server() -> Iterator[TestServer]:
     with TestServer() as running:
         yield running
     gc.collect()
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> trustme.CA:
+    """A private certificate authority, trusted by nothing unless a test says so."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server(tls_ca: trustme.CA) -> Iterator[TLSServer]:
+    """The test server behind TLS: ``https://localhost:PORT/``, its certificate issued by
+    :func:`tls_ca` (see tests/support/tls.py)."""
+    with TLSServer(tls_ca) as running:
+        yield running
+    gc.collect()
+
+
+@pytest.fixture
+def ca_bundle(tls_ca: trustme.CA, tmp_path: Path) -> Path:
+    """The PEM file of :func:`tls_ca`, for ``--ca-bundle`` and ``ca_bundle``."""
+    path = tmp_path / "test-ca.pem"
+    tls_ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture
+def http_proxy() -> Iterator[HTTPProxy]:
+    """A forwarding HTTP proxy on 127.0.0.1 that logs what went through it
+    (tests/support/proxy.py)."""
+    with HTTPProxy() as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def socks_proxy() -> Iterator[Socks5Proxy]:
+    """A SOCKS5 server on 127.0.0.1, without authentication, that alone can resolve
+    ``PROXY_ONLY_HOST`` (to 127.0.0.1)."""
+    with Socks5Proxy(hosts={PROXY_ONLY_HOST: "127.0.0.1"}) as proxy:
+        yield proxy
 
 
 @pytest.fixture

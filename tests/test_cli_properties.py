@@ -8,6 +8,7 @@ import io
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -101,3 +102,26 @@ def test_any_arguments_end_in_a_documented_exit_status(parts: list[list[str]]) -
             assert len(lines) == 1, (argv, lines)
             assert lines[0].startswith("ripstream: error:")
             assert not out.exists(), argv
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--state", "\x00", "http://127.0.0.1:9/a.mp3"],
+        ["-i", "\x00"],
+        ["--config", "a\x00b", "http://127.0.0.1:9/a.mp3"],
+    ],
+)
+def test_a_nul_character_in_an_argument_is_one_line_exit_2(argv: list[str]) -> None:
+    """Found by the property test above: a NUL in a path made os.open raise ValueError."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        stderr = io.StringIO()
+        code = main(
+            ["-d", str(out), *argv], stdin=io.StringIO(""), stdout=io.StringIO(), stderr=stderr
+        )
+        assert code == 2
+        assert stderr.getvalue() == (
+            "ripstream: error: an argument holds a NUL character, which no path or URL can\n"
+        )
+        assert not out.exists()

@@ -21,6 +21,7 @@ from ripstream import __version__
 from ripstream.downloader.exceptions import ConfigError
 from ripstream.downloader.schedule import Schedule, as_schedule
 from ripstream.downloader.units import parse_rate
+from ripstream.downloader.urls import check_proxy
 
 __all__ = [
     "APPLICATION_KEYS",
@@ -165,6 +166,8 @@ class DownloadBehaviorSettings:
         self._normalise_choices()
         object.__setattr__(self, "rate_limit", _rate("rate_limit", self.rate_limit))
         self._check_optional_limits()
+        if self.proxy not in (None, ""):  # "" in a config file: no proxy
+            check_proxy(self.proxy)
         _check(
             isinstance(self.user_agent, str) and bool(self.user_agent),
             "user_agent",

@@ -4,8 +4,12 @@ A read timeout bounds each wait for a byte, so a server that drips its headers o
 time, or sends ``100 Continue`` forever, is never stopped by it. Here every receive made
 while the headers are read gets only what is left of one deadline; after the headers, reads
 go straight to the socket. :class:`DeadlineAdapter` plugs this into a ``requests.Session``
-through urllib3's connection classes, for plain connections, TLS, and connections through a
-proxy.
+through urllib3's connection classes, for plain connections, TLS, and connections through an
+HTTP or a SOCKS proxy (whose own connection classes keep doing the tunnelling).
+
+With TLS verification turned off on purpose (``verify_ssl=False``, ``-k``), the adapter's
+HTTPS pools do not raise urllib3's ``InsecureRequestWarning`` on every connection: the
+session says it once itself (see :mod:`ripstream.downloader.session`).
 """
 
 from __future__ import annotations
@@ -89,31 +93,63 @@ class _HeaderDeadline:
                 self.sock = sock
 
 
+class _Unwarned:
+    """Mixed into HTTPS pools of a session that turned verification off on purpose: urllib3's
+    ``_validate_conn`` less its ``InsecureRequestWarning`` (the session says it once)."""
+
+    def _validate_conn(self, conn: Any) -> None:
+        HTTPConnectionPool._validate_conn(self, conn)  # type: ignore[arg-type]
+        if conn.is_closed:
+            conn.connect()  # as urllib3 does: connect early, so TLS errors surface here
+
+
 class DeadlineAdapter(HTTPAdapter):
     """An ``HTTPAdapter`` whose connections bound the wait for a response's headers.
 
     :param header_timeout: seconds for the status line and all headers together.
+    :param warn_unverified: keep urllib3's per-connection warning about unverified TLS
+        (``False`` when the caller turned verification off and says so once itself).
     """
 
-    def __init__(self, *, header_timeout: float, **kwargs: Any) -> None:
-        self._classes = _pool_classes(header_timeout)
+    def __init__(
+        self, *, header_timeout: float, warn_unverified: bool = True, **kwargs: Any
+    ) -> None:
+        self._header_timeout = header_timeout
+        self._warn_unverified = warn_unverified
+        self._classes = _pool_classes(header_timeout, socks=False, warn=warn_unverified)
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = dict(self._classes)
 
-    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(*args, **kwargs)
-        manager.pool_classes_by_scheme = dict(self._classes)
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        # a SOCKS manager's pools connect through the SOCKS proxy: keep its classes under ours
+        socks = proxy.lower().startswith("socks")
+        manager.pool_classes_by_scheme = _pool_classes(
+            self._header_timeout, socks=socks, warn=self._warn_unverified
+        )
         return manager
 
 
-def _pool_classes(header_timeout: float) -> dict[str, type[HTTPConnectionPool]]:
+def _pool_classes(
+    header_timeout: float, *, socks: bool, warn: bool
+) -> dict[str, type[HTTPConnectionPool]]:
+    plain_conn: type[HTTPConnection] = HTTPConnection
+    tls_conn: type[HTTPConnection] = HTTPSConnection
+    plain_pool: type[HTTPConnectionPool] = HTTPConnectionPool
+    tls_pool: type[HTTPConnectionPool] = HTTPSConnectionPool
+    if socks:
+        from urllib3.contrib import socks as via_socks  # needs PySocks, an install requirement
+
+        plain_conn, tls_conn = via_socks.SOCKSConnection, via_socks.SOCKSHTTPSConnection
+        plain_pool, tls_pool = via_socks.SOCKSHTTPConnectionPool, via_socks.SOCKSHTTPSConnectionPool
     limit = {"header_timeout": header_timeout}
-    plain = type("DeadlineHTTPConnection", (_HeaderDeadline, HTTPConnection), limit)
-    tls = type("DeadlineHTTPSConnection", (_HeaderDeadline, HTTPSConnection), limit)
+    plain = type("DeadlineHTTPConnection", (_HeaderDeadline, plain_conn), limit)
+    tls = type("DeadlineHTTPSConnection", (_HeaderDeadline, tls_conn), limit)
+    tls_bases: tuple[type, ...] = (tls_pool,) if warn else (_Unwarned, tls_pool)
     return {
-        "http": type("DeadlineHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": plain}),
-        "https": type("DeadlineHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": tls}),
+        "http": type("DeadlineHTTPPool", (plain_pool,), {"ConnectionCls": plain}),
+        "https": type("DeadlineHTTPSPool", tls_bases, {"ConnectionCls": tls}),
     }

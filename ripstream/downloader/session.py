@@ -109,15 +109,24 @@ class _GuardedSession(requests.Session):
 
 
 def configured_secrets(config: DownloadConfig) -> list[str]:
-    """The values of every header configured for any source, except :data:`SAFE_HEADERS`."""
+    """The values of every header configured for any source, except :data:`SAFE_HEADERS`,
+    and the password of every configured proxy."""
     settings = [config.default_settings]
     settings += [config.get_behavior_for_source(source) for source in config.source_settings]
-    return [
+    headers = [
         value
         for behavior in settings
         for name, value in behavior.headers.items()
         if name.lower() not in SAFE_HEADERS
     ]
+    return headers + [password for behavior in settings if (password := _proxy_password(behavior))]
+
+
+def _proxy_password(settings: DownloadBehaviorSettings) -> str | None:
+    try:
+        return urlsplit(settings.proxy or "").password
+    except ValueError:
+        return None
 
 
 def _environment_matters() -> bool:
@@ -225,7 +234,8 @@ class DownloadSession:
             OSError,
             ValueError,
         ) as exc:
-            raise map_request_error(exc, url, self.source) from exc
+            proxy = self.settings.proxy
+            raise map_request_error(exc, url, self.source, proxy) from exc
         if check_status and response.status_code >= 400:
             response.close()
             raise error_for_status(response, self.source)
@@ -355,10 +365,13 @@ class SessionManager(Closing):
             session.proxies = {"http": settings.proxy, "https": settings.proxy}
         if settings.cookies_file:
             session.cookies.update(_cookie_jar(settings.cookies_file))
+        if not settings.verify_ssl:  # said once here, instead of by urllib3 on every connection
+            logger.warning("%s: TLS certificates are not checked (verify_ssl is off)", source)
         size = self.pool_size(settings)
         # retries are ours (typed, with backoff), so urllib3 must not retry on its own
         adapter = DeadlineAdapter(
             header_timeout=settings.header_timeout,
+            warn_unverified=settings.verify_ssl,
             pool_connections=16,
             pool_maxsize=size,
             max_retries=0,

@@ -10,16 +10,19 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import reprlib
 import threading
 from collections.abc import Iterable
-from typing import overload
+from typing import Any, overload
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from ripstream.downloader.exceptions import ConfigError
 
 __all__ = [
+    "PROXY_SCHEMES",
     "SECRET_PARAMS",
     "RedactingFilter",
+    "check_proxy",
     "install_log_redaction",
     "is_secret_param",
     "redact_text",
@@ -240,3 +243,38 @@ def validate_http_url(url: str) -> str:
     text = url.strip()
     split_http_url(text)
     return text
+
+
+#: The proxy URL schemes requests takes (socks through PySocks, an install requirement).
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h", "socks4", "socks4a")
+
+
+def check_proxy(proxy: Any) -> None:
+    """Refuse a proxy that is not ``SCHEME://HOST[:PORT]`` with a scheme of
+    :data:`PROXY_SCHEMES`; the message shows it without its credentials.
+
+    :raises ConfigError: naming the ``proxy`` field.
+    """
+    try:
+        parts = urlsplit(proxy) if isinstance(proxy, str) else None
+        # .port raises ValueError for a port that is not a number
+        valid = parts is not None and parts.scheme.lower() in PROXY_SCHEMES
+        valid = valid and parts is not None and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        valid = False
+    if not valid:
+        shown = _shown_proxy(proxy) if isinstance(proxy, str) else reprlib.repr(proxy)
+        raise ConfigError(
+            f"proxy wants http://, https://, socks5:// or socks5h://HOST:PORT, got {shown!r}",
+            field="proxy",
+            value=shown,
+        )
+
+
+def _shown_proxy(proxy: str) -> str:
+    """A proxy URL, however malformed (``user:password@host:3128`` without a scheme), with
+    anything before an ``@`` hidden."""
+    scheme, separator, rest = proxy.rpartition("://")
+    if "@" in rest:
+        rest = f"{_HIDDEN}@{rest.rpartition('@')[2]}"
+    return redact_text(f"{scheme}{separator}{rest}")
