@@ -10,14 +10,18 @@ target, and what reached another port after a redirect.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import requests
 
 from ripstream.downloader import DownloadConfig
+from ripstream.downloader.exceptions import DownloadError
 from ripstream.downloader.session import DownloadSession, SessionManager
 from tests.support.httpserver import Fault, TestServer, make_body
+from tests.support.proxy import PROXY_ONLY_HOST, HTTPProxy, Socks5Proxy
 from tests.support.settings import fast_settings
+from tests.support.tls import TLSServer
 
 Setup = Callable[[DownloadSession, TestServer], None]
 
@@ -56,7 +60,7 @@ def both_ways(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """The headers the server received for the lean GET and for ``Session.request``."""
     url = server.url(path)
-    with session.get(url, headers=headers, stream=True) as response:  # type: ignore[arg-type]
+    with session.get(url, headers=headers, stream=True) as response:
         assert response.status_code == 200
         assert response.content == server.resource(path).body
     with session.http.request("GET", url, headers=headers, stream=True) as response:
@@ -205,7 +209,7 @@ def test_a_session_that_prepares_its_own_way_is_not_bypassed(
             return super().prepare_request(request)
 
     class SigningManager(SessionManager):
-        def create_session(self, source: str, settings: object) -> requests.Session:  # type: ignore[override]
+        def create_session(self, source: str, settings: object) -> requests.Session:
             return Signing()
 
     server.add("/song.flac", b"abc")
@@ -214,3 +218,73 @@ def test_a_session_that_prepares_its_own_way_is_not_bypassed(
 
     assert server.requests_for("/song.flac")[0].headers["X-Signature"] == "signed"
     assert request_calls == [server.url("/song.flac")]
+
+
+# -- proxies and TLS: the same transport settings, the same outcome -----------------------------
+
+
+def test_a_proxy_with_credentials_carries_the_lean_get(
+    server: TestServer, session: DownloadSession, request_calls: list[str]
+) -> None:
+    body = make_body(3000, seed=6)
+    server.add("/song.flac", body)
+    with HTTPProxy(auth=("proxyuser", "pr0xy-pass")) as proxy:
+        session.http.proxies = {"http": proxy.url_with("proxyuser", "pr0xy-pass")}
+        lean, usual = both_ways(session, server, "/song.flac", {})
+        log = proxy.log
+
+    assert lean == usual
+    assert [(entry.method, entry.credentials) for entry in log] == [
+        ("GET", ("proxyuser", "pr0xy-pass"))
+    ] * 2
+    assert request_calls == [server.url("/song.flac")]
+
+
+def test_a_socks5h_proxy_resolves_the_host_for_the_lean_get(
+    server: TestServer, session: DownloadSession, socks_proxy: Socks5Proxy
+) -> None:
+    body = make_body(2000, seed=7)
+    server.add("/song.flac", body)
+    session.http.proxies = {"http": socks_proxy.url("socks5h")}
+    url = f"http://{PROXY_ONLY_HOST}:{server.port}/song.flac"
+
+    with session.get(url, stream=True) as response:
+        assert response.content == body
+
+    assert socks_proxy.hosts_asked() == [PROXY_ONLY_HOST]
+
+
+def test_tls_verification_decides_the_lean_get_as_it_decides_requests(
+    tls_server: TLSServer, ca_bundle: Path
+) -> None:
+    tls_server.add("/song.flac", b"over tls")
+    url = tls_server.url("/song.flac")
+    outcomes: dict[object, tuple[str, str]] = {}
+    for verify in (True, str(ca_bundle), False):
+        bundle = verify if isinstance(verify, str) else None
+        settings = fast_settings(verify_ssl=verify is not False, ca_bundle=bundle)
+        with SessionManager(DownloadConfig(default_settings=settings)) as manager:
+            lean, usual = _both_outcomes(manager.get_session("http"), url)
+        assert lean[0] == usual[0], (verify, lean, usual)
+        outcomes[verify] = lean
+
+    assert outcomes[True][0] == "TLSError"
+    assert "certificate verify failed" in outcomes[True][1]
+    assert outcomes[str(ca_bundle)] == ("ok", "over tls")
+    assert outcomes[False] == ("ok", "over tls")
+
+
+def _both_outcomes(session: DownloadSession, url: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    lean = _outcome(lambda: session.get(url, stream=True).content)
+    usual = _outcome(lambda: session.http.request("GET", url, stream=True).content)
+    return lean, usual
+
+
+def _outcome(call: Callable[[], bytes]) -> tuple[str, str]:
+    """``("ok", body)`` or the error's kind: requests' SSLError and ours count as one."""
+    try:
+        return ("ok", call().decode())
+    except requests.exceptions.SSLError as exc:
+        return ("TLSError", str(exc))
+    except DownloadError as exc:
+        return (type(exc).__name__, str(exc))
