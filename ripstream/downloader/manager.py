@@ -39,6 +39,7 @@ from ripstream.downloader.executors import (
     segment_pool_for,
 )
 from ripstream.downloader.hosts import HostGate
+from ripstream.downloader.hostserver import HostServer, share_hosts
 from ripstream.downloader.pacing import Pacer
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadQueue, DownloadTask, TaskState
@@ -172,6 +173,7 @@ class DownloadManager(Closing):
         self.strategy: ExecutorStrategy = executor
         self._executor: Executor | None = None
         self._worker_spec: WorkerSpec | None = None
+        self._host_server: HostServer | None = None
         for downloader in downloaders:
             self.register(downloader)
 
@@ -261,12 +263,16 @@ class DownloadManager(Closing):
         self.pacer.resume()
 
     def pause_host(self, host: str, until: dt.datetime) -> None:
-        """Send nothing new to ``host`` before ``until`` (wall clock); other hosts go on."""
+        """Send nothing new to ``host`` before ``until`` (wall clock), from every worker of
+        the run; other hosts go on."""
+        seconds = (until - self.pacer.now()).total_seconds()
         hosts = self.engine.services.hosts
         if hosts is not None:
-            services = self.engine.services
-            seconds = (until - self.pacer.now()).total_seconds()
-            hosts.pause_host(host, services.clock() + seconds)
+            hosts.cool(host, seconds)  # threads, and worker processes (they ask this count)
+        with self._lock:
+            shared = self.strategy.host_gate if self._executor is not None else None
+        if shared is not None:
+            shared.build().cool(host, seconds)  # a cluster's own count
 
     def cancel(self) -> None:
         """Stop: running downloads end at their next buffer; nothing new starts."""
@@ -311,11 +317,12 @@ class DownloadManager(Closing):
             if self._worker_spec is None:
                 assert self._executor is not None
                 shares = self.strategy.shares(self._executor)
+                gates, self._host_server = share_hosts(self.strategy, self.engine.services.hosts)
                 self._worker_spec = WorkerSpec(
                     split_limits(self.config, shares).to_json(),
                     self._factory,
                     self.engine.services.post_processors,
-                    host_gate=self.strategy.host_gate,
+                    host_gate=gates,
                 )
             return self._worker_spec
 
@@ -325,9 +332,12 @@ class DownloadManager(Closing):
             executor, self._executor = self._executor, None
             created, self._created = self._created, []
             self._worker_spec = None
+            host_server, self._host_server = self._host_server, None
         self.progress_tracker.remove_callback(self.monitor.progress)
         if executor is not None and self.strategy.owned:
             executor.shutdown(wait=True, cancel_futures=True)
+        if host_server is not None:
+            host_server.close()
         if self._segments is not None:
             self._segments.close()
         for source in created:
