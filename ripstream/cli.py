@@ -113,14 +113,8 @@ def main(
     except (UsageError, ConfigError) as exc:
         say.error(exc)
         return EXIT_USAGE
-    if output.note and not args.quiet:
-        print(f"ripstream: {output.note}", file=err)
-    if not args.quiet and not _verifies_tls(app):
-        print(
-            "ripstream: warning: TLS certificates are not checked: anyone between here and "
-            "the server can read and change the downloads",
-            file=err,
-        )
+    if not args.quiet:
+        _notes(output.note, app, err)
     secrets = secrets_of(app)
     redact_logs(secrets)
     reporter = Reporter(quiet=args.quiet, as_json=args.json, out=out, err=err, secrets=secrets)
@@ -129,6 +123,18 @@ def main(
             return _run(items, app, args, reporter)
         except KeyboardInterrupt as exc:  # a signal between the run's own handlers
             return _stopped(exc, reporter)
+
+
+def _notes(note: str | None, app: AppConfig, err: TextIO) -> None:
+    """What the run should say before it starts: how it runs, and an unchecked TLS."""
+    if note:
+        print(f"ripstream: {note}", file=err)
+    if not _verifies_tls(app):
+        print(
+            "ripstream: warning: TLS certificates are not checked: anyone between here and "
+            "the server can read and change the downloads",
+            file=err,
+        )
 
 
 def _verifies_tls(app: AppConfig) -> bool:

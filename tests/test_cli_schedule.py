@@ -1,19 +1,23 @@
 """The CLI's scheduling and monitoring options end to end, as a subprocess against the real
-local server: --retry-failed, --max-per-host, --events and --metrics-port read during a run."""
+local server: --retry-failed, --max-per-host (on threads and across --processes), a host's
+cool-down across worker processes, --events and --metrics-port read during a run."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
-from tests.support.httpserver import TestServer, make_body
+from tests.support.httpserver import Fault, TestServer, make_body
 
 TIMEOUT = 60
 CONFIG = {
@@ -66,6 +70,82 @@ def test_max_per_host_is_counted_at_the_server(server: TestServer, tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert server.max_concurrent_requests == 3
     assert sum(1 for r in server.requests if r.range_header) > 8
+
+
+def test_max_per_host_holds_across_worker_processes(server: TestServer, tmp_path: Path) -> None:
+    urls = []
+    for i in range(12):
+        server.add(f"/w{i}.bin", make_body(256 * 1024, seed=i), rate_limit_bps=2_000_000)
+        urls.append(server.url(f"/w{i}.bin"))
+    args = ["--processes", "2", "-j", "8", "--segments", "4", "--max-per-host", "2", "--json"]
+    done = run(tmp_path, *args, *urls)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len({r["worker"] for r in records}) == 2  # both worker processes downloaded...
+    assert server.max_concurrent_requests == 2  # ...and never more than two at the host
+    assert sum(1 for r in server.requests if r.range_header) > 12
+    for i in range(12):
+        assert (tmp_path / "out" / f"w{i}.bin").read_bytes() == make_body(256 * 1024, seed=i)
+
+
+def copy_lines(stream: IO[str], into: queue.Queue[str]) -> None:
+    for line in stream:
+        into.put(line)
+
+
+def test_a_429_in_one_worker_process_pauses_the_host_for_the_other(
+    server: TestServer, tmp_path: Path
+) -> None:
+    # -j 2 over two processes of one thread: one download each, both held mid-body by the
+    # server, so both workers are up and busy. Then /a.bin is cut and its retry answered 429
+    # with Retry-After: 3. Once the parent says so, /b.bin is let go and its worker moves on
+    # to /c.bin: that request must wait for the end of the cool-down, although its own
+    # process never saw the 429.
+    hold_a, hold_b = threading.Event(), threading.Event()
+    bodies = {
+        name: make_body(size, seed)
+        for name, size, seed in [("a", 50_000, 1), ("b", 50_000, 2), ("c", 5000, 3)]
+    }
+    held = [
+        Fault.pause_after(1000, hold_a, timeout=TIMEOUT, times=1),
+        Fault.drop_after(2000, times=1),
+    ]
+    server.add("/a.bin", bodies["a"], faults=held)
+    server.add(
+        "/b.bin", bodies["b"], faults=[Fault.pause_after(1000, hold_b, timeout=TIMEOUT, times=1)]
+    )
+    server.add("/c.bin", bodies["c"])
+    args = ["--processes", "2", "-j", "2", "--json", *(server.url(f"/{n}.bin") for n in "abc")]
+    stderr: queue.Queue[str] = queue.Queue()
+    with subprocess.Popen(
+        command(tmp_path, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        reader = threading.Thread(target=copy_lines, args=(process.stderr, stderr))
+        reader.start()
+        try:
+            server.wait_for_requests(1, "/a.bin", timeout=TIMEOUT)
+            server.wait_for_requests(1, "/b.bin", timeout=TIMEOUT)
+            server.resource("/a.bin").add_fault(Fault.status(429, retry_after=3, times=1))
+            hold_a.set()  # /a.bin is cut at 2000 bytes; its retry gets the 429
+            while "127.0.0.1 asked us to slow down" not in (line := stderr.get(timeout=TIMEOUT)):
+                assert "Traceback" not in line
+        finally:
+            hold_a.set()
+            hold_b.set()  # /b.bin ends; its worker takes /c.bin
+        records = [json.loads(line) for line in process.stdout]
+        assert process.wait(TIMEOUT) == 0
+        reader.join()
+    workers = {Path(r["file_path"]).name: r["worker"] for r in records}
+    assert workers["c.bin"] == workers["b.bin"] != workers["a.bin"]
+    _, a_429, a_after = server.requests_for("/a.bin")
+    [c_request] = server.requests_for("/c.bin")
+    ends = a_429.time + 3 - 0.05  # the cool-down's end, less a small margin
+    assert c_request.time >= ends
+    assert a_after.time >= ends
+    for name, body in bodies.items():
+        assert (tmp_path / "out" / f"{name}.bin").read_bytes() == body
 
 
 def free_port() -> int:

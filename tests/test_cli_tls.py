@@ -98,7 +98,8 @@ def test_the_tls_warning_is_printed_once_with_several_jobs_and_segments(
         assert run.stderr.count(WARNING) == 1, run.stderr
         assert "InsecureRequestWarning" not in run.stderr
         assert all((out / f"s{n}.bin").read_bytes() == body for n in range(4))
-    assert tls_server.connections_opened > 8  # many connections, still one warning each run
+    # many connections (four per host at once, the default limit), still one warning each run
+    assert tls_server.connections_opened >= 8
 
 
 def test_library_tls_settings(

@@ -14,8 +14,10 @@ What a cluster adds to worker processes:
   that cannot fails the run at once, with one clear message, instead of failing every task;
 * ``--limit-rate`` is the total of the run: each worker process gets ``1 / workers`` of it
   (and of each source's request rate), decided once when the run starts;
-* a per-host limit counts across every worker with dask's distributed semaphores
-  (:class:`DaskHostGates`);
+* the per-host limits count across every worker with dask's distributed semaphores, and a
+  host's cool-down (after a 429 or 503) reaches every worker through the scheduler
+  (:class:`DaskHostGates`, the cluster's counter of the one
+  :class:`~ripstream.downloader.hosts.HostGate`).
 * progress comes back while files download: each worker sends batches of progress as dask
   events on a topic of the run (``Worker.log_event``), which the driver's client hands to
   the manager (:class:`DaskLink`); a cancel reaches the downloads running on the workers
@@ -39,17 +41,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.exceptions import DownloadError, StorageError
 from ripstream.downloader.executors import ExecutorStrategy, GivenExecutor, start_local_cluster
-from ripstream.downloader.gates import HostGate
+from ripstream.downloader.hosts import HostGate
 from ripstream.downloader.relay import Batch, WorkerChannel
 from ripstream.downloader.worker import probe_output
 
@@ -70,10 +73,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+logger = logging.getLogger(__name__)
+
 T = TypeVar("T")
 #: how long to wait for a scheduler to answer, and for a first worker to join
 CONNECT_TIMEOUT = 30.0
 LOCAL_PREFIX = "local:"
+#: where host cool-downs are kept in the scheduler's metadata
+_COOLDOWNS = "ripstream-host-cooldowns"
 
 
 class ClusterExecutor(Executor):
@@ -109,7 +116,8 @@ class DaskCluster(ExecutorStrategy):
 
     :param client: a connected client the caller keeps and closes.
     :param executor: the client's executor to use (default ``client.get_executor(pure=False)``).
-    :param max_per_host: at most this many downloads per host at once across every worker.
+    :param max_per_host: at most this many connections per host at once across every worker
+        (a cap on each source's ``max_per_host``, which holds across the cluster anyway).
     """
 
     isolated = True
@@ -128,7 +136,7 @@ class DaskCluster(ExecutorStrategy):
         self.address = address
         self.executor = executor
         self.owned = client is None
-        self.host_gate = DaskHostGates(max_per_host) if max_per_host else None
+        self.host_gate = DaskHostGates(max_per_host or None)
 
     @classmethod
     def connect(cls, address: str, *, max_per_host: int | None = None) -> DaskCluster:
@@ -205,40 +213,99 @@ class DaskCluster(ExecutorStrategy):
 
 @dataclass(frozen=True, slots=True)
 class DaskHostGates:
-    """A per-host limit that every worker of the cluster counts together: one distributed
-    semaphore per host (in the scheduler), built in each worker from this picklable value.
+    """Per-host limits and cool-downs that every worker of the cluster counts together,
+    built in each worker from this picklable value: one distributed semaphore per host and
+    limit, and the end of each host's cool-down in the scheduler's metadata (Unix seconds:
+    the workers' clocks are the only ones they share).
 
     A worker killed while it holds a slot gives it back when dask's lease timeout expires
-    (``distributed.scheduler.locks.lease-timeout``, 30 s by default).
+    (``distributed.scheduler.locks.lease-timeout``, 30 s by default). Runs on one scheduler
+    share their counts (two runs are still polite to one host together). A run of 429s
+    without ``Retry-After`` is counted per worker process.
 
-    :param limit: downloads per host at once, across the cluster.
+    :param limit: a cap on connections per host at once, across the cluster (``None``:
+        each source's ``max_per_host``).
     """
 
-    limit: int
+    limit: int | None = None
 
     def build(self) -> HostGate:
         """The gate of this worker process."""
-        return _DaskGate(self.limit)
+        return HostGate(_DaskCounter(), limit=self.limit, poll=0.2)
 
 
-class _DaskGate:
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
+class _DaskCounter:
+    """A :class:`~ripstream.downloader.hosts.HostCounter` in the dask scheduler."""
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._semaphores: dict[str, Any] = {}
+        self._semaphores: dict[tuple[str, int], Any] = {}
+        self._strikes: Counter[str] = Counter()
 
-    @contextmanager
-    def hold(self, host: str) -> Iterator[None]:
+    def _semaphore(self, host: str, limit: int) -> Any:
         from distributed import Semaphore
 
         with self._lock:
-            semaphore = self._semaphores.get(host)
-            if semaphore is None:
-                # the limit is in the name: two runs with different limits never share one
-                name = f"ripstream-host-{self._limit}-{host}"
-                semaphore = self._semaphores[host] = Semaphore(self._limit, name=name)
-        with semaphore:
-            yield
+            found = self._semaphores.get((host, limit))
+            if found is None:
+                # the limit is in the name: two limits never share one semaphore
+                name = f"ripstream-host-{limit}-{host}"
+                found = self._semaphores[host, limit] = Semaphore(limit, name=name)
+            return found
+
+    def take(self, host: str, limit: int, wait: float) -> bool:
+        left = self.cooling(host)
+        if left > 0:
+            time.sleep(min(wait, left))  # nothing to wait on: look again after a while
+            return False
+        return bool(self._semaphore(host, limit).acquire(timeout=wait))
+
+    def give(self, host: str, limit: int) -> None:
+        if _worker_leaving():
+            # the scheduler lets the leases of a leaving worker lapse; a release now can only
+            # fail, and distributed logs that with a traceback (a Ctrl-C looked like a crash)
+            return
+        self._semaphore(host, limit).release()
+
+    def cool(self, host: str, seconds: float) -> None:
+        from distributed import get_client
+
+        until = time.time() + seconds
+        if until <= _until(host):
+            return
+        get_client().set_metadata([_COOLDOWNS, host], until)
+        logger.warning("%s asked us to slow down: pausing it for %.0fs", host, seconds)
+
+    def cooling(self, host: str) -> float:
+        return max(0.0, _until(host) - time.time())
+
+    def strike(self, host: str) -> int:
+        with self._lock:
+            self._strikes[host] += 1
+            return self._strikes[host]
+
+    def forgive(self, host: str) -> None:
+        with self._lock:
+            self._strikes.pop(host, None)
+
+
+def _worker_leaving() -> bool:
+    """Whether this process is a dask worker that is closing (or not running at all)."""
+    from distributed import get_worker
+    from distributed.core import Status
+
+    try:
+        worker = get_worker()
+    except ValueError:  # not in a worker: a client process, whose own release is fine
+        return False
+    return worker.status not in (Status.running, Status.paused)
+
+
+def _until(host: str) -> float:
+    """When ``host``'s cool-down ends (Unix seconds; 0: never cooled down)."""
+    from distributed import get_client
+
+    return float(get_client().get_metadata([_COOLDOWNS, host], default=0.0))
 
 
 @dataclass(frozen=True, slots=True)

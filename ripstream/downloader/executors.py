@@ -26,12 +26,12 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ripstream.downloader.config import DownloadConfig
-from ripstream.downloader.gates import HostGateFactory
+from ripstream.downloader.hosts import HostGateFactory
 from ripstream.downloader.relay import Batch, WorkerChannel
 
 if TYPE_CHECKING:
@@ -65,8 +65,12 @@ class ExecutorStrategy(ABC):
     isolated: bool = False
     #: whether the manager shuts the executor down when it closes
     owned: bool = True
-    #: a per-host limit counted wherever tasks run (sent to isolated workers)
+    #: how isolated workers count per-host limits, when the strategy has its own way (a
+    #: cluster's distributed semaphores); see :attr:`serves_hosts` otherwise
     host_gate: HostGateFactory | None = None
+    #: whether the workers are processes of this machine, which count per-host limits and
+    #: cool-downs with the driver (it serves them its counter); else each counts alone
+    serves_hosts: bool = False
 
     @abstractmethod
     def create(self, workers: int) -> Executor:
@@ -116,6 +120,7 @@ class Processes(ExecutorStrategy):
     """
 
     isolated = True
+    serves_hosts = True
 
     def __init__(self, processes: int | None = None) -> None:
         self.processes = max(1, processes or os.cpu_count() or 1)
@@ -163,6 +168,7 @@ class GivenExecutor(ExecutorStrategy):
         self.isolated = (
             not isinstance(executor, ThreadPoolExecutor) if isolated is None else isolated
         )
+        self.serves_hosts = isinstance(executor, ProcessPoolExecutor | ProcessThreadPool)
 
     def create(self, workers: int) -> Executor:
         """The executor as given."""

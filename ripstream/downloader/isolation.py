@@ -18,6 +18,8 @@ from typing import Any
 
 from ripstream.downloader.config import DownloadBehaviorSettings, DownloadConfig
 from ripstream.downloader.executors import ExecutorStrategy
+from ripstream.downloader.hosts import HostGate
+from ripstream.downloader.hostserver import share_hosts
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.relay import Relay
 from ripstream.downloader.services import PostProcessor
@@ -35,6 +37,8 @@ class Isolation:
     :param strategy: the isolated strategy; asked for its shares and its channel.
     :param executor: the executor it made (connected, checked).
     :param tracker: the manager's tracker, where the workers' progress is replayed.
+    :param hosts: the driver's per-host gate, served to worker processes of this machine so
+        that they count with it (:func:`~ripstream.downloader.hostserver.share_hosts`).
     """
 
     def __init__(
@@ -46,14 +50,16 @@ class Isolation:
         factory: SourceFactory,
         post_processors: Sequence[PostProcessor],
         tracker: ProgressTracker,
+        hosts: HostGate | None = None,
     ) -> None:
         self.relay = Relay(tracker)
         self.channel = strategy.open_channel(executor, self.relay.deliver)
+        gates, self.host_server = share_hosts(strategy, hosts)
         self.spec = WorkerSpec(
             split_limits(config, strategy.shares(executor)).to_json(),
             factory,
             tuple(post_processors),
-            host_gate=strategy.host_gate,
+            host_gate=gates,
             link=self.channel.link if self.channel is not None else None,
         )
         self._lock = threading.Lock()
@@ -71,9 +77,11 @@ class Isolation:
             logger.exception("could not tell the workers to stop")
 
     def close(self) -> None:
-        """Stop relaying progress."""
+        """Stop relaying progress and serving the per-host count."""
         if self.channel is not None:
             self.channel.stop()
+        if self.host_server is not None:
+            self.host_server.close()
 
 
 def split_limits(config: DownloadConfig, shares: int) -> DownloadConfig:

@@ -261,12 +261,16 @@ class DownloadManager(Closing):
         self.pacer.resume()
 
     def pause_host(self, host: str, until: dt.datetime) -> None:
-        """Send nothing new to ``host`` before ``until`` (wall clock); other hosts go on."""
+        """Send nothing new to ``host`` before ``until`` (wall clock), from every worker of
+        the run; other hosts go on."""
+        seconds = (until - self.pacer.now()).total_seconds()
         hosts = self.engine.services.hosts
         if hosts is not None:
-            services = self.engine.services
-            seconds = (until - self.pacer.now()).total_seconds()
-            hosts.pause_host(host, services.clock() + seconds)
+            hosts.cool(host, seconds)  # threads, and worker processes (they ask this count)
+        with self._lock:
+            shared = self.strategy.host_gate if self._executor is not None else None
+        if shared is not None:
+            shared.build().cool(host, seconds)  # a cluster's own count
 
     def cancel(self) -> None:
         """Stop: running downloads end at their next buffer (on workers too); nothing new
@@ -323,6 +327,7 @@ class DownloadManager(Closing):
                     factory=self._factory,
                     post_processors=self.engine.services.post_processors,
                     tracker=self.progress_tracker,
+                    hosts=self.engine.services.hosts,
                 )
             return self._isolation
 

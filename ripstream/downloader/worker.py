@@ -9,7 +9,6 @@ guarded by a lock.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -26,7 +25,7 @@ from ripstream.downloader.content import DownloadResult, ResultStatus
 from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.exceptions import DownloadError, StorageError
 from ripstream.downloader.executors import ProcessLink, segment_pool_for
-from ripstream.downloader.gates import HostGate, HostGateFactory, host_key
+from ripstream.downloader.hosts import HostGate, HostGateFactory
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadTask
 from ripstream.downloader.ratelimit import TokenBucket
@@ -60,8 +59,9 @@ class WorkerSpec:
     :param config_json: the :class:`DownloadConfig` as JSON.
     :param factory: builds (and logs in) a source by name in the worker.
     :param post_processors: run on every verified file (picklable objects).
-    :param host_gate: builds this process's per-host limit (one that counts across every
-        worker, on a cluster); ``None``: no per-host limit here.
+    :param host_gate: builds this process's per-host gate (slots and cool-downs), one that
+        counts with every worker of the run (the driver's counter, or a cluster's);
+        ``None``: a gate that counts in this process only.
     :param link: how this process sends progress back and learns of a cancel (the
         strategy's :class:`~ripstream.downloader.relay.WorkerLink`); ``None``: a worker
         process of :class:`~ripstream.downloader.executors.ProcessThreadPool` or nothing.
@@ -85,7 +85,6 @@ class _Runtime:
     config: DownloadConfig
     engine: DownloadEngine
     factory: SourceFactory
-    gate: HostGate | None = None
     sources: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -118,9 +117,9 @@ def _runtime(spec: WorkerSpec) -> _Runtime:
                 bandwidth=TokenBucket(rate) if rate else None,
                 post_processors=spec.post_processors,
                 segment_pool=segment_pool_for(config),
+                hosts=spec.host_gate.build() if spec.host_gate is not None else HostGate(),
             )
-            gate = spec.host_gate.build() if spec.host_gate is not None else None
-            runtime = _Runtime(config, DownloadEngine(services), spec.factory, gate)
+            runtime = _Runtime(config, DownloadEngine(services), spec.factory)
             _RUNTIMES[spec.key] = runtime
         return runtime
 
@@ -150,14 +149,8 @@ def run_task_json(task_json: str, spec: WorkerSpec) -> str:
     """
     task = DownloadTask.from_json(task_json)
     runtime = _runtime(spec)
-    gate = (
-        runtime.gate.hold(host_key(task.url, task.source))
-        if runtime.gate is not None
-        else contextlib.nullcontext()
-    )
     try:
-        with gate:
-            result = resolve_and_run(runtime.engine, runtime.source(task.source), task)
+        result = resolve_and_run(runtime.engine, runtime.source(task.source), task)
     except DownloadError as exc:
         result = DownloadResult(
             content_id=task.content_id, source=task.source, status=ResultStatus.FAILED, error=exc

@@ -1,22 +1,24 @@
 """The manager on a real dask LocalCluster (two worker processes): the same tasks as on
-threads, results that name their worker, a per-host limit counted across workers, tasks that
-are safe to run twice, and the run's limits shared out among the workers."""
+threads, results that name their worker, a per-host limit counted across workers, a host's
+cool-down seen by every worker, tasks that are safe to run twice, and the run's limits shared
+out among the workers."""
 
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ripstream.downloader import DownloadConfig, DownloadResult, ResultStatus
-from ripstream.downloader.cluster import DaskCluster, dask_manager, local_processes
-from ripstream.downloader.exceptions import StorageError
+from ripstream.downloader.cluster import DaskCluster, DaskHostGates, dask_manager, local_processes
+from ripstream.downloader.exceptions import RateLimitError, StorageError
 from ripstream.downloader.gates import LocalHostGates, host_key
 from ripstream.downloader.isolation import split_limits
 from ripstream.downloader.manager import DownloadManager
-from ripstream.downloader.worker import WorkerSpec, run_task_json
+from ripstream.downloader.worker import WorkerSpec, run_task_json, worker_name
 from ripstream.sources import create_downloader
 from tests.support.batches import http_task, queue_of, serve_numbered, sha
 from tests.support.httpserver import TestServer, make_body
@@ -48,7 +50,7 @@ def test_max_per_host_is_counted_across_every_worker(
 ) -> None:
     bodies = serve_numbered(server, "h", 12, 60_000, rate_limit_bps=300_000)  # ~0.2 s each
     config = make_config(out_dir, jobs=4, max_retries=0)
-    # without the gate, four downloads (two workers x two threads) reach the host at once
+    # at the default of four per host, four downloads (two workers x two threads) reach it
     with DownloadManager(config, factory=create_downloader, executor=DaskCluster(dask_client)) as m:
         assert all(r.is_success for r in m.run(queue_of(server, list(bodies)[:6])))
     assert server.max_concurrent_requests == 4
@@ -61,6 +63,38 @@ def test_max_per_host_is_counted_across_every_worker(
     assert server.max_concurrent_requests == 2  # ...and the host never saw more than two
     for path, body in bodies.items():
         assert sha((out_dir / Path(path).name).read_bytes()) == sha(body)
+
+
+def _see_a_429(gates: DaskHostGates, host: str) -> str:
+    error = RateLimitError("429", status_code=429, retry_after=60)
+    gates.build().note_error(f"http://{host}/a.bin", error)
+    return worker_name()
+
+
+def _cooling(gates: DaskHostGates, host: str) -> tuple[str, float, bool]:
+    """This worker, the seconds left of ``host``'s cool-down, and whether a slot was free."""
+    gate = gates.build()
+    took = gate.counter.take(host, 4, 0)
+    if took:
+        gate.counter.give(host, 4)
+    return worker_name(), gate.cooling(host), took
+
+
+def test_a_cooldown_one_worker_sees_holds_that_host_on_every_worker(dask_client: Any) -> None:
+    host = f"cooldown-{uuid.uuid4().hex}.invalid"  # a host of this test only
+    gates = DaskHostGates()
+    first, second = sorted(dask_client.scheduler_info()["workers"])
+    saw = dask_client.submit(_see_a_429, gates, host, workers=[first], pure=False).result()
+    other, left, took = dask_client.submit(
+        _cooling, gates, host, workers=[second], pure=False
+    ).result()
+    assert other != saw  # another worker process...
+    assert 50 < left <= 60  # ...knows of the cool-down...
+    assert not took  # ...and sends that host nothing
+    assert dask_client.submit(_cooling, gates, "other.invalid", pure=False).result()[1:] == (
+        0.0,
+        True,
+    )  # other hosts go on
 
 
 def test_a_task_run_twice_on_the_cluster_finds_its_file_the_second_time(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,16 +13,24 @@ from typing import Any
 
 import pytest
 
-from ripstream.downloader import ContentType, DownloadManager, DownloadQueue, DownloadTask
-from ripstream.downloader.events import EventKind, RunEvent
-from ripstream.downloader.schedule import RateTimetable, Schedule, Window
+from ripstream.downloader import (
+    ContentType,
+    DownloadManager,
+    DownloadQueue,
+    DownloadTask,
+    TaskState,
+)
+from ripstream.downloader.events import EventKind
+from ripstream.downloader.progress import DownloadProgress
+from ripstream.downloader.safefs import PART_SUFFIX
+from ripstream.downloader.schedule import RateTimetable, Schedule, Window, WindowEnd
 from ripstream.sources import create_downloader
 from tests.support.clock import Timeline
+from tests.support.events import WAIT, Recorder
 from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import make_config
 
 MONDAY = dt.datetime(2024, 1, 1)
-WAIT = 10.0
 
 
 def task(server: TestServer, path: str, **kwargs: Any) -> DownloadTask:
@@ -31,27 +39,6 @@ def task(server: TestServer, path: str, **kwargs: Any) -> DownloadTask:
     return DownloadTask(
         content_id=url, content_type=ContentType.FILE, source="http", title=name, url=url, **kwargs
     )
-
-
-class Recorder:
-    """An event sink that remembers events and wakes tests waiting for one."""
-
-    def __init__(self) -> None:
-        self.events: list[RunEvent] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event: RunEvent) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def of(self, kind: EventKind, url: str | None = None) -> list[RunEvent]:
-        with self._cond:
-            return [e for e in self.events if e.event is kind and (url is None or e.url == url)]
-
-    def wait_for(self, kind: EventKind, count: int = 1, url: str | None = None) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.of(kind, url)) >= count, WAIT), kind
 
 
 @pytest.fixture
@@ -160,6 +147,130 @@ def test_a_window_across_midnight_pauses_at_its_end_and_resumes_in_the_next(
     assert sink.of(EventKind.RESUMED)
     [done] = sink.of(EventKind.COMPLETED)
     assert done.time >= (MONDAY + dt.timedelta(days=1, hours=23)).timestamp()
+
+
+def test_with_window_end_finish_the_running_download_ends_and_nothing_new_starts(
+    server: TestServer, out_dir: Path
+) -> None:
+    long, short = make_body(1_000_000, seed=6), make_body(20_000, seed=7)
+    server.add("/long.bin", long)
+    server.add("/short.bin", short)
+    tuesday = MONDAY + dt.timedelta(days=1)
+    closes, reopens = tuesday + dt.timedelta(hours=7), tuesday + dt.timedelta(hours=23)
+    # Monday 23:00-07:00 holds Tuesday 06:59:55: 5 s at 100 KiB/s, then the window closes
+    timeline = Timeline(closes - dt.timedelta(seconds=5))
+    schedule = Schedule(windows=(Window.parse("23:00-07:00"),), window_end=WindowEnd.FINISH)
+    sink = Recorder()
+    with manager_for(
+        out_dir, timeline, sink, jobs=1, schedule=schedule, bandwidth=100 * 1024
+    ) as manager:
+        queue = DownloadQueue()
+        queue.add_task(task(server, "/long.bin"))
+        rest = queue.add_task(task(server, "/short.bin"))
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(manager.run, queue)
+            try:
+                sink.wait_for(EventKind.COMPLETED)
+                [done] = sink.of(EventKind.COMPLETED)
+                assert done.url == server.url("/long.bin")
+                assert done.time > closes.timestamp()  # it ran on past the window's end...
+                assert sink.of(EventKind.PAUSED) == []  # ...without a pause
+                time.sleep(0.3)  # room for a wrong start; a right run does nothing here
+                assert not running.done()
+                assert sink.of(EventKind.STARTED, server.url("/short.bin")) == []
+                assert server.requests_for("/short.bin") == []
+                # the queue keeps the rest
+                assert queue.get_task(rest.task_id).state is TaskState.PENDING
+                assert (manager.stats().waiting, manager.stats().active) == (1, 0)
+            finally:
+                timeline.set_wall(reopens)  # Tuesday's window
+            results = running.result(timeout=WAIT)
+    assert all(r.is_success for r in results)
+    assert sha((out_dir / "long.bin").read_bytes()) == sha(long)
+    assert sha((out_dir / "short.bin").read_bytes()) == sha(short)
+    [started] = sink.of(EventKind.STARTED, server.url("/short.bin"))
+    assert started.time >= reopens.timestamp()
+    assert len(server.requests_for("/long.bin")) == 1
+
+
+def test_pause_holds_the_running_transfer_and_new_starts_and_resume_goes_on(
+    server: TestServer, out_dir: Path
+) -> None:
+    first, second = make_body(1_000_000, seed=8), make_body(30_000, seed=9)
+    server.add("/first.bin", first)
+    server.add("/second.bin", second)
+    sink = Recorder()
+    with manager_for(out_dir, Timeline(MONDAY), sink, jobs=1, bandwidth=100 * 1024) as manager:
+
+        def pause_midway(_id: str, progress: DownloadProgress) -> None:
+            if progress.downloaded_bytes >= 200_000 and not manager.pacer.paused:
+                manager.pause()  # on the download's own thread: the next buffer is held
+
+        manager.progress_tracker.add_callback(pause_midway)
+        queue = DownloadQueue()
+        held_task = queue.add_task(task(server, "/first.bin"))
+        queued_task = queue.add_task(task(server, "/second.bin"))
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(manager.run, queue)
+            try:
+                sink.wait_for(EventKind.PAUSED)
+                manager.progress_tracker.remove_callback(pause_midway)
+                tracker = manager.progress_tracker
+                [download] = tracker.active
+                held = tracker.get_progress(download)
+                assert held is not None
+                time.sleep(0.3)  # a held transfer stays where it is (unheld, it ends in ms)
+                now = tracker.get_progress(download)
+                assert now is not None
+                assert now.downloaded_bytes == held.downloaded_bytes
+                assert 200_000 <= held.downloaded_bytes < len(first)
+                stats = manager.stats()
+                assert (stats.active, stats.waiting, stats.completed) == (1, 1, 0)
+                assert queue.get_task(held_task.task_id).state is TaskState.RUNNING
+                assert queue.get_task(queued_task.task_id).state is TaskState.PENDING
+                assert server.requests_for("/second.bin") == []
+                [part] = [p for p in out_dir.iterdir() if p.name.endswith(PART_SUFFIX)]
+                assert 0 < part.stat().st_size < len(first)  # the .part file is kept
+                assert not running.done()
+            finally:
+                manager.resume()
+            results = running.result(timeout=WAIT)
+    assert [r.status.value for r in results] == ["completed", "completed"]
+    assert sha((out_dir / "first.bin").read_bytes()) == sha(first)
+    assert sha((out_dir / "second.bin").read_bytes()) == sha(second)
+    assert not [p for p in out_dir.iterdir() if p.name.endswith(PART_SUFFIX)]
+    assert len(server.requests_for("/first.bin")) == 1  # held on its connection, not restarted
+    assert [e.reason for e in sink.of(EventKind.PAUSED)] == ["manual"]
+    assert [e.reason for e in sink.of(EventKind.RESUMED)] == ["manual"]
+    assert {t.state for t in queue.tasks()} == {TaskState.COMPLETED}
+
+
+def test_a_run_paused_before_it_starts_requests_nothing_until_resumed(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(40_000, seed=10)
+    server.add("/later.bin", body)
+    sink = Recorder()
+    with manager_for(out_dir, Timeline(MONDAY), sink) as manager:
+        manager.pause()
+        queue = DownloadQueue()
+        later = queue.add_task(task(server, "/later.bin"))
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(manager.run, queue)
+            try:
+                sink.wait_for(EventKind.QUEUED)
+                time.sleep(0.3)  # room for a wrong start
+                assert server.requests == []
+                assert sink.of(EventKind.STARTED) == []
+                assert queue.get_task(later.task_id).state is TaskState.PENDING
+                assert manager.stats().waiting == 1
+                assert not running.done()
+            finally:
+                manager.resume()
+            [result] = running.result(timeout=WAIT)
+    assert result.is_success
+    assert sha((out_dir / "later.bin").read_bytes()) == sha(body)
+    assert len(server.requests_for("/later.bin")) == 1
 
 
 def test_a_host_cooldown_holds_that_host_while_another_goes_on(
