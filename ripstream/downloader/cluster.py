@@ -40,9 +40,9 @@ cluster is used. Example::
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -185,7 +185,7 @@ class DaskCluster(ExecutorStrategy):
         """Progress from the workers arrives as dask events on a topic of this run, handed to
         ``deliver`` on the client's thread; a cancel is sent to every worker process."""
         client = _client_of(executor, self.client)
-        run = uuid.uuid4().hex
+        run = os.urandom(16).hex()
         topic = _topic(run)
         # the client keeps a handler after unsubscribing: it must not keep the relay alive
         receivers = [deliver]
