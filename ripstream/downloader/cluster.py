@@ -84,6 +84,8 @@ CONNECT_TIMEOUT = 30.0
 LOCAL_PREFIX = "local:"
 #: where host cool-downs are kept in the scheduler's metadata
 _COOLDOWNS = "ripstream-host-cooldowns"
+#: where each run's hold is kept, for worker processes that join during one
+_HOLDS = "ripstream-holds"
 
 
 class ClusterExecutor(Executor):
@@ -343,8 +345,12 @@ class DaskLink:
         return _run_cancel(self.run)
 
     def resumed_event(self) -> threading.Event:
-        """This run's resumed event in this worker process (cleared while held)."""
-        return _run_resumed(self.run)
+        """This run's resumed event in this worker process (cleared while held). A process
+        that joins the cluster during a hold (a worker its nanny restarted) is held too:
+        its event starts as the scheduler's metadata says."""
+        with _CANCELS_LOCK:
+            known = self.run in _RESUMED
+        return _run_resumed(self.run, held=not known and _held_in_scheduler(self.run))
 
 
 _CANCELS: dict[str, threading.Event] = {}  # per worker process, one small event per run
@@ -363,13 +369,25 @@ def cancel_run(run: str) -> None:
     _run_cancel(run).set()
 
 
-def _run_resumed(run: str) -> threading.Event:
+def _run_resumed(run: str, *, held: bool = False) -> threading.Event:
+    """``run``'s resumed event in this process; ``held``: how a new one starts."""
     with _CANCELS_LOCK:
         found = _RESUMED.get(run)
         if found is None:
             found = _RESUMED[run] = threading.Event()
-            found.set()
+            if not held:
+                found.set()
         return found
+
+
+def _held_in_scheduler(run: str) -> bool:
+    from distributed import get_client
+
+    try:
+        client = get_client()
+    except ValueError:  # no cluster here: nothing holds the run
+        return False
+    return bool(client.get_metadata([_HOLDS, run], default=False))
 
 
 def hold_run(run: str, held: bool) -> None:
@@ -387,6 +405,7 @@ def _cancel(client: Client, run: str) -> None:
 
 
 def _hold(client: Client, run: str, held: bool) -> None:
+    client.set_metadata([_HOLDS, run], held)  # first: a worker joining now reads it
     client.run(hold_run, run, held, on_error="ignore")
 
 
