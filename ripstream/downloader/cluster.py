@@ -21,7 +21,9 @@ What a cluster adds to worker processes:
 * progress comes back while files download: each worker sends batches of progress as dask
   events on a topic of the run (``Worker.log_event``), which the driver's client hands to
   the manager (:class:`DaskLink`); a cancel reaches the downloads running on the workers
-  (``Client.run`` sets the run's cancel event in every worker process).
+  (``Client.run`` sets the run's cancel event in every worker process), and so does a hold
+  (a paused run, a closed window): ``Client.run`` clears the run's resumed event there, and
+  every transfer of the run waits at its next buffer until the driver sets it again.
 
 dask is optional (``pip install 'ripstream[dask]'``): nothing here imports it until a
 cluster is used. Example::
@@ -68,6 +70,7 @@ __all__ = [
     "DaskLink",
     "cancel_run",
     "dask_manager",
+    "hold_run",
     "strategy_for",
 ]
 
@@ -81,6 +84,8 @@ CONNECT_TIMEOUT = 30.0
 LOCAL_PREFIX = "local:"
 #: where host cool-downs are kept in the scheduler's metadata
 _COOLDOWNS = "ripstream-host-cooldowns"
+#: where each run's hold is kept, for worker processes that join during one
+_HOLDS = "ripstream-holds"
 
 
 class ClusterExecutor(Executor):
@@ -203,7 +208,12 @@ class DaskCluster(ExecutorStrategy):
                 client.unsubscribe_topic(topic)
 
         client.subscribe_topic(topic, handle)
-        return WorkerChannel(DaskLink(run), cancel=lambda: _cancel(client, run), stop=stop)
+        return WorkerChannel(
+            DaskLink(run),
+            cancel=lambda: _cancel(client, run),
+            stop=stop,
+            hold=lambda held: _hold(client, run, held),
+        )
 
     def describe(self, workers: int) -> str:
         """E.g. ``dask cluster local:2``."""
@@ -311,7 +321,8 @@ def _until(host: str) -> float:
 @dataclass(frozen=True, slots=True)
 class DaskLink:
     """A run's :class:`~ripstream.downloader.relay.WorkerLink` on a dask worker: progress
-    batches leave as events on the run's topic; :func:`cancel_run` sets the cancel event.
+    batches leave as events on the run's topic; :func:`cancel_run` sets the cancel event;
+    :func:`hold_run` clears and sets the resumed event.
 
     :param run: names the run (its topic and its cancel event in each worker process).
     """
@@ -333,8 +344,17 @@ class DaskLink:
         """This run's cancel event in this worker process."""
         return _run_cancel(self.run)
 
+    def resumed_event(self) -> threading.Event:
+        """This run's resumed event in this worker process (cleared while held). A process
+        that joins the cluster during a hold (a worker its nanny restarted) is held too:
+        its event starts as the scheduler's metadata says."""
+        with _CANCELS_LOCK:
+            known = self.run in _RESUMED
+        return _run_resumed(self.run, held=not known and _held_in_scheduler(self.run))
+
 
 _CANCELS: dict[str, threading.Event] = {}  # per worker process, one small event per run
+_RESUMED: dict[str, threading.Event] = {}
 _CANCELS_LOCK = threading.Lock()
 
 
@@ -349,8 +369,44 @@ def cancel_run(run: str) -> None:
     _run_cancel(run).set()
 
 
+def _run_resumed(run: str, *, held: bool = False) -> threading.Event:
+    """``run``'s resumed event in this process; ``held``: how a new one starts."""
+    with _CANCELS_LOCK:
+        found = _RESUMED.get(run)
+        if found is None:
+            found = _RESUMED[run] = threading.Event()
+            if not held:
+                found.set()
+        return found
+
+
+def _held_in_scheduler(run: str) -> bool:
+    from distributed import get_client
+
+    try:
+        client = get_client()
+    except ValueError:  # no cluster here: nothing holds the run
+        return False
+    return bool(client.get_metadata([_HOLDS, run], default=False))
+
+
+def hold_run(run: str, held: bool) -> None:
+    """In a worker process: hold ``run``'s transfers at their next buffer (``held``), or let
+    them go on (also those that start later in this process)."""
+    resumed = _run_resumed(run)
+    if held:
+        resumed.clear()
+    else:
+        resumed.set()
+
+
 def _cancel(client: Client, run: str) -> None:
     client.run(cancel_run, run, on_error="ignore")
+
+
+def _hold(client: Client, run: str, held: bool) -> None:
+    client.set_metadata([_HOLDS, run], held)  # first: a worker joining now reads it
+    client.run(hold_run, run, held, on_error="ignore")
 
 
 def _topic(run: str) -> str:

@@ -141,13 +141,13 @@ class Processes(ExecutorStrategy):
     def open_channel(
         self, executor: Executor, deliver: Callable[[Batch], None]
     ) -> WorkerChannel | None:
-        """Progress comes back on the pool's result queue; cancel is its shared stop flag."""
+        """Progress comes back on the pool's result queue; cancel and hold are its shared
+        stop and hold flags."""
         if not isinstance(executor, ProcessThreadPool):
             return None
         executor.listen(deliver)
-        return WorkerChannel(
-            ProcessLink(), cancel=executor.cancel_running, stop=lambda: executor.listen(None)
-        )
+        stop = functools.partial(executor.listen, None)
+        return WorkerChannel(ProcessLink(), executor.cancel_running, stop, executor.hold_running)
 
     def describe(self, workers: int) -> str:
         """E.g. ``2 processes x 4 threads``."""
@@ -235,6 +235,7 @@ class ProcessThreadPool(Executor):
         self._calls = context.Queue()
         self._results = context.Queue()
         self._stop = context.RawValue("b", 0)
+        self._hold = context.RawValue("b", 0)
         self._lock = threading.Lock()
         self._futures: dict[int, Future[Any]] = {}
         self._holders: dict[int, int] = {}  # call id -> pid of the process running it
@@ -245,7 +246,7 @@ class ProcessThreadPool(Executor):
         self._processes = [
             context.Process(
                 target=_process_main,
-                args=(self._calls, self._results, threads, self._stop, parent),
+                args=(self._calls, self._results, threads, self._stop, self._hold, parent),
                 name=f"ripstream-worker-{index}",
                 daemon=True,
             )
@@ -274,6 +275,10 @@ class ProcessThreadPool(Executor):
     def cancel_running(self) -> None:
         """Ask every worker to cancel its running downloads (their cancel event is set)."""
         self._stop.value = 1
+
+    def hold_running(self, held: bool) -> None:
+        """Hold every worker's running transfers at their next buffer (``False``: go on)."""
+        self._hold.value = int(held)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the workers once the calls sent have ended (or are cancelled)."""
@@ -348,6 +353,9 @@ class ProcessThreadPool(Executor):
 
 #: Set in a worker process when its parent asks it to stop or disappears.
 _PROCESS_CANCEL = threading.Event()
+#: Cleared in a worker process while its parent holds the run (a pause, a closed window).
+_PROCESS_RESUMED = threading.Event()
+_PROCESS_RESUMED.set()
 _GRACE_SECONDS = 2.0
 
 
@@ -364,8 +372,9 @@ _THIS_WORKER = _PoolWorker()
 @dataclass(frozen=True, slots=True)
 class ProcessLink:
     """The :class:`~ripstream.downloader.relay.WorkerLink` of a :class:`ProcessThreadPool`'s
-    workers: progress goes back on the pool's result queue, and the process's cancel event
-    is set when the parent calls :meth:`ProcessThreadPool.cancel_running`."""
+    workers: progress goes back on the pool's result queue, the process's cancel event is
+    set when the parent calls :meth:`ProcessThreadPool.cancel_running`, and its resumed
+    event follows :meth:`ProcessThreadPool.hold_running`."""
 
     def sender(self) -> Callable[[Batch], None] | None:
         """Puts batches on this worker process's result queue (``None`` elsewhere)."""
@@ -375,6 +384,10 @@ class ProcessLink:
     def cancel_event(self) -> threading.Event:
         """This worker process's cancel event."""
         return _PROCESS_CANCEL
+
+    def resumed_event(self) -> threading.Event:
+        """This worker process's resumed event (cleared while the parent holds the run)."""
+        return _PROCESS_RESUMED
 
 
 def _send_progress(results: Any, batch: Batch) -> None:
@@ -386,11 +399,13 @@ def process_cancel_event() -> threading.Event:
     return _PROCESS_CANCEL
 
 
-def _process_main(calls: Any, results: Any, threads: int, stop: Any, parent: int) -> None:
+def _process_main(
+    calls: Any, results: Any, threads: int, stop: Any, hold: Any, parent: int
+) -> None:
     """A worker process: take a call whenever a thread is free, run it, send the result."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     _THIS_WORKER.results = results
-    start_thread(lambda: _watch(stop, parent), name="ripstream-watch-parent")
+    start_thread(lambda: _watch(stop, hold, parent), name="ripstream-watch-parent")
     slots = threading.Semaphore(threads)
     with ThreadPoolExecutor(threads, thread_name_prefix="ripstream") as pool:
         while True:
@@ -413,11 +428,13 @@ def _send(results: Any, slots: threading.Semaphore, call_id: int, future: Future
     slots.release()
 
 
-def _watch(stop: Any, parent: int) -> None:
-    """Cancel this process's downloads when the parent asks (``stop``) or is gone."""
-    while not _PROCESS_CANCEL.wait(0.2):
+def _watch(stop: Any, hold: Any, parent: int) -> None:
+    """Cancel this process's downloads when the parent asks (``stop``) or is gone; hold
+    them while the parent's ``hold`` flag is up."""
+    while not _PROCESS_CANCEL.wait(0.1):
         if stop.value or os.getppid() != parent:
             _PROCESS_CANCEL.set()
+        (_PROCESS_RESUMED.clear if hold.value else _PROCESS_RESUMED.set)()
     if os.getppid() != parent:
         # running downloads stop at their next buffer and checkpoint; then leave, since no
         # parent will ever send another call

@@ -4,7 +4,8 @@ Made once per manager, when its first task goes out: the
 :class:`~ripstream.downloader.worker.WorkerSpec` every worker builds its runtime from (the
 config with this process's share of the run's limits), the
 :class:`~ripstream.downloader.relay.Relay` that replays the workers' progress into the
-manager's tracker, and the channel a cancel goes down to the downloads running there.
+manager's tracker, and the channel a cancel and a hold (a paused run, a closed window) go
+down to the downloads running there.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -31,14 +32,16 @@ logger = logging.getLogger(__name__)
 
 
 class Isolation:
-    """The worker spec, the progress relay and the cancel channel of one manager's isolated
-    executor. Thread-safe.
+    """The worker spec, the progress relay and the cancel and hold channel of one manager's
+    isolated executor. Thread-safe.
 
     :param strategy: the isolated strategy; asked for its shares and its channel.
     :param executor: the executor it made (connected, checked).
     :param tracker: the manager's tracker, where the workers' progress is replayed.
     :param hosts: the driver's per-host gate, served to worker processes of this machine so
         that they count with it (:func:`~ripstream.downloader.hostserver.share_hosts`).
+    :param follow: subscribes :meth:`hold` to the run's holds and returns its unsubscribe
+        (the manager's :meth:`~ripstream.downloader.pacing.Pacer.follow`).
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Isolation:
         post_processors: Sequence[PostProcessor],
         tracker: ProgressTracker,
         hosts: HostGate | None = None,
+        follow: Callable[[Callable[[bool], None]], Callable[[], None]] | None = None,
     ) -> None:
         self.relay = Relay(tracker)
         self.channel = strategy.open_channel(executor, self.relay.deliver)
@@ -64,6 +68,9 @@ class Isolation:
         )
         self._lock = threading.Lock()
         self._cancelled = False
+        self._held = False  # what the workers were last told
+        self._hold_lock = threading.Lock()  # holds reach the workers in order
+        self._unfollow = follow(self.hold) if follow is not None else None
 
     def cancel(self) -> None:
         """Stop the downloads running on the workers (once; later calls do nothing)."""
@@ -76,8 +83,22 @@ class Isolation:
         except Exception:  # a cluster already gone has nothing left running for this run
             logger.exception("could not tell the workers to stop")
 
+    def hold(self, held: bool) -> None:
+        """Hold the transfers running on the workers at their next buffer (``held``), or let
+        them go on; a repeat of what the workers were last told sends nothing."""
+        with self._hold_lock:
+            if held == self._held or self.channel is None:
+                return
+            self._held = held
+            try:
+                self.channel.hold(held)
+            except Exception:  # a cluster already gone has nothing left running for this run
+                logger.exception("could not tell the workers to %s", "hold" if held else "go on")
+
     def close(self) -> None:
         """Stop relaying progress and serving the per-host count."""
+        if self._unfollow is not None:
+            self._unfollow()
         if self.channel is not None:
             self.channel.stop()
         if self.host_server is not None:

@@ -328,6 +328,7 @@ class DownloadManager(Closing):
                     post_processors=self.engine.services.post_processors,
                     tracker=self.progress_tracker,
                     hosts=self.engine.services.hosts,
+                    follow=self.pacer.follow,
                 )
             return self._isolation
 

@@ -5,7 +5,9 @@ closed), the schedule is closed (before ``start_at``, outside every window), or 
 ``not_before`` is still ahead. When a window closes with ``window_end=pause``, or on
 :meth:`Pacer.pause`, running transfers are held at their next buffer by the run's
 :class:`~ripstream.downloader.schedule.LiveBandwidth` (their ``.part`` files stay) and go on
-when the run resumes.
+when the run resumes. Transfers on worker processes or a dask cluster are held the same way:
+the run's :class:`~ripstream.downloader.isolation.Isolation` :meth:`Pacer.follow` s the
+holds and sends them down its channel, so the decision is made once, on this clock.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Pacer:
         self._manual = threading.Event()
         self._held_by: str | None = None  # why running transfers are held now
         self._later: list[DownloadTask] = []
+        self._lock = threading.Lock()
+        self._followers: list[Callable[[bool], None]] = []
 
     @property
     def paused(self) -> bool:
@@ -61,6 +65,28 @@ class Pacer:
     def resume(self) -> None:
         """Undo :meth:`pause` (a closed window still holds what it holds)."""
         self._manual.clear()
+
+    def follow(self, hold: Callable[[bool], None]) -> Callable[[], None]:
+        """Call ``hold(True)`` whenever running transfers are to be held and
+        ``hold(False)`` when they may go on (now too, with the current state); returns
+        what stops the calls. The calls come from the manager's loop (:meth:`watch`), never
+        from the thread that pauses (a progress callback on a dask client's event loop)."""
+        with self._lock:
+            self._followers.append(hold)
+        hold(self._held_by is not None)
+
+        def stop() -> None:
+            with self._lock:
+                if hold in self._followers:
+                    self._followers.remove(hold)
+
+        return stop
+
+    def _tell(self, held: bool) -> None:
+        with self._lock:
+            followers = list(self._followers)
+        for hold in followers:
+            hold(held)
 
     def may_start(self) -> bool:
         """Whether a new download may start now."""
@@ -107,10 +133,12 @@ class Pacer:
         if reason is None:
             if self.bandwidth is not None:
                 self.bandwidth.resume()
+            self._tell(False)
             self.monitor.held(EventKind.RESUMED, running, self._held_by or "manual")
         else:
             if self.bandwidth is not None:
                 self.bandwidth.pause()
+            self._tell(True)
             if self._held_by is None:
                 self.monitor.held(EventKind.PAUSED, running, reason)
         self._held_by = reason

@@ -11,8 +11,10 @@ during a long download, not only when it ends.
 How the batches travel is the executor strategy's business (a queue back from a worker
 process; dask's event topics): :meth:`~ripstream.downloader.executors.ExecutorStrategy.
 open_channel` returns a :class:`WorkerChannel` whose :class:`WorkerLink` (a small picklable value)
-goes to every worker inside the :class:`~ripstream.downloader.worker.WorkerSpec`, and whose
-``cancel`` reaches downloads running there.
+goes to every worker inside the :class:`~ripstream.downloader.worker.WorkerSpec`, whose
+``cancel`` reaches downloads running there, and whose ``hold`` holds them at their next buffer
+(the run is paused, or its window closed) and lets them go on: the driver decides, on its own
+clock, and every worker's throttle follows (its ``.part`` files and connections stay).
 
 A batch is a list of lists of plain values (JSON and msgpack carry it)::
 
@@ -47,6 +49,15 @@ class WorkerLink(Protocol):
         """The event that the driver sets to stop this run's downloads in this process."""
         ...
 
+    def resumed_event(self) -> threading.Event:
+        """Set while this run's transfers may move in this process; the driver clears it
+        to hold them (a pause, a closed window) and sets it again to let them go on."""
+        ...
+
+
+def _no_hold(held: bool) -> None:
+    """A channel whose workers cannot be held (their transfers run on)."""
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerChannel:
@@ -55,11 +66,14 @@ class WorkerChannel:
     :param link: sent to every worker.
     :param cancel: stops the downloads running on the workers (their ``.part`` kept).
     :param stop: ends the delivery of progress (when the manager closes).
+    :param hold: ``hold(True)`` holds every transfer running on the workers at its next
+        buffer; ``hold(False)`` lets them go on.
     """
 
     link: WorkerLink
     cancel: Callable[[], None]
     stop: Callable[[], None]
+    hold: Callable[[bool], None] = _no_hold
 
 
 def encode(progress: DownloadProgress) -> list[Any]:

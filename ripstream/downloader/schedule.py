@@ -309,6 +309,8 @@ class LiveBandwidth:
     :param clock: monotonic seconds, for the bucket.
     :param sleep: waits for the bucket (tests pass a fake clock's sleep).
     :param poll: seconds between two looks at the pause switch while held.
+    :param resumed: the pause switch (set: transfers move), when another thread or process
+        drives it (a worker's link to the driver); by default the bandwidth's own.
     """
 
     def __init__(
@@ -320,6 +322,7 @@ class LiveBandwidth:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
         poll: float = 0.05,
+        resumed: threading.Event | None = None,
     ) -> None:
         self.schedule = schedule or Schedule()
         self.default = default
@@ -329,8 +332,10 @@ class LiveBandwidth:
         self._poll = poll
         self._lock = threading.Lock()
         self._limit = _Limit(None, None)
-        self._resumed = threading.Event()
-        self._resumed.set()
+        if resumed is None:
+            resumed = threading.Event()
+            resumed.set()
+        self._resumed = resumed
         self._changes: list[Callable[[float | None], None]] = []
         self._current()
 

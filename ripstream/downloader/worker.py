@@ -28,9 +28,9 @@ from ripstream.downloader.executors import ProcessLink, segment_pool_for
 from ripstream.downloader.hosts import HostGate, HostGateFactory
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.queue import DownloadTask
-from ripstream.downloader.ratelimit import TokenBucket
 from ripstream.downloader.relay import Outbox, WorkerLink
 from ripstream.downloader.safefs import probe_writable
+from ripstream.downloader.schedule import LiveBandwidth
 from ripstream.downloader.services import EngineServices, PostProcessor, Source
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class WorkerSpec:
     :param host_gate: builds this process's per-host gate (slots and cool-downs), one that
         counts with every worker of the run (the driver's counter, or a cluster's);
         ``None``: a gate that counts in this process only.
-    :param link: how this process sends progress back and learns of a cancel (the
+    :param link: how this process sends progress back and learns of a cancel or a hold (the
         strategy's :class:`~ripstream.downloader.relay.WorkerLink`); ``None``: a worker
         process of :class:`~ripstream.downloader.executors.ProcessThreadPool` or nothing.
 
@@ -111,10 +111,13 @@ def _runtime(spec: WorkerSpec) -> _Runtime:
             send = link.sender()
             if send is not None:
                 tracker.add_callback(Outbox(send))
+            # the driver decides when the run is held (a pause, a closed window: one clock,
+            # its own); this process's throttle only follows the link's switch
+            bandwidth = LiveBandwidth(None, rate or None, resumed=link.resumed_event())
             services = EngineServices(
                 cancel=link.cancel_event(),
                 tracker=tracker,
-                bandwidth=TokenBucket(rate) if rate else None,
+                bandwidth=bandwidth,
                 post_processors=spec.post_processors,
                 segment_pool=segment_pool_for(config),
                 hosts=spec.host_gate.build() if spec.host_gate is not None else HostGate(),

@@ -164,3 +164,20 @@ def test_local_addresses_and_host_keys() -> None:
     assert host_key("", "subsonic") == "source:subsonic"
     with LocalHostGates(1).build().hold("a"):
         pass
+
+
+def test_a_hold_reaches_every_worker_and_a_process_that_joins_during_it(
+    dask_client: Any,
+) -> None:
+    strategy = DaskCluster(dask_client)
+    channel = strategy.open_channel(dask_client.get_executor(pure=False), lambda batch: None)
+    link = channel.link
+    try:
+        channel.hold(True)
+        assert set(dask_client.run(lambda: link.resumed_event().is_set()).values()) == {False}
+        # this process never heard of the run, as a worker that a nanny restarts now
+        assert not link.resumed_event().is_set()
+        channel.hold(False)
+        assert set(dask_client.run(lambda: link.resumed_event().is_set()).values()) == {True}
+    finally:
+        channel.stop()

@@ -1,10 +1,13 @@
 """Downloads on worker processes and on a dask cluster, seen from the driver while they run:
 bytes move in the driver's progress, events, stats and metrics before the file ends, and a
-cancel stops the downloads that are running on the workers (their .part kept for resume)."""
+cancel stops the downloads that are running on the workers (their .part kept for resume),
+and a pause or a closed window holds them where they are until the run goes on."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,10 +21,12 @@ from ripstream.downloader.events import EventKind, RunEvent
 from ripstream.downloader.executors import ExecutorStrategy, Processes
 from ripstream.downloader.manager import DownloadManager
 from ripstream.downloader.progress import DownloadProgress, ProgressState, ProgressTracker
-from ripstream.downloader.queue import DownloadQueue
+from ripstream.downloader.queue import DownloadQueue, TaskState
 from ripstream.downloader.safefs import PART_SUFFIX
+from ripstream.downloader.schedule import Schedule, Window
 from ripstream.sources import create_downloader
 from tests.support.batches import queue_of, sha
+from tests.support.clock import Timeline
 from tests.support.httpserver import TestServer, make_body
 from tests.support.settings import make_config
 
@@ -39,9 +44,14 @@ def strategy(request: pytest.FixtureRequest) -> ExecutorStrategy:
 
 
 def manager_for(
-    strategy: ExecutorStrategy, out_dir: Path, tracker: ProgressTracker, **kwargs: Any
+    strategy: ExecutorStrategy,
+    out_dir: Path,
+    tracker: ProgressTracker,
+    bandwidth: float | None = None,
+    **kwargs: Any,
 ) -> DownloadManager:
     config = make_config(out_dir, jobs=2, segments=1, max_retries=0)
+    config.bandwidth_limit = bandwidth
     return DownloadManager(
         config, factory=create_downloader, executor=strategy, progress_tracker=tracker, **kwargs
     )
@@ -146,3 +156,98 @@ def test_a_cancel_stops_the_downloads_running_on_workers_and_a_rerun_resumes(
     assert sha((out_dir / "big.bin").read_bytes()) == sha(body)
     ranges = [r.range_header for r in server.requests_for("/big.bin")]
     assert any(value and not value.startswith("bytes=0-") for value in ranges), ranges
+
+
+#: the held file: larger than what the socket buffers on both ends of loopback take in
+#: once its reader stops (about 6 MB here), so the server's count stops short of its end
+HELD_SIZE = 16_000_000
+#: the server's pace while the file is held (it goes full speed once resumed)
+HELD_PACE = 4_000_000
+
+
+def settled(read: Callable[[], int], polls: int = 8) -> int:
+    """``read()`` once it has stayed the same across ``polls`` looks a tenth of a second
+    apart (a moving transfer changes it within a few); fails if it never settles."""
+    last, same = read(), 0
+    deadline = time.monotonic() + BOUND
+    while same < polls:
+        assert time.monotonic() < deadline, f"still moving: {last}"
+        time.sleep(0.1)
+        now = read()
+        same, last = (same + 1 if now == last else 0), now
+    return last
+
+
+def moving_tracker(size: int) -> tuple[ProgressTracker, threading.Event]:
+    """A driver's tracker, and an event set once a worker's bytes reach it mid-file."""
+    moving = threading.Event()
+    tracker = ProgressTracker()
+    tracker.add_callback(
+        lambda _id, progress: moving.set() if 0 < progress.downloaded_bytes < size else None
+    )
+    return tracker, moving
+
+
+def assert_held(server: TestServer, out_dir: Path, queue: DownloadQueue, size: int) -> None:
+    """The server stopped sending the file short of its end; nothing is finished."""
+    sent = settled(lambda: server.bytes_sent("/held.bin"))
+    assert 0 < sent < size
+    assert not (out_dir / "held.bin").exists()
+    [part] = [p for p in out_dir.iterdir() if p.name.endswith(PART_SUFFIX)]
+    assert 0 < part.stat().st_size < size
+    assert [t.state for t in queue.tasks()] == [TaskState.RUNNING]
+
+
+def test_a_pause_holds_the_downloads_running_on_workers_and_resume_finishes_them(
+    strategy: ExecutorStrategy, server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(HELD_SIZE, 9)
+    resource = server.add("/held.bin", body, rate_limit_bps=HELD_PACE)
+    tracker, moving = moving_tracker(len(body))
+    queue = queue_of(server, ["/held.bin"])
+    with manager_for(strategy, out_dir, tracker) as manager:
+        thread, outcome = run_in_thread(lambda: manager.run(queue))
+        try:
+            assert moving.wait(BOUND), "no progress came back from the worker"
+            manager.pause()
+            assert_held(server, out_dir, queue, len(body))
+            [download] = tracker.active
+            held = tracker.get_progress(download)
+            assert held is not None
+            assert held.downloaded_bytes < len(body)
+        finally:
+            resource.rate_limit_bps = None
+            manager.resume()
+            thread.join(BOUND * 3)
+        assert not thread.is_alive(), "the run did not end after resume"
+    [result] = outcome[0]
+    assert result.status is ResultStatus.COMPLETED, result.error_message
+    assert sha((out_dir / "held.bin").read_bytes()) == sha(body)
+    assert len(server.requests_for("/held.bin")) == 1  # held on its connection
+
+
+def test_a_window_that_closes_holds_the_workers_until_the_next_one_opens(
+    strategy: ExecutorStrategy, server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(HELD_SIZE, 10)
+    resource = server.add("/held.bin", body, rate_limit_bps=HELD_PACE)
+    tuesday = dt.datetime(2024, 1, 2)
+    # Monday 23:00-07:00 holds Tuesday 06:59 on the driver's clock, which the test moves
+    timeline = Timeline(tuesday + dt.timedelta(hours=6, minutes=59), auto=False)
+    schedule = Schedule(windows=(Window.parse("23:00-07:00"),))
+    tracker, moving = moving_tracker(len(body))
+    queue = queue_of(server, ["/held.bin"])
+    with manager_for(strategy, out_dir, tracker, schedule=schedule, now=timeline.wall) as manager:
+        thread, outcome = run_in_thread(lambda: manager.run(queue))
+        try:
+            assert moving.wait(BOUND), "no progress came back from the worker"
+            timeline.set_wall(tuesday + dt.timedelta(hours=7, minutes=1))  # the window closes
+            assert_held(server, out_dir, queue, len(body))
+        finally:
+            resource.rate_limit_bps = None
+            timeline.set_wall(tuesday + dt.timedelta(hours=23))  # Tuesday's window opens
+            thread.join(BOUND * 3)
+        assert not thread.is_alive(), "the run did not end in the next window"
+    [result] = outcome[0]
+    assert result.status is ResultStatus.COMPLETED, result.error_message
+    assert sha((out_dir / "held.bin").read_bytes()) == sha(body)
