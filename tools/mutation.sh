@@ -62,14 +62,15 @@ for line in (work / "results.txt").read_text().splitlines():
     if sep and "__mutmut_" in key:
         status[key] = value
 counts = collections.Counter(status.values())
-total, killed = len(status), counts["killed"]
+# a mutant that makes the tests hang (timeout) is caught as much as one that fails them
+total, killed = len(status), counts["killed"] + counts["timeout"]
 score = 100 * killed / total if total else 0.0
 summary = f"{name} ({source}): {total} mutants, {killed} killed, {dict(counts)}, score {score:.1f}%"
 (work / "summary.txt").write_text(summary + "\n")
 print(summary)
 with open(work / "survivors.txt", "w") as survivors:
     for key, value in sorted(status.items()):
-        if value != "killed":
+        if value not in ("killed", "timeout"):
             shown = subprocess.run(["mutmut", "show", key], cwd=work, capture_output=True, text=True)
             survivors.write(f"### {key}: {value}\n{shown.stdout}\n")
 PY
