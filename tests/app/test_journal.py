@@ -196,3 +196,21 @@ def test_a_state_file_that_is_a_symlink_is_refused_by_name(tmp_path: Path) -> No
     with pytest.raises(StorageError) as written:
         journal.record("http://h/a", "done", [])
     assert str(written.value).startswith(f"the state file {str(folder)!r} is a directory")
+
+
+def test_a_journal_used_again_after_close_appends_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    path.write_bytes(b'{"key": "torn')  # a run killed mid-write
+    journal = BatchJournal(path)
+    journal.record("http://h/a", "done", [])
+    journal.close()
+    journal.close()  # safe twice
+    journal.record("http://h/b", "done", [])
+    journal.close()
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines[0] == '{"key": "torn'
+    assert [json.loads(line)["key"] for line in lines[1:-1]] == [
+        url_key("http://h/a"),
+        url_key("http://h/b"),
+    ]
+    assert lines[-1] == ""
