@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,26 @@ def test_a_journal_used_again_after_close_appends_whole_lines(tmp_path: Path) ->
         url_key("http://h/b"),
     ]
     assert lines[-1] == ""
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/mem").exists(), reason="needs Linux /proc")
+def test_a_state_file_that_cannot_be_read_is_a_storage_error_naming_it() -> None:
+    # a regular file whose read fails (offset 0 of this process's memory is unmapped: EIO)
+    path = Path(f"/proc/{os.getpid()}/mem")
+    with pytest.raises(StorageError) as caught:
+        BatchJournal(path)
+    assert caught.value.path == str(path)
+    assert str(caught.value) == f"cannot read the state file {str(path)!r}: Input/output error"
+
+
+def test_a_state_file_that_cannot_be_written_is_a_storage_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run" / "state.jsonl"
+    journal = BatchJournal(path)
+    (tmp_path / "run").write_text("a file took the folder's name")  # after the journal loaded
+    with pytest.raises(StorageError) as caught:
+        journal.record("http://h/a", "done", [])
+    journal.close()
+    assert caught.value.path == str(path)
+    assert str(caught.value) == f"cannot write the state file {str(path)!r}: File exists"
