@@ -307,11 +307,11 @@ def test_a_fresh_archive_object_sees_what_an_earlier_run_recorded(tmp_path: Path
 
 
 def test_a_lookup_in_a_missing_archive_writes_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "deep" / "archive.sqlite3"
+    path = tmp_path / "deep" / "er" / "archive.sqlite3"
     with DownloadArchive(path) as archive:
         assert archive.recorded_at("s", "song-1") is None
         assert not archive.contains("s", "song-1")
-        assert not path.parent.exists()
+        assert not (tmp_path / "deep").exists()
         archive.record("s", "song-1", tmp_path / "f")  # its folders are made when needed
     assert len(_rows(path)) == 1
 
