@@ -185,6 +185,8 @@ def test_surrogates_do_not_crash() -> None:
         (None, None),
         ('attachment; filename=""', None),
         ('attachment; filename="dir/"', None),
+        # bytes that are not text in the declared charset: no name rather than a mangled one
+        ("attachment; filename*=UTF-8''%FF%FE.flac", None),
     ],
 )
 def test_content_disposition(header: str | None, expected: str | None) -> None:
