@@ -18,7 +18,7 @@ from ripstream.downloader.exceptions import (
     ResponseMismatchError,
 )
 from ripstream.downloader.session import DownloadSession, configured_secrets
-from tests.support.httpserver import TestServer
+from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import fast_settings
 
 
@@ -142,3 +142,13 @@ def test_configured_secrets_are_every_sources_header_values_but_safe_ones() -> N
     )
     config.add_source_setting("subsonic", "headers", {"Authorization": "Bearer per-source"})
     assert sorted(configured_secrets(config)) == ["Bearer per-source", "default-key"]
+
+
+def test_a_body_that_stops_coming_fails_after_the_stall_timeout(server: TestServer) -> None:
+    body = make_body(50_000, 1)
+    server.add("/stuck.flac", body, faults=[Fault.stall_after(1_000, 30.0)])
+    session = session_for(stall_timeout=0.5)
+    with pytest.raises(DownloadError) as caught:  # not a wait for the server's 30 s
+        session.get(server.url("/stuck.flac"))
+    assert caught.value.retryable
+    assert "timed out" in str(caught.value)
