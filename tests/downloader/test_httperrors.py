@@ -191,15 +191,16 @@ def _wrapped(cause: BaseException) -> BaseException:
 
 
 def _cert_error(verify_message: str | None, reason: str | None) -> ssl.SSLCertVerificationError:
+    """A verification failure as OpenSSL reports it; either field may be missing (None)."""
     error = ssl.SSLCertVerificationError(1, "certificate verify failed")
-    error.verify_message = verify_message
-    error.reason = reason
+    error.verify_message = verify_message  # type: ignore[assignment]
+    error.reason = reason  # type: ignore[assignment]
     return error
 
 
 def _tls_error(reason: str | None) -> ssl.SSLError:
     error = ssl.SSLError(1, "[SSL] Wrong Version Number")
-    error.reason = reason
+    error.reason = reason  # type: ignore[assignment]
     return error
 
 

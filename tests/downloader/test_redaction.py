@@ -231,7 +231,7 @@ def test_a_stack_in_a_log_line_is_redacted(fresh_logger: tuple[str, io.StringIO]
     install_log_redaction(["pa55word"], loggers=(root,))
     log = logging.getLogger(root)
     record = log.makeRecord(
-        root, logging.INFO, __file__, 1, "where", None, None, sinfo="at pa55word"
+        root, logging.INFO, __file__, 1, "where", (), None, sinfo="at pa55word"
     )
     log.handle(record)
     assert printed.getvalue() == "where\nat ***\n"
