@@ -230,9 +230,7 @@ def test_a_stack_in_a_log_line_is_redacted(fresh_logger: tuple[str, io.StringIO]
     root, printed = fresh_logger
     install_log_redaction(["pa55word"], loggers=(root,))
     log = logging.getLogger(root)
-    record = log.makeRecord(
-        root, logging.INFO, __file__, 1, "where", (), None, sinfo="at pa55word"
-    )
+    record = log.makeRecord(root, logging.INFO, __file__, 1, "where", (), None, sinfo="at pa55word")
     log.handle(record)
     assert printed.getvalue() == "where\nat ***\n"
 
