@@ -594,3 +594,7 @@ def test_a_name_with_ten_thousand_copies_taken_is_a_storage_error(tmp_path: Path
         unique_path(final, taken)
     assert str(caught.value) == f"no free name for {str(final)!r}"
     assert caught.value.path == str(final)
+
+
+def test_a_folder_named_only_with_letters_x_is_kept() -> None:
+    assert render_template("{artist}/{title}", {"artist": "XX", "title": "Song"}) == Path("XX/Song")
