@@ -184,11 +184,17 @@ class Inflater:
                     if out:
                         return self._counted(out)
                 if self.inflate.eof:
-                    return b""
-                chunk = self.raw.read(64 * 1024, decode_content=False)
+                    rest = self.inflate.unused_data or self._from_wire()
+                    if not rest:
+                        return b""
+                    # RFC 1952: gzip members one after another decode to one body; zlib
+                    # stops at the end of the first, which would truncate the file
+                    self.inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)
+                    self.tail = rest
+                    continue
+                chunk = self._from_wire()
                 if not chunk:
                     return self._ended(want)
-                self.wire += len(chunk)
                 out = self.inflate.decompress(chunk, want)
                 self.tail = self.inflate.unconsumed_tail
                 if out:
@@ -197,6 +203,11 @@ class Inflater:
             raise ResponseMismatchError(
                 f"{self.url} sent corrupt {self.encoding} data: {exc}", url=self.url
             ) from exc
+
+    def _from_wire(self) -> bytes:
+        chunk: bytes = self.raw.read(64 * 1024, decode_content=False)
+        self.wire += len(chunk)
+        return chunk
 
     def _ended(self, want: int) -> bytes:
         out = self.inflate.flush(want)
