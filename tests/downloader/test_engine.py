@@ -13,8 +13,14 @@ from typing import Any
 from ripstream.downloader import ContentType, DownloadableContent, ResultStatus
 from ripstream.downloader.config import DownloadBehaviorSettings
 from ripstream.downloader.engine import DownloadEngine
-from ripstream.downloader.exceptions import ChecksumError, DownloadCancelledError
+from ripstream.downloader.events import EventKind, RunEvent, RunMonitor
+from ripstream.downloader.exceptions import (
+    ChecksumError,
+    DownloadCancelledError,
+    IncompleteBodyError,
+)
 from ripstream.downloader.fetch import FetcherRegistry, FetchJob
+from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.services import EngineServices
 from ripstream.downloader.state import TransferResult
 from ripstream.sources.http import HttpDownloader
@@ -183,3 +189,89 @@ def test_download_many_goes_through_the_manager_in_order(server: TestServer, out
     assert len(threads) == 6
     assert all(name.startswith("ripstream") for name in threads), threads
     assert server.max_concurrent_requests <= 2
+
+
+def test_a_file_of_another_size_than_the_source_said_is_refused(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(30_000, 8)
+    server.add("/sized.flac", body)
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        content = http.get_download_info(server.url("/sized.flac") + "?token=SECRET")
+        content.size = 31_000
+        wrong = DownloadEngine().run(http, content)
+        content.size = len(body)
+        right = DownloadEngine().run(http, content)
+    assert wrong.status is ResultStatus.FAILED
+    error = wrong.error
+    assert isinstance(error, IncompleteBodyError)
+    assert str(error) == f"{content.title!r}: got 30000 bytes, the source said 31000"
+    assert (error.expected, error.received, error.source) == (31_000, 30_000, "http")
+    assert error.url == server.url("/sized.flac") + "?token=***"
+    assert right.status is ResultStatus.COMPLETED, right.error
+    assert (out_dir / "sized.flac").read_bytes() == body
+    assert leftovers(out_dir) == []
+
+
+def test_progress_after_a_checksum_refetch_counts_the_file_once(
+    server: TestServer, out_dir: Path
+) -> None:
+    old, new = make_body(30_000, 5), make_body(30_000, 6)
+    server.add("/changed.bin", old, faults=[Fault.body_changes(new, after=1)])
+    tracker = ProgressTracker(min_interval=0)
+    shown: list[int] = []
+    tracker.add_callback(lambda _id, progress: shown.append(progress.downloaded_bytes))
+    engine = DownloadEngine(EngineServices(tracker=tracker))
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        content = http.get_download_info(server.url("/changed.bin"))
+        content.checksum = f"sha256:{sha(new)}"
+        result = engine.run(http, content)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert shown[-1] == len(new)  # not twice the file: the wrong bytes were taken back
+    assert max(shown) == len(new)
+
+
+def test_a_cancel_during_the_wait_before_a_retry_ends_the_download_at_once(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/busy.flac", make_body(1000), faults=[Fault.permanent_status(503)])
+    cancel = threading.Event()
+    events: list[RunEvent] = []
+
+    def sink(event: RunEvent) -> None:
+        events.append(event)
+        cancel.set()  # the user presses Ctrl-C while the engine waits a minute
+
+    services = EngineServices(cancel=cancel, monitor=RunMonitor(sinks=[sink]), sleep=None)
+    with HttpDownloader(make_config(out_dir, retry_delay=60.0, max_retry_delay=60.0)) as http:
+        content = http.get_download_info(server.url("/busy.flac"))
+        result = DownloadEngine(services).run(http, content)
+    assert result.status is ResultStatus.CANCELLED
+    assert str(result.error) == "download cancelled while waiting to retry"
+    assert len(server.requests_for("/busy.flac")) == 1
+    assert [(e.event, e.source, e.reason, e.attempt, e.delay) for e in events] == [
+        (EventKind.RETRY, "http", "ServerError", 1, 60.0)
+    ]
+
+
+def test_an_override_that_calls_the_standard_fetch_gets_it_whole(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(200_000, 9)
+    server.add("/wrapped.flac", body)
+    seen: list[int] = []
+
+    class Wrapping(HttpDownloader):
+        def _download_content(
+            self, content: DownloadableContent, file_path: Path, progress_callback: Any
+        ) -> TransferResult | None:
+            fetched = super()._download_content(content, file_path, progress_callback)
+            seen.append(file_path.stat().st_size)
+            return fetched
+
+    with Wrapping(make_config(out_dir)) as http:
+        result = http.download(http.get_download_info(server.url("/wrapped.flac")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "wrapped.flac").read_bytes() == body
+    assert result.total_bytes == len(body)
+    assert seen == [len(body)]
