@@ -27,7 +27,7 @@ from ripstream.downloader.wire import (
     parse_content_range,
 )
 from ripstream.sources.http import HttpDownloader
-from tests.support.httpserver import TestServer
+from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import make_config
 
 
@@ -267,3 +267,55 @@ def test_bytes_after_the_end_of_a_gzip_stream_are_refused() -> None:
     data = gzip.compress(some_body(20_000)) + b"trailing junk"
     with pytest.raises(ResponseMismatchError, match="sent corrupt gzip data"):
         inflate_all(Inflater(compressed(data), 100.0), 1000)
+
+
+# -- exact words and fields of a refused range or length ---------------------------------------
+
+SHOWN_206 = "http://127.0.0.1:1/song.flac?token=***"
+
+
+def test_a_refused_range_names_the_url_and_the_header() -> None:
+    bad = response_206({"Content-Range": "bytes x-y/z", "Content-Length": "10"})
+    with pytest.raises(ResponseMismatchError) as caught:
+        check_range(bad, 100, 199, None)
+    assert (
+        str(caught.value) == f"{SHOWN_206} sent a 206 with an unusable Content-Range 'bytes x-y/z'"
+    )
+    assert caught.value.url == SHOWN_206
+
+
+def test_a_range_from_byte_zero_is_measured_from_zero() -> None:
+    whole = response_206({"Content-Range": "bytes 0-99/200", "Content-Length": "100"})
+    assert check_range(whole, 0, 99, 200) == ContentRange(0, 99, 200)
+    short = response_206({"Content-Range": "bytes 0-99/200", "Content-Length": "99"})
+    with pytest.raises(ResponseMismatchError) as caught:
+        check_range(short, 0, 99, 200)
+    assert str(caught.value) == (
+        f"{SHOWN_206} sent Content-Length 99 that disagrees with Content-Range 'bytes 0-99/200'"
+    )
+
+
+def test_the_first_lie_is_the_one_named_when_the_length_disagrees_too() -> None:
+    both = response_206({"Content-Range": "bytes 93-199/1000", "Content-Length": "5"})
+    with pytest.raises(ResponseMismatchError) as caught:
+        check_range(both, 100, 199, None)
+    assert str(caught.value) == f"{SHOWN_206} sent bytes from 93 when 100 was asked"
+
+
+def test_an_unusable_length_names_the_url_and_status() -> None:
+    with pytest.raises(ResponseMismatchError) as caught:
+        content_length(response_206({"Content-Length": "12, 13"}))
+    assert str(caught.value) == f"{SHOWN_206} sent an unusable Content-Length '12, 13'"
+    assert (caught.value.url, caught.value.status_code) == (SHOWN_206, 206)
+
+
+def test_a_body_longer_than_its_content_length_is_refused(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/long.bin", make_body(50_000, 3), faults=[Fault.content_length_too_small(1000)])
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        result = http.download(http.get_download_info(server.url("/long.bin")))
+    assert result.status is ResultStatus.FAILED
+    assert isinstance(result.error, ResponseMismatchError)
+    assert "sent more bytes than its Content-Length declares" in str(result.error)
+    assert not (out_dir / "long.bin").exists()
