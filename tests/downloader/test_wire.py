@@ -319,3 +319,19 @@ def test_a_body_longer_than_its_content_length_is_refused(
     assert isinstance(result.error, ResponseMismatchError)
     assert "sent more bytes than its Content-Length declares" in str(result.error)
     assert not (out_dir / "long.bin").exists()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_read_to_its_end_gives_the_connection_back(
+    server: TestServer, out_dir: Path, chunked: bool
+) -> None:
+    bodies = {f"/k{n}.bin": make_body(40_000 + n, n) for n in range(3)}
+    for path, body in bodies.items():
+        server.add(path, body, faults=[Fault.chunked()] if chunked else [])
+    with HttpDownloader(make_config(out_dir, jobs=1)) as http:
+        for path in bodies:
+            result = http.download(http.get_download_info(server.url(path)))
+            assert result.status is ResultStatus.COMPLETED, result.error
+    for path, body in bodies.items():
+        assert (out_dir / path.lstrip("/")).read_bytes() == body
+    assert len({request.connection_id for request in server.requests}) == 1
