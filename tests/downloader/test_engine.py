@@ -20,7 +20,7 @@ from ripstream.downloader.exceptions import (
     IncompleteBodyError,
 )
 from ripstream.downloader.fetch import FetcherRegistry, FetchJob
-from ripstream.downloader.progress import ProgressTracker
+from ripstream.downloader.progress import DownloadProgress, ProgressState, ProgressTracker
 from ripstream.downloader.services import EngineServices
 from ripstream.downloader.state import TransferResult
 from ripstream.sources.http import HttpDownloader
@@ -275,3 +275,99 @@ def test_an_override_that_calls_the_standard_fetch_gets_it_whole(
     assert (out_dir / "wrapped.flac").read_bytes() == body
     assert result.total_bytes == len(body)
     assert seen == [len(body)]
+
+
+def _watched(tracker: ProgressTracker) -> list[tuple[str, DownloadProgress]]:
+    seen: list[tuple[str, DownloadProgress]] = []
+    tracker.add_callback(lambda download_id, progress: seen.append((download_id, progress)))
+    return seen
+
+
+def test_progress_names_the_download_and_ends_in_its_outcome(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(20_000, 10)
+    server.add("/shown.flac", body)
+    server.add("/busy.flac", body, faults=[Fault.status(503, times=1)])
+    server.add("/gone.flac", body, faults=[Fault.permanent_status(404)])
+    tracker = ProgressTracker(min_interval=0)
+    seen = _watched(tracker)
+    engine = DownloadEngine(EngineServices(tracker=tracker))
+    with HttpDownloader(make_config(out_dir, max_retries=1)) as http:
+        shown = http.get_download_info(server.url("/shown.flac"))
+        shown.size = len(body)
+        assert engine.run(http, shown).status is ResultStatus.COMPLETED
+        busy = engine.run(http, http.get_download_info(server.url("/busy.flac")))
+        gone = engine.run(http, http.get_download_info(server.url("/gone.flac")))
+    assert (busy.status, gone.status) == (ResultStatus.COMPLETED, ResultStatus.FAILED)
+    first = [p for i, p in seen if i == f"http:{shown.content_id}"]
+    assert (first[0].title, first[0].total_bytes) == (shown.title, len(body))
+    assert first[-1].state is ProgressState.COMPLETED
+    notes = [p.note for i, p in seen if i == f"http:{busy.content_id}" and p.note]
+    assert notes[0] == "retrying in 0 s (1/1): HTTP 503"
+    assert [p.state for i, p in seen if i == f"http:{gone.content_id}"][-1] is (
+        ProgressState.FAILED
+    )
+
+
+def test_the_content_headers_go_with_the_request(server: TestServer, out_dir: Path) -> None:
+    server.add("/signed.flac", make_body(5_000, 11))
+    with HttpDownloader(make_config(out_dir)) as http:
+        content = http.get_download_info(server.url("/signed.flac"))
+        content.headers = {"X-Signature": "abc123"}
+        result = DownloadEngine().run(http, content)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert server.requests_for("/signed.flac")[-1].headers.get("X-Signature") == "abc123"
+
+
+def test_checksum_errors_say_what_was_found_and_what_happens_next(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(30_000, 12)
+    server.add("/wrong.bin", body)
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        content = http.get_download_info(server.url("/wrong.bin") + "?token=SECRET")
+        content.checksum = "sha256:" + "0" * 64
+        result = DownloadEngine().run(http, content)
+    error = result.error
+    assert isinstance(error, ChecksumError)
+    expected = "0" * 64
+    assert str(error) == (
+        f"{content.title!r}: sha256 is {sha(body)}, expected {expected} "
+        "(still wrong after a refetch)"
+    )
+    assert (error.url, error.source, error.algorithm) == (
+        server.url("/wrong.bin") + "?token=***",
+        "http",
+        "sha256",
+    )
+
+
+def test_a_cancelled_download_says_so_and_names_its_source(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/never.bin", make_body(1000))
+    cancel = threading.Event()
+    cancel.set()
+    with HttpDownloader(make_config(out_dir)) as http:
+        result = DownloadEngine(EngineServices(cancel=cancel)).run(
+            http, http.get_download_info(server.url("/never.bin"))
+        )
+    assert isinstance(result.error, DownloadCancelledError)
+    assert (str(result.error), result.error.source) == ("download cancelled", "http")
+
+
+def test_a_given_path_is_kept_whatever_the_server_suggests(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add(
+        "/suggests.bin",
+        make_body(5_000, 13),
+        faults=[Fault.content_disposition('attachment; filename="other.flac"')],
+    )
+    with HttpDownloader(make_config(out_dir)) as http:
+        content = http.get_download_info(server.url("/suggests.bin"))
+        result = DownloadEngine().run(http, content, out_dir / "mine.bin")
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "mine.bin").read_bytes() == make_body(5_000, 13)
+    assert not (out_dir / "other.flac").exists()
