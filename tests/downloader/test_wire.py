@@ -307,6 +307,10 @@ def test_an_unusable_length_names_the_url_and_status() -> None:
         content_length(response_206({"Content-Length": "12, 13"}))
     assert str(caught.value) == f"{SHOWN_206} sent an unusable Content-Length '12, 13'"
     assert (caught.value.url, caught.value.status_code) == (SHOWN_206, 206)
+    framed = response_206({"Content-Length": "12", "Transfer-Encoding": "chunked"})
+    with pytest.raises(ResponseMismatchError) as both:
+        content_length(framed)
+    assert str(both.value) == f"{SHOWN_206} sent both Content-Length and chunked framing"
 
 
 def test_a_body_longer_than_its_content_length_is_refused(
@@ -317,7 +321,9 @@ def test_a_body_longer_than_its_content_length_is_refused(
         result = http.download(http.get_download_info(server.url("/long.bin")))
     assert result.status is ResultStatus.FAILED
     assert isinstance(result.error, ResponseMismatchError)
-    assert "sent more bytes than its Content-Length declares" in str(result.error)
+    url = server.url("/long.bin")
+    assert str(result.error) == f"{url} sent more bytes than its Content-Length declares"
+    assert result.error.url == url
     assert not (out_dir / "long.bin").exists()
 
 
