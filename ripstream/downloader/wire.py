@@ -76,6 +76,7 @@ class BodyReader:
         self, response: requests.Response, capacity: int, *, max_ratio: float = 100.0
     ) -> None:
         self.raw: urllib3.HTTPResponse = response.raw
+        self.url = redact_url(response.url)
         self.capacity = capacity
         self.view = memoryview(bytearray(capacity))
         fp = getattr(self.raw, "_fp", None)
@@ -99,7 +100,7 @@ class BodyReader:
             if length is not None and count:
                 fp.length = length - count
             if fp.length == 0 and stream is not None:
-                _refuse_extra_bytes(stream, self.raw)
+                _refuse_extra_bytes(stream, self.url)
             if not count or fp.length == 0:
                 fp.close()
             return self.view[:count]
@@ -118,7 +119,7 @@ class BodyReader:
             self.raw.release_conn()
 
 
-def _refuse_extra_bytes(stream: Any, raw: urllib3.HTTPResponse) -> None:
+def _refuse_extra_bytes(stream: Any, url: str) -> None:
     """After the declared length: bytes already waiting on the connection mean the server
     sent more than its ``Content-Length`` said, so the length (and the file) is a lie.
 
@@ -138,7 +139,6 @@ def _refuse_extra_bytes(stream: Any, raw: urllib3.HTTPResponse) -> None:
         with contextlib.suppress(OSError):
             sock.settimeout(usual)
     if extra:
-        url = redact_url(raw.geturl())
         raise ResponseMismatchError(
             f"{url} sent more bytes than its Content-Length declares", url=url
         )
