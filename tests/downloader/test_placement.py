@@ -114,7 +114,8 @@ def _refusal(final: Path, policy: OverwritePolicy, expected: Checksum | None = N
     with pytest.raises(TargetExistsError) as caught:
         decide_existing(final, fast_settings(overwrite=policy), expected, set(), source="src")
     assert caught.value.path == str(final)
-    assert caught.value.source in ("src", None)  # a folder is refused before any source
+    if not final.is_dir():  # a folder is refused before the source is known
+        assert caught.value.source == "src"
     return str(caught.value)
 
 
@@ -183,3 +184,49 @@ def test_a_claim_is_given_back_on_every_way_out(tmp_path: Path) -> None:
         Claim(claims, blocked / "sub" / "four.flac", "src", base)
     assert claims.snapshot() == set()
     assert failed.value.path is not None
+
+
+def test_a_symlink_below_the_output_folder_never_leads_a_write_outside(tmp_path: Path) -> None:
+    claims, base, outside = PathClaims(), tmp_path / "out", tmp_path / "outside"
+    base.mkdir()
+    outside.mkdir()
+    (base / "link").symlink_to(outside)
+    with pytest.raises(StorageError) as caught:
+        Claim(claims, base / "link" / "album" / "song.flac", "src", base)
+    assert str(caught.value) == (
+        f"refusing {str(base / 'link')!r}: it is a symlink leading outside {str(base)!r}"
+    )
+    assert list(outside.iterdir()) == []  # not even a folder was made there
+    assert claims.snapshot() == set()
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_storage_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    base = tmp_path / "file" / "out"
+    with pytest.raises(StorageError) as caught:
+        Claim(PathClaims(), base / "song.flac", "src", base)
+    assert caught.value.path == str(base)
+
+
+def test_a_claim_that_cannot_follow_a_new_name_keeps_the_old_one(tmp_path: Path) -> None:
+    claims, base = PathClaims(), tmp_path / "out"
+    (base / "blocked").mkdir(parents=True)
+    (base / "blocked" / "sub").write_text("a file where a folder should be")
+    with Claim(claims, base / "song.flac", "src", base) as claim:
+        with pytest.raises(StorageError):
+            claim.move(base / "blocked" / "sub" / "song.flac")
+        assert claims.snapshot() == {base / "song.flac"}
+        with pytest.raises(TargetExistsError) as taken:
+            claims.move(base / "other.flac", base / "song.flac", source="src2")
+        assert taken.value.source == "src2"
+        with pytest.raises(TargetExistsError) as again:
+            Claim(claims, base / "song.flac", "src3", base)
+        assert again.value.source == "src3"
+        claims.claim(base / "busy.flac")
+        with pytest.raises(TargetExistsError) as busy:
+            claim.move(base / "busy.flac")
+        assert busy.value.source == "src"
+        claims.release(base / "busy.flac")
+    assert claims.snapshot() == set()
