@@ -17,6 +17,7 @@ from ripstream.downloader.events import EventKind, RunEvent, RunMonitor
 from ripstream.downloader.exceptions import (
     ChecksumError,
     DownloadCancelledError,
+    DownloadError,
     IncompleteBodyError,
 )
 from ripstream.downloader.fetch import FetcherRegistry, FetchJob
@@ -371,3 +372,27 @@ def test_a_given_path_is_kept_whatever_the_server_suggests(
     assert result.status is ResultStatus.COMPLETED, result.error
     assert (out_dir / "mine.bin").read_bytes() == make_body(5_000, 13)
     assert not (out_dir / "other.flac").exists()
+
+
+def test_an_unexpected_error_in_a_source_is_a_failed_result_naming_it(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/odd.flac", make_body(1000, 14))
+
+    class Broken(HttpDownloader):
+        def _download_content(
+            self, content: DownloadableContent, file_path: Path, progress_callback: Any
+        ) -> TransferResult | None:
+            raise ValueError("a bug in the source")
+
+    with Broken(make_config(out_dir)) as http:
+        content = http.get_download_info(server.url("/odd.flac") + "?token=SECRET")
+        result = DownloadEngine().run(http, content)
+    assert result.status is ResultStatus.FAILED
+    error = result.error
+    assert type(error) is DownloadError
+    assert (
+        str(error) == f"{content.title!r} failed with an unexpected ValueError: a bug in the source"
+    )
+    assert (error.url, error.source) == (server.url("/odd.flac") + "?token=***", "http")
+    assert 0 <= result.elapsed < 60  # measured from the start of this download
