@@ -396,3 +396,16 @@ def test_an_unexpected_error_in_a_source_is_a_failed_result_naming_it(
     )
     assert (error.url, error.source) == (server.url("/odd.flac") + "?token=***", "http")
     assert 0 <= result.elapsed < 60  # measured from the start of this download
+
+
+def test_a_checksum_is_not_checked_when_verification_is_off(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(10_000, 15)
+    server.add("/unchecked.bin", body)
+    with HttpDownloader(make_config(out_dir, verify_checksums=False)) as http:
+        content = http.get_download_info(server.url("/unchecked.bin"))
+        content.checksum = "sha256:" + "0" * 64
+        result = DownloadEngine().run(http, content)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "unchecked.bin").read_bytes() == body
