@@ -6,14 +6,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from ripstream.downloader import ContentType, DownloadableContent, ResultStatus
-from ripstream.downloader.exceptions import DownloadCancelledError, TooLargeError
+from ripstream.downloader.exceptions import DownloadCancelledError, StorageError, TooLargeError
 from ripstream.downloader.fetch import FetchJob, PartFile
-from ripstream.downloader.state import ResumeState, sidecar_path
+from ripstream.downloader.safefs import part_path
+from ripstream.downloader.state import ResumeState, TransferResult, sidecar_path
 from ripstream.sources.http import HttpDownloader
 from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import fast_settings, make_config
@@ -156,3 +158,24 @@ def test_a_resumed_download_counts_only_the_bytes_it_fetched(
     assert (out_dir / "cut.flac").read_bytes() == body
     assert result.resumed_from > 0
     assert result.bytes_downloaded == len(body) - result.resumed_from
+
+
+def test_a_custom_fetch_that_writes_no_file_is_a_storage_error(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/nothing.flac", make_body(1000, 23))
+
+    class Forgetful(HttpDownloader):
+        def _download_content(
+            self, content: DownloadableContent, file_path: Path, progress_callback: Any
+        ) -> TransferResult | None:
+            return None  # claims to have written the file itself, but did not
+
+    with Forgetful(make_config(out_dir, max_retries=0)) as http:
+        content = http.get_download_info(server.url("/nothing.flac"))
+        result = http.download(content)
+    error = result.error
+    assert isinstance(error, StorageError)
+    part = part_path(out_dir / "nothing.flac", ("http", content.content_id))
+    assert str(error) == f"the download wrote no file at {str(part)!r}"
+    assert error.path == str(part)
