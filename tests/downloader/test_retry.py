@@ -438,6 +438,7 @@ def test_exponential_jitter_scales_with_the_delay() -> None:
         (6, IncompleteBodyError("short body"), "retrying in 4 s (6/6): short body"),
         (1, IncompleteBodyError("x" * 80), "retrying in 4 s (1/5): " + "x" * 80),
         (1, IncompleteBodyError("x" * 81), "retrying in 4 s (1/5): " + "x" * 79 + "…"),
+        (1, _mismatch(refetch=True), "retrying in 4 s (1/5): checksum mismatch"),
     ],
 )
 def test_the_retry_note_says_when_which_attempt_and_why(
