@@ -76,6 +76,7 @@ class BodyReader:
         self, response: requests.Response, capacity: int, *, max_ratio: float = 100.0
     ) -> None:
         self.raw: urllib3.HTTPResponse = response.raw
+        self.url = redact_url(response.url)
         self.capacity = capacity
         self.view = memoryview(bytearray(capacity))
         fp = getattr(self.raw, "_fp", None)
@@ -99,7 +100,7 @@ class BodyReader:
             if length is not None and count:
                 fp.length = length - count
             if fp.length == 0 and stream is not None:
-                _refuse_extra_bytes(stream, self.raw)
+                _refuse_extra_bytes(stream, self.url)
             if not count or fp.length == 0:
                 fp.close()
             return self.view[:count]
@@ -118,7 +119,7 @@ class BodyReader:
             self.raw.release_conn()
 
 
-def _refuse_extra_bytes(stream: Any, raw: urllib3.HTTPResponse) -> None:
+def _refuse_extra_bytes(stream: Any, url: str) -> None:
     """After the declared length: bytes already waiting on the connection mean the server
     sent more than its ``Content-Length`` said, so the length (and the file) is a lie.
 
@@ -138,7 +139,6 @@ def _refuse_extra_bytes(stream: Any, raw: urllib3.HTTPResponse) -> None:
         with contextlib.suppress(OSError):
             sock.settimeout(usual)
     if extra:
-        url = redact_url(raw.geturl())
         raise ResponseMismatchError(
             f"{url} sent more bytes than its Content-Length declares", url=url
         )
@@ -184,11 +184,17 @@ class Inflater:
                     if out:
                         return self._counted(out)
                 if self.inflate.eof:
-                    return b""
-                chunk = self.raw.read(64 * 1024, decode_content=False)
+                    rest = self.inflate.unused_data or self._from_wire()
+                    if not rest:
+                        return b""
+                    # RFC 1952: gzip members one after another decode to one body; zlib
+                    # stops at the end of the first, which would truncate the file
+                    self.inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)
+                    self.tail = rest
+                    continue
+                chunk = self._from_wire()
                 if not chunk:
                     return self._ended(want)
-                self.wire += len(chunk)
                 out = self.inflate.decompress(chunk, want)
                 self.tail = self.inflate.unconsumed_tail
                 if out:
@@ -197,6 +203,11 @@ class Inflater:
             raise ResponseMismatchError(
                 f"{self.url} sent corrupt {self.encoding} data: {exc}", url=self.url
             ) from exc
+
+    def _from_wire(self) -> bytes:
+        chunk: bytes = self.raw.read(64 * 1024, decode_content=False)
+        self.wire += len(chunk)
+        return chunk
 
     def _ended(self, want: int) -> bytes:
         out = self.inflate.flush(want)

@@ -14,7 +14,7 @@ import pytest
 from ripstream.app.batch import Batch, BatchItem
 from ripstream.app.journal import SYNC_EVERY, SYNC_SECONDS, BatchJournal, url_key
 from ripstream.downloader import ResultStatus
-from ripstream.downloader.exceptions import ContentNotFoundError
+from ripstream.downloader.exceptions import ContentNotFoundError, StorageError
 from ripstream.sources import load_registry
 from tests.support.httpserver import TestServer, make_body
 from tests.support.settings import make_config
@@ -199,3 +199,124 @@ def test_a_killed_process_loses_no_recorded_line(tmp_path: Path) -> None:
         assert all(reopened.is_done(f"http://h/{n}") for n in range(10))
     finally:
         reopened.close()
+
+
+def test_failed_urls_are_what_retry_failed_picks_across_runs(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    with BatchJournal(path) as journal:
+        journal.record("http://h/a", "failed", [])
+        journal.record("http://h/b", "failed", [])
+        journal.record("http://h/b", "done", [])
+        assert journal.is_failed("http://h/a")
+        assert not journal.is_failed("http://h/b")
+    with BatchJournal(path) as reopened:
+        assert reopened.is_failed("http://h/a")
+        assert not reopened.is_failed("http://h/b")
+        assert not reopened.is_failed("http://h/never")
+
+
+def test_each_line_is_one_complete_entry_even_after_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    path.write_bytes(b"")  # an empty journal is not a torn one
+    with BatchJournal(path) as journal:
+        journal.record("http://h/a", "done", [])
+    with BatchJournal(path) as journal:
+        journal.record("http://h/b", "failed", [])
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == ""  # ends with a newline, and no blank line anywhere else
+    assert all(lines[:-1])
+    assert len(lines) == 3
+    for entry in entries(path):
+        assert set(entry) == {"key", "url", "status", "files", "time"}
+        assert isinstance(entry["time"], float)
+
+
+def test_the_journal_creates_its_folders(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "state.jsonl"
+    with BatchJournal(path) as journal:
+        journal.record("http://h/a", "done", [])
+    assert [e["status"] for e in entries(path)] == ["done"]
+
+
+def test_a_line_without_files_counts_as_done(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    path.write_text(json.dumps({"key": url_key("http://h/a"), "status": "done"}) + "\n")
+    with BatchJournal(path) as journal:
+        assert journal.is_done("http://h/a")
+
+
+def test_binary_data_inside_the_journal_is_refused_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    path.write_bytes(b'{"key": "k", "status": "done"}\n\xff\xfe\x00binary\n')
+    with pytest.raises(StorageError) as caught:
+        BatchJournal(path)
+    assert caught.value.path == str(path)
+    assert str(caught.value) == (
+        f"the state file {str(path)!r} is not a RipStream state file (binary data on line 2); "
+        "pass another --state, or --no-state"
+    )
+
+
+def test_half_a_character_at_the_end_is_a_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    line = json.dumps({"key": url_key("http://h/a"), "status": "done", "files": []})
+    path.write_bytes(line.encode() + b'\n{"key": "\xc3')  # killed inside a two-byte character
+    with BatchJournal(path) as journal:
+        assert journal.is_done("http://h/a")
+
+
+def test_a_state_file_that_is_a_symlink_is_refused_by_name(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.jsonl"
+    target.write_text("")
+    path = tmp_path / "state.jsonl"
+    path.symlink_to(target)
+    with pytest.raises(StorageError) as caught:
+        BatchJournal(path)
+    assert str(caught.value).startswith(f"the state file {str(path)!r} is a symbolic link")
+    folder = tmp_path / "folder.jsonl"
+    journal = BatchJournal(folder)
+    folder.mkdir()  # the file is opened at the first record: by then a folder took its name
+    with pytest.raises(StorageError) as written:
+        journal.record("http://h/a", "done", [])
+    assert str(written.value).startswith(f"the state file {str(folder)!r} is a directory")
+
+
+def test_a_journal_used_again_after_close_appends_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    path.write_bytes(b'{"key": "torn')  # a run killed mid-write
+    journal = BatchJournal(path)
+    journal.record("http://h/a", "done", [])
+    journal.close()
+    journal.close()  # safe twice
+    journal.record("http://h/b", "done", [])
+    journal.close()
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines[0] == '{"key": "torn'
+    assert [json.loads(line)["key"] for line in lines[1:-1]] == [
+        url_key("http://h/a"),
+        url_key("http://h/b"),
+    ]
+    assert lines[-1] == ""
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/mem").exists(), reason="needs Linux /proc")
+def test_a_state_file_that_cannot_be_read_is_a_storage_error_naming_it() -> None:
+    # a regular file whose read fails (offset 0 of this process's memory is unmapped: EIO)
+    path = Path(f"/proc/{os.getpid()}/mem")
+    with pytest.raises(StorageError) as caught:
+        BatchJournal(path)
+    assert caught.value.path == str(path)
+    assert str(caught.value) == f"cannot read the state file {str(path)!r}: Input/output error"
+
+
+def test_a_state_file_that_cannot_be_written_is_a_storage_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run" / "state.jsonl"
+    journal = BatchJournal(path)
+    (tmp_path / "run").write_text("a file took the folder's name")  # after the journal loaded
+    with pytest.raises(StorageError) as caught:
+        journal.record("http://h/a", "done", [])
+    journal.close()
+    assert caught.value.path == str(path)
+    assert str(caught.value) == f"cannot write the state file {str(path)!r}: File exists"

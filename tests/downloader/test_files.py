@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from ripstream.downloader import files
 from ripstream.downloader.exceptions import ConfigError, StorageError
 from ripstream.downloader.files import (
     atomic_write_text,
+    check_template,
     filename_from_content_disposition,
     filename_from_url,
     rename_no_clobber,
     render_template,
     resolve_inside,
     safe_filename,
+    storage_error,
+    template_fields,
     unique_path,
 )
 from ripstream.downloader.safefs import lock_path, part_path
@@ -178,6 +185,8 @@ def test_surrogates_do_not_crash() -> None:
         (None, None),
         ('attachment; filename=""', None),
         ('attachment; filename="dir/"', None),
+        # bytes that are not text in the declared charset: no name rather than a mangled one
+        ("attachment; filename*=UTF-8''%FF%FE.flac", None),
     ],
 )
 def test_content_disposition(header: str | None, expected: str | None) -> None:
@@ -375,3 +384,217 @@ def test_rename_no_clobber_moves_and_never_replaces(tmp_path: Path) -> None:
     rename_no_clobber(source, free)
     assert free.read_bytes() == b"new bytes"
     assert not source.exists()
+
+
+# -- the moves and writes when the system differs --------------------------------------------
+
+
+@pytest.fixture
+def other_fs(tmp_path: Path) -> Iterator[Path]:
+    """A folder on another file system than ``tmp_path`` (tmpfs), removed afterwards."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another file system")
+    with tempfile.TemporaryDirectory(dir=shm) as folder:
+        yield Path(folder)
+
+
+@pytest.fixture
+def no_renameat2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A system without ``renameat2`` (macOS, old glibc): the link-and-unlink fallback."""
+    monkeypatch.setattr(files, "_renameat2", lambda: None)
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_a_move_onto_an_existing_file_says_which_and_moves_nothing(
+    tmp_path: Path, fallback: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if fallback:
+        monkeypatch.setattr(files, "_renameat2", lambda: None)
+    source, taken = tmp_path / "new.part", tmp_path / "mine.flac"
+    source.write_bytes(b"new bytes")
+    taken.write_bytes(b"the user's file")
+    with pytest.raises(FileExistsError) as caught:
+        rename_no_clobber(source, taken)
+    named = f"{str(source)!r} -> {str(taken)!r}" if fallback else repr(str(taken))
+    assert str(caught.value) == f"[Errno {errno.EEXIST}] {os.strerror(errno.EEXIST)}: {named}"
+    assert taken.read_bytes() == b"the user's file"
+    assert source.read_bytes() == b"new bytes"
+
+
+@pytest.mark.usefixtures("no_renameat2")
+def test_without_renameat2_a_move_still_lands_whole(tmp_path: Path) -> None:
+    source, target = tmp_path / "new.part", tmp_path / "song.flac"
+    source.write_bytes(b"new bytes")
+    rename_no_clobber(source, target)
+    assert target.read_bytes() == b"new bytes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.flac"]
+
+
+def test_a_move_of_a_missing_file_names_the_target(tmp_path: Path) -> None:
+    target = tmp_path / "song.flac"
+    with pytest.raises(OSError) as caught:
+        rename_no_clobber(tmp_path / "gone.part", target)
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOENT, str(target))
+    assert caught.value.strerror == os.strerror(errno.ENOENT)
+
+
+@pytest.mark.usefixtures("no_renameat2")
+def test_without_renameat2_a_move_across_file_systems_never_clobbers(
+    tmp_path: Path, other_fs: Path
+) -> None:
+    source, taken = other_fs / "new.part", tmp_path / "mine.flac"
+    source.write_bytes(b"new bytes")
+    taken.write_bytes(b"the user's file")
+    with pytest.raises(FileExistsError):
+        rename_no_clobber(source, taken)
+    assert taken.read_bytes() == b"the user's file"
+    free = tmp_path / "free.flac"
+    with pytest.raises(OSError) as crossing:  # no link, no rename across file systems
+        rename_no_clobber(source, free)
+    assert crossing.value.errno == errno.EXDEV
+    assert source.read_bytes() == b"new bytes"
+
+
+def test_an_atomic_write_works_when_the_temporary_folder_is_elsewhere(
+    tmp_path: Path, other_fs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(other_fs))  # TMPDIR on another file system
+    target = tmp_path / "state.json"
+    atomic_write_text(target, "whole\n")
+    assert target.read_text(encoding="utf-8") == "whole\n"
+    assert os.listdir(other_fs) == []
+
+
+# -- names from URLs, templates, storage errors ------------------------------------------------
+
+
+def test_a_url_name_ending_in_x_is_kept_whole() -> None:
+    assert filename_from_url("http://h/mixes/MIX") == "MIX"
+    assert filename_from_url("http://h/a/b/c.flac/") == "c.flac"
+
+
+def test_template_rendering_collapses_blanks_and_empty_brackets() -> None:
+    values = {"artist": "A  B", "title": "Song", "year": None}
+    assert render_template("{artist}\\{title} [{year}] ({year})", values) == Path("A B/Song")
+    assert render_template("{artist}/[{year}]/{title}", values) == Path("A B/Song")
+    assert render_template("--/{title}", values) == Path("Song")
+
+
+def test_a_malformed_template_is_a_config_error_naming_it() -> None:
+    for template in ("{title", "{title!x}"):
+        with pytest.raises(ConfigError) as caught:
+            render_template(template, {"title": "t"})
+        assert (caught.value.field, caught.value.value) == ("filename_template", template)
+        with pytest.raises(ConfigError) as checked:
+            check_template(template)
+        assert (checked.value.field, checked.value.value) == ("filename_template", template)
+        assert str(checked.value).startswith(f"filename template {template!r} is malformed: ")
+
+
+def test_an_unknown_template_field_is_named_with_the_valid_ones() -> None:
+    check_template("{albumartist}/{album} ({year})/{tracknumber:02d} {title}.{ext}")
+    with pytest.raises(ConfigError) as caught:
+        check_template("{artist}/{tilte}.{ext}", known=("artist", "ext", "title"))
+    assert str(caught.value) == (
+        "unknown field {tilte} in the naming template '{artist}/{tilte}.{ext}'; "
+        "valid fields: {artist}, {ext}, {title}"
+    )
+    assert (caught.value.field, caught.value.value) == (
+        "filename_template",
+        "{artist}/{tilte}.{ext}",
+    )
+    with pytest.raises(ConfigError, match=r"unknown field \{\} \(an empty field\)"):
+        check_template("{}/{title}")
+    assert template_fields("{a}/{b:02d} {c.x}{d[0]} {{e}}") == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize(
+    ("code", "what"),
+    [
+        (errno.ENOSPC, "the disk is full"),
+        (errno.EDQUOT, "the disk is full"),
+        (errno.EROFS, "the file system is read-only"),
+        (errno.EACCES, "permission denied"),
+        (errno.EPERM, "permission denied"),
+        (errno.EFBIG, "the file is larger than this file system or limit allows"),
+        (errno.ENAMETOOLONG, "the name is too long"),
+        (errno.EIO, os.strerror(errno.EIO)),
+    ],
+)
+def test_a_write_failure_says_what_happened_in_words(code: int, what: str) -> None:
+    error = storage_error(OSError(code, os.strerror(code)), Path("/music/a.flac"), url="http://h/a")
+    assert str(error) == f"cannot write '/music/a.flac': {what}"
+    assert (error.path, error.url) == ("/music/a.flac", "http://h/a")
+    assert str(storage_error(OSError("odd"), Path("/x"))) == "cannot write '/x': odd"
+
+
+# -- the edges of safe_filename, resolve_inside and unique_path --------------------------------
+
+LIMIT = 255 - len(".resume.json")  # room left for the longest temporary suffix
+
+
+def test_a_name_of_exactly_the_limit_is_kept_whole() -> None:
+    name = "a" * (LIMIT - 4) + ".mp3"
+    assert safe_filename(name) == name
+    assert safe_filename("b" + name) == "b" + "a" * (LIMIT - 5) + ".mp3"  # one over: trimmed
+
+
+def test_a_trimmed_name_keeps_an_extension_of_up_to_16_bytes_and_only_the_last() -> None:
+    assert safe_filename("x" * 300 + "." + "e" * 16).endswith("x." + "e" * 16)
+    assert safe_filename("x" * 300 + "." + "e" * 17) == ("x" * 300 + "." + "e" * 17)[:LIMIT]
+    kept = safe_filename("x" * 300 + ".tar.gz")
+    assert kept == "x" * (LIMIT - 3) + ".gz"
+    long_ext = safe_filename("a." + "b" * 300)
+    assert long_ext == ("a." + "b" * 300)[:LIMIT]
+
+
+def test_a_trim_never_leaves_a_space_or_dot_before_the_extension() -> None:
+    assert safe_filename("a" * (LIMIT - 5) + " " + "b" * 50 + ".mp3") == "a" * (LIMIT - 5) + ".mp3"
+
+
+def test_a_long_reserved_name_keeps_its_guard() -> None:
+    kept = safe_filename("CON." + "x" * 300 + ".mp3")
+    assert kept.startswith("_CON.x")
+    assert kept.endswith("x.mp3")
+    assert len(kept.encode("utf-8")) == LIMIT
+
+
+def test_double_dots_inside_a_name_become_one_underscore() -> None:
+    assert safe_filename("a..b.mp3") == "a_b.mp3"
+    assert safe_filename("a_.._b....c.flac") == "a_b_c.flac"
+    assert safe_filename("CON\u00a0.mp3") == "CON\u00a0.mp3"  # Windows trims only ASCII spaces
+
+
+def test_an_output_folder_reached_through_a_symlink_is_used_as_it_is(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    (real / "album").mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    assert resolve_inside(link, "album/a.flac") == real / "album" / "a.flac"
+
+
+def test_dot_dot_is_refused_even_through_a_link_back_inside(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (tmp_path / "back").symlink_to(out / "sub")  # outside, pointing back in
+    with pytest.raises(StorageError) as caught:
+        resolve_inside(out, "../back/a.flac")
+    assert str(caught.value) == f"refusing to write '../back/a.flac': it is outside {str(out)!r}"
+    assert caught.value.path == "../back/a.flac"
+    with pytest.raises(StorageError) as itself:
+        resolve_inside(out, "sub/..")
+    assert str(itself.value) == "'sub/..' names the output folder itself, not a file"
+
+
+def test_a_name_with_ten_thousand_copies_taken_is_a_storage_error(tmp_path: Path) -> None:
+    final = tmp_path / "song.flac"
+    taken = {final} | {tmp_path / f"song ({n}).flac" for n in range(1, 10_000)}
+    with pytest.raises(StorageError) as caught:
+        unique_path(final, taken)
+    assert str(caught.value) == f"no free name for {str(final)!r}"
+    assert caught.value.path == str(final)
+
+
+def test_a_folder_named_only_with_letters_x_is_kept() -> None:
+    assert render_template("{artist}/{title}", {"artist": "XX", "title": "Song"}) == Path("XX/Song")

@@ -4,6 +4,10 @@ waiting helps (429, 503)."""
 
 from __future__ import annotations
 
+import errno
+import socket
+import ssl
+
 import pytest
 import requests
 import urllib3
@@ -12,13 +16,16 @@ from ripstream.downloader.exceptions import (
     AuthenticationError,
     ConfigError,
     ConnectionFailedError,
+    ConnectionRefused,
     DownloadError,
+    HostNotFoundError,
     HTTPStatusError,
     NetworkError,
     RateLimitError,
     RedirectError,
     ServerError,
     StallError,
+    TLSError,
 )
 from ripstream.downloader.httperrors import (
     REQUEST_ERRORS,
@@ -152,3 +159,131 @@ def test_anything_else_is_a_retryable_connection_failure() -> None:
 def test_a_download_error_passes_through_unchanged() -> None:
     original = StallError("slow", url=SHOWN)
     assert map_request_error(original, URL) is original
+
+
+# -- failures to connect, in plain words -------------------------------------------------------
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound once, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_a_real_refused_connection_names_the_address() -> None:
+    port = closed_port()
+    url = f"http://user:pw@127.0.0.1:{port}/song.flac?token=SECRET123"
+    with pytest.raises(requests.exceptions.ConnectionError) as caught:
+        requests.get(url, timeout=5)
+    error = map_request_error(caught.value, url, source="http")
+    assert type(error) is ConnectionRefused
+    assert str(error) == f"cannot connect to 127.0.0.1:{port}: connection refused"
+    assert error.url == f"http://127.0.0.1:{port}/song.flac?token=***"
+    assert error.source == "http"
+
+
+def _wrapped(cause: BaseException) -> BaseException:
+    """``cause`` as urllib3 hands it to requests: a pool error whose ``reason`` it is."""
+    pool_error = urllib3.exceptions.MaxRetryError(None, "/song.flac", reason=cause)  # type: ignore[arg-type]
+    return requests.exceptions.ConnectionError(pool_error)
+
+
+def _cert_error(verify_message: str | None, reason: str | None) -> ssl.SSLCertVerificationError:
+    """A verification failure as OpenSSL reports it; either field may be missing (None)."""
+    error = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    error.verify_message = verify_message  # type: ignore[assignment]
+    error.reason = reason  # type: ignore[assignment]
+    return error
+
+
+def _tls_error(reason: str | None) -> ssl.SSLError:
+    error = ssl.SSLError(1, "[SSL] Wrong Version Number")
+    error.reason = reason  # type: ignore[assignment]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("cause", "url", "kind", "message"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), "https://h.example/x",
+         ConnectionRefused, "cannot connect to h.example:443: connection refused"),
+        (ConnectionRefusedError(111, "Connection refused"), "http://h.example/x",
+         ConnectionRefused, "cannot connect to h.example:80: connection refused"),
+        (ConnectionRefusedError(111, "Connection refused"), "http://h.example:99999/x",
+         ConnectionRefused, "cannot connect to h.example: connection refused"),  # a bad port
+        (ConnectionRefusedError(111, "Connection refused"), None,
+         ConnectionRefused, "cannot connect to the server:80: connection refused"),
+        (socket.gaierror(-2, "Name or service not known"), "https://h.example/x",
+         HostNotFoundError, "cannot resolve h.example: name or service not known"),
+        (socket.gaierror("odd"), "https://h.example/x",
+         HostNotFoundError, "cannot resolve h.example: no such host"),
+        (urllib3.exceptions.NameResolutionError("h.example", None, socket.gaierror("x")),  # type: ignore[arg-type]
+         "https://h.example/x", HostNotFoundError, "cannot resolve h.example: no such host"),
+        (_cert_error("self-signed certificate", "CERTIFICATE_VERIFY_FAILED"), "https://h.example/",
+         TLSError, "TLS failure with h.example:443: self-signed certificate"),
+        (_cert_error(None, "CERTIFICATE_VERIFY_FAILED"), "https://h.example/",
+         TLSError, "TLS failure with h.example:443: CERTIFICATE_VERIFY_FAILED"),
+        (_cert_error(None, None), "https://h.example/",
+         TLSError, "TLS failure with h.example:443: certificate verify failed"),
+        (_tls_error("WRONG_VERSION_NUMBER"), "https://h.example/",
+         TLSError, "TLS failure with h.example:443: wrong_version_number"),
+        (_tls_error(None), "https://h.example/",
+         TLSError, "TLS failure with h.example:443: [ssl] wrong version number"),
+        (OSError(errno.ENETUNREACH, "Network is unreachable"), "http://h.example/",
+         ConnectionFailedError, "cannot connect to h.example:80: network unreachable"),
+        (OSError(errno.EHOSTUNREACH, "No route to host"), "http://h.example/",
+         ConnectionFailedError, "cannot connect to h.example:80: no route to host"),
+    ],
+)  # fmt: skip
+def test_a_failure_to_connect_is_one_line_in_plain_words(
+    cause: BaseException, url: str | None, kind: type[DownloadError], message: str
+) -> None:
+    error = map_request_error(_wrapped(cause), url, source="src")  # type: ignore[arg-type]
+    assert type(error) is kind
+    assert str(error) == message
+    assert (error.url, error.source) == (url, "src")
+
+
+def test_a_connect_timeout_says_where() -> None:
+    error = map_request_error(requests.exceptions.ConnectTimeout("x"), "https://h.example/", "src")
+    assert type(error) is ConnectionFailedError
+    assert str(error) == "cannot connect to h.example:443: timed out"
+    assert (error.url, error.source) == ("https://h.example/", "src")
+
+
+def test_the_cause_is_found_behind_a_repeated_one_and_after_an_unrelated_one() -> None:
+    refused = ConnectionRefusedError(111, "Connection refused")
+    unrelated = ValueError("something else")
+    top = requests.exceptions.ConnectionError("failed", refused)
+    top.__cause__ = unrelated
+    top.__context__ = unrelated  # the same object twice, before the real cause
+    error = map_request_error(top, "http://h.example/")
+    assert str(error) == "cannot connect to h.example:80: connection refused"
+
+
+def test_an_error_that_causes_itself_is_a_plain_network_error() -> None:
+    looped = requests.exceptions.ConnectionError("looped")
+    looped.__cause__ = looped
+    looped.__context__ = looped
+    error = map_request_error(looped, "http://u:pw@h.example/a", source="http")
+    assert type(error) is ConnectionFailedError
+    assert str(error) == "network error talking to http://h.example/a: looped"
+    assert (error.url, error.source) == ("http://h.example/a", "http")
+
+
+def test_a_mapped_error_quotes_the_redacted_url_and_the_cause() -> None:
+    url = "http://u:pw@h.example/a"
+    error = map_request_error(requests.exceptions.ContentDecodingError("bad gzip"), url, "http")
+    assert str(error) == "cannot decode the body from http://h.example/a: bad gzip"
+    invalid = map_request_error(requests.exceptions.InvalidURL("bad"), URL)
+    assert isinstance(invalid, ConfigError)
+    assert invalid.value == SHOWN
+
+
+def test_status_messages_name_the_url_the_host_and_a_missing_reason() -> None:
+    assert str(error_for_status(response(404))) == f"HTTP 404 Some Reason: {SHOWN} does not exist"
+    limited = response(429)
+    limited.reason = None  # type: ignore[assignment]
+    assert str(error_for_status(limited)) == "HTTP 429: rate limited by 127.0.0.1"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
 
 from ripstream.downloader.config import OverwritePolicy
 from ripstream.downloader.content import Checksum
-from ripstream.downloader.exceptions import TargetExistsError
+from ripstream.downloader.exceptions import StorageError, TargetExistsError
 from ripstream.downloader.placement import (
+    Claim,
     PathClaims,
     Skip,
     WriteTo,
@@ -103,3 +105,128 @@ def test_file_digest(tmp_path: Path) -> None:
     assert file_digest(path, checksum_of(b"hello")) == hashlib.sha256(b"hello").hexdigest()
     md5 = Checksum.parse("md5:" + "0" * 32)
     assert file_digest(path, md5) == hashlib.md5(b"hello").hexdigest()
+
+
+# -- what each refusal says, and claims given back -------------------------------------------
+
+
+def _refusal(final: Path, policy: OverwritePolicy, expected: Checksum | None = None) -> str:
+    with pytest.raises(TargetExistsError) as caught:
+        decide_existing(final, fast_settings(overwrite=policy), expected, set(), source="src")
+    assert caught.value.path == str(final)
+    if not final.is_dir():  # a folder is refused before the source is known
+        assert caught.value.source == "src"
+    return str(caught.value)
+
+
+def test_each_refusal_names_the_path_and_what_to_do(tmp_path: Path) -> None:
+    folder = tmp_path / "song.flac"
+    folder.mkdir()
+    assert _refusal(folder, OverwritePolicy.SKIP) == (
+        f"{str(folder)!r} is a folder; choose another name or rename"
+    )
+    link = tmp_path / "link.flac"
+    link.symlink_to(tmp_path / "elsewhere")
+    assert _refusal(link, OverwritePolicy.SKIP) == (
+        f"{str(link)!r} is a symlink; it is left alone (choose rename or overwrite)"
+    )
+    fifo = tmp_path / "pipe.flac"
+    os.mkfifo(fifo)
+    assert _refusal(fifo, OverwritePolicy.SKIP) == (
+        f"{str(fifo)!r} is not a regular file; it is left alone (choose rename or overwrite)"
+    )
+    assert decide_existing(fifo, fast_settings(overwrite=OverwritePolicy.OVERWRITE), None, set())
+    mine = tmp_path / "mine.flac"
+    mine.write_bytes(b"mine")
+    assert _refusal(mine, OverwritePolicy.SKIP, checksum_of(b"other")) == (
+        f"{str(mine)!r} exists with different content; keep it, or choose overwrite or rename"
+    )
+    assert _refusal(mine, OverwritePolicy.ERROR) == f"{str(mine)!r} already exists"
+
+
+def test_a_file_that_appeared_is_named_and_a_failed_move_is_a_storage_error(
+    tmp_path: Path,
+) -> None:
+    part, final = tmp_path / "song.part", tmp_path / "song.flac"
+    part.write_bytes(b"downloaded")
+    final.write_bytes(b"the user's")
+    with pytest.raises(TargetExistsError) as caught:
+        move_into_place(part, final, fast_settings())
+    assert str(caught.value) == (
+        f"{str(final)!r} appeared while downloading; the new file is kept as {str(part)!r}"
+    )
+    assert caught.value.path == str(final)
+    gone = tmp_path / "gone.part"
+    with pytest.raises(StorageError) as failed:
+        move_into_place(gone, tmp_path / "new.flac", fast_settings())
+    assert failed.value.path == str(tmp_path / "new.flac")
+    assert str(failed.value).startswith(f"cannot write {str(tmp_path / 'new.flac')!r}: ")
+
+
+def test_a_claim_is_given_back_on_every_way_out(tmp_path: Path) -> None:
+    claims, base = PathClaims(), tmp_path / "out"
+    first, second = base / "a" / "b" / "one.flac", base / "a" / "two.flac"
+    with Claim(claims, first, "src", base) as claim:
+        assert first.parent.is_dir()  # the folders are made, two levels deep
+        with pytest.raises(TargetExistsError) as taken:
+            claims.claim(first, source="other")
+        assert str(taken.value) == f"another download in this run also writes {str(first)!r}"
+        assert (taken.value.path, taken.value.source) == (str(first), "other")
+        claim.move(second)
+        assert claims.snapshot() == {second}
+    assert claims.snapshot() == set()
+    outside = tmp_path / "elsewhere" / "x" / "three.flac"
+    with Claim(claims, outside, "src", base):
+        assert outside.parent.is_dir()  # an absolute path the caller chose is theirs
+    blocked = base / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(StorageError) as failed:
+        Claim(claims, blocked / "sub" / "four.flac", "src", base)
+    assert claims.snapshot() == set()
+    assert failed.value.path is not None
+
+
+def test_a_symlink_below_the_output_folder_never_leads_a_write_outside(tmp_path: Path) -> None:
+    claims, base, outside = PathClaims(), tmp_path / "out", tmp_path / "outside"
+    base.mkdir()
+    outside.mkdir()
+    (base / "link").symlink_to(outside)
+    with pytest.raises(StorageError) as caught:
+        Claim(claims, base / "link" / "album" / "song.flac", "src", base)
+    assert str(caught.value) == (
+        f"refusing {str(base / 'link')!r}: it is a symlink leading outside {str(base)!r}"
+    )
+    assert list(outside.iterdir()) == []  # not even a folder was made there
+    assert claims.snapshot() == set()
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_storage_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    base = tmp_path / "file" / "out"
+    with pytest.raises(StorageError) as caught:
+        Claim(PathClaims(), base / "song.flac", "src", base)
+    assert caught.value.path == str(base)
+
+
+def test_a_claim_that_cannot_follow_a_new_name_keeps_the_old_one(tmp_path: Path) -> None:
+    claims, base = PathClaims(), tmp_path / "out"
+    (base / "blocked").mkdir(parents=True)
+    (base / "blocked" / "sub").write_text("a file where a folder should be")
+    with Claim(claims, base / "song.flac", "src", base) as claim:
+        with pytest.raises(StorageError):
+            claim.move(base / "blocked" / "sub" / "song.flac")
+        assert claims.snapshot() == {base / "song.flac"}
+        with pytest.raises(TargetExistsError) as taken:
+            claims.move(base / "other.flac", base / "song.flac", source="src2")
+        assert taken.value.source == "src2"
+        with pytest.raises(TargetExistsError) as again:
+            Claim(claims, base / "song.flac", "src3", base)
+        assert again.value.source == "src3"
+        claims.claim(base / "busy.flac")
+        with pytest.raises(TargetExistsError) as busy:
+            claim.move(base / "busy.flac")
+        assert busy.value.source == "src"
+        claims.release(base / "busy.flac")
+    assert claims.snapshot() == set()

@@ -16,13 +16,14 @@ import pytest
 
 from ripstream.downloader import DownloadConfig, SessionManager
 from ripstream.downloader.content import DownloadResult, ResultStatus
-from ripstream.downloader.exceptions import ContentNotFoundError
+from ripstream.downloader.exceptions import ConfigError, ContentNotFoundError
 from ripstream.downloader.urls import (
     RedactingFilter,
     install_log_redaction,
     is_secret_param,
     redact_text,
     redact_url,
+    validate_http_url,
 )
 from tests.support.httpserver import Fault, TestServer
 from tests.support.settings import fast_settings
@@ -158,3 +159,112 @@ def test_the_filter_redacts_exception_text_and_bad_format_strings() -> None:
     broken = logging.LogRecord("x", logging.INFO, __file__, 1, "%s %s", ("pa55word",), None)
     assert log_filter.filter(broken)
     assert "pa55word" not in broken.getMessage()
+
+
+@pytest.fixture
+def fresh_logger(request: pytest.FixtureRequest) -> Iterator[tuple[str, io.StringIO]]:
+    """A logger hierarchy no other test touched (redaction is process-wide), with a child
+    that exists before redaction is installed, and a handler that records what it prints."""
+    root = f"redaction-test-{request.node.name}"
+    child = logging.getLogger(f"{root}.engine")  # exists before the install
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    top = logging.getLogger(root)
+    top.addHandler(handler)
+    top.setLevel(logging.INFO)
+    try:
+        yield root, stream
+    finally:
+        top.removeHandler(handler)
+        for log in (top, child):
+            for attached in list(log.filters):
+                log.removeFilter(attached)
+
+
+def test_a_logger_that_existed_before_the_install_is_redacted_too(
+    fresh_logger: tuple[str, io.StringIO],
+) -> None:
+    root, printed = fresh_logger
+    install_log_redaction(["pa55word"], loggers=(root,))
+    logging.getLogger(f"{root}.engine").info("sending %s", "pa55word")
+    logging.getLogger(root).info("and again pa55word")
+    assert printed.getvalue().count("***") == 2, printed.getvalue()
+    assert "pa55word" not in printed.getvalue()
+
+
+def test_another_librarys_log_lines_are_left_alone(
+    fresh_logger: tuple[str, io.StringIO],
+) -> None:
+    root, _ = fresh_logger
+    other = logging.getLogger(f"other-{root}")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    other.addHandler(handler)
+    try:
+        install_log_redaction(["pa55word"], loggers=(root,))
+        other.warning("GET /?token=abcdef pa55word")
+    finally:
+        other.removeHandler(handler)
+    assert stream.getvalue() == "GET /?token=abcdef pa55word\n"
+
+
+def test_a_handler_with_the_same_filter_still_prints_the_line_once_redacted(
+    fresh_logger: tuple[str, io.StringIO],
+) -> None:
+    # the CLI puts the shared filter on its handlers too: a record passes it twice
+    root, _ = fresh_logger
+    shared = install_log_redaction(["pa55word"], loggers=(root,))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(shared)
+    logging.getLogger(root).addHandler(handler)
+    try:
+        logging.getLogger(f"{root}.engine").info("token %s", "pa55word")
+    finally:
+        logging.getLogger(root).removeHandler(handler)
+    assert stream.getvalue() == "token ***\n"
+
+
+def test_a_stack_in_a_log_line_is_redacted(fresh_logger: tuple[str, io.StringIO]) -> None:
+    root, printed = fresh_logger
+    install_log_redaction(["pa55word"], loggers=(root,))
+    log = logging.getLogger(root)
+    record = log.makeRecord(root, logging.INFO, __file__, 1, "where", (), None, sinfo="at pa55word")
+    log.handle(record)
+    assert printed.getvalue() == "where\nat ***\n"
+
+
+def test_a_secret_of_four_characters_is_hidden_in_text_and_logs(
+    fresh_logger: tuple[str, io.StringIO],
+) -> None:
+    assert redact_text("key is k3y9", ["k3y9"]) == "key is ***"
+    assert redact_text("key is abc", ["abc"]) == "key is abc"  # shorter ones would hide words
+    root, printed = fresh_logger
+    install_log_redaction(["k3y9"], loggers=(root,))
+    logging.getLogger(root).info("key is k3y9")
+    assert printed.getvalue() == "key is ***\n"
+
+
+def test_a_secret_that_contains_another_is_hidden_whole() -> None:
+    # the short secret sorts after the long one by its letters; replacing it first would
+    # leave the long one's head and tail in the text
+    text = redact_text("sent AAAAsecretBBBB", ["secret", "AAAAsecretBBBB"])
+    assert text == "sent ***"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://alice:pa55word@host:99999/x",  # a bad port
+        "ftp://alice:pa55word@host/x",
+        "https://alice:pa55word@/x",  # no host
+        "https://alice:pa55word@host/a b",
+    ],
+)
+def test_a_rejected_url_is_reported_redacted(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_http_url(url)
+    assert caught.value.value == redact_url(url)
+    assert "pa55word" not in str(caught.value.value)
+    assert "pa55word" not in str(caught.value)

@@ -164,3 +164,22 @@ def test_segments_resume_of_a_changed_file_is_the_new_file(
     assert first.range_header not in (None, "bytes=0-65535"), "the segments were not resumed"
     assert_exactly(result, out_dir, new)
     assert result.status is ResultStatus.COMPLETED, result.error
+
+
+def test_the_total_alone_refuses_a_file_that_grew_under_an_unchanged_etag(
+    server: TestServer, out_dir: Path
+) -> None:
+    # a server whose ETag does not follow the content (stale validators), and which ignores
+    # If-Range: only the total recorded in the resume state shows the file is another one
+    old = make_body(SIZE, seed=13)
+    new = make_body(SIZE + 1000, seed=14)
+    resource = server.add(PATH, old, faults=[Fault.drop_after(200_000, times=1)])
+    interrupt(server, out_dir, segments=1)
+    resource.set_body(new, etag=resource.etag)
+    resource.set_faults([Fault.ignore_if_range()])
+
+    result = download(server, out_dir)
+
+    assert server.requests_for(PATH)[1].range_header == "bytes=200000-"
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert sha((out_dir / NAME).read_bytes()) == sha(new)

@@ -17,7 +17,9 @@ from tenacity import RetryCallState
 from ripstream.downloader.config import DownloadBehaviorSettings, RetryStrategy
 from ripstream.downloader.exceptions import (
     AuthenticationError,
+    ChecksumError,
     ConnectionFailedError,
+    ConnectionRefused,
     ContentNotFoundError,
     DownloadError,
     IncompleteBodyError,
@@ -27,10 +29,12 @@ from ripstream.downloader.exceptions import (
     StallError,
 )
 from ripstream.downloader.retry import (
+    BOUNDED_RETRY_WAIT,
     backoff_wait,
     call_with_retries,
     is_retryable,
     parse_retry_after,
+    retry_note,
 )
 
 
@@ -363,3 +367,81 @@ def test_call_with_retries_is_independent_per_call() -> None:
     run = Flaky([ConnectionFailedError("b")], "second")
     assert call_with_retries(run, settings, sleep=sleeps.append) == "second"
     assert sleeps == [1.0, 1.0]
+
+
+# -- checksum refetch, bounded retries, the retry note -----------------------------------------
+
+
+def _mismatch(refetch: bool) -> ChecksumError:
+    return ChecksumError(
+        "checksum mismatch", algorithm="sha256", expected="0" * 64, actual="1" * 64,
+        refetch=refetch,
+    )  # fmt: skip
+
+
+def test_a_first_checksum_mismatch_is_fetched_again_at_once_outside_the_budget() -> None:
+    sleeps: list[float] = []
+    flaky = Flaky([_mismatch(refetch=True)], "done")
+    assert call_with_retries(flaky, _settings(max_retries=0), sleep=sleeps.append) == "done"
+    assert flaky.calls == 2
+    assert sleeps == [0.0]  # the server answered fine: no backoff
+
+
+def test_a_refetch_adds_exactly_one_attempt_to_the_budget() -> None:
+    busy = ServerError("HTTP 503", status_code=503)
+    flaky = Flaky([_mismatch(refetch=True), busy], "done")
+    with pytest.raises(RetryExhaustedError) as info:
+        call_with_retries(flaky, _settings(max_retries=0), sleep=lambda _: None)
+    assert flaky.calls == 2  # the refetch, then no retry of the 503: max_retries is 0
+    assert info.value.last_error is busy
+
+
+def test_a_refused_connection_is_retried_twice_quickly_then_given_up() -> None:
+    sleeps: list[float] = []
+    flaky = Flaky([ConnectionRefused("refused") for _ in range(6)])
+    settings = _settings(max_retries=5, retry_strategy=RetryStrategy.FIXED, retry_delay=60.0)
+    with pytest.raises(RetryExhaustedError) as info:
+        call_with_retries(flaky, settings, sleep=sleeps.append)
+    assert flaky.calls == 3  # its retry_limit of 2, not max_retries
+    assert sleeps == [BOUNDED_RETRY_WAIT, BOUNDED_RETRY_WAIT]
+    assert info.value.retry_count == 2
+    assert str(info.value).startswith("download failed after 3 attempts: refused")
+
+
+def test_one_retry_that_also_fails_is_reported_as_exhausted() -> None:
+    flaky = Flaky([ServerError("HTTP 503", status_code=503) for _ in range(2)])
+    with pytest.raises(RetryExhaustedError) as info:
+        call_with_retries(flaky, _settings(max_retries=1), sleep=lambda _: None)
+    assert flaky.calls == 2
+    assert info.value.retry_count == 1
+
+
+def test_exponential_jitter_scales_with_the_delay() -> None:
+    s = DownloadBehaviorSettings(
+        retry_strategy=RetryStrategy.EXPONENTIAL,
+        retry_delay=4.0,
+        retry_jitter=1.0,
+        max_retry_delay=100.0,
+    )
+    wait = backoff_wait(s)
+    firsts = [wait(_state_after(1)) for _ in range(100)]
+    assert all(4.0 <= value <= 8.0 for value in firsts)
+    assert max(firsts) > 5.0  # up to jitter x delay on top, not jitter / delay
+
+
+@pytest.mark.parametrize(
+    ("number", "error", "note"),
+    [
+        (2, ServerError("HTTP 503 Busy", status_code=503), "retrying in 4 s (2/5): HTTP 503"),
+        (1, IncompleteBodyError("short body"), "retrying in 4 s (1/5): short body"),
+        (1, ConnectionRefused("refused"), "retrying in 4 s (1/2): refused"),
+        (6, IncompleteBodyError("short body"), "retrying in 4 s (6/6): short body"),
+        (1, IncompleteBodyError("x" * 80), "retrying in 4 s (1/5): " + "x" * 80),
+        (1, IncompleteBodyError("x" * 81), "retrying in 4 s (1/5): " + "x" * 79 + "…"),
+        (1, _mismatch(refetch=True), "retrying in 4 s (1/5): checksum mismatch"),
+    ],
+)
+def test_the_retry_note_says_when_which_attempt_and_why(
+    number: int, error: DownloadError, note: str
+) -> None:
+    assert retry_note(number, 5, error, 4.2) == note

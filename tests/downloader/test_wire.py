@@ -4,19 +4,31 @@ and the framing headers (``content_length``, ``is_encoded``)."""
 
 from __future__ import annotations
 
+import gzip
+import io
+import random
+import zlib
+from pathlib import Path
+
 import pytest
 import requests
+import urllib3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ripstream.downloader.exceptions import ResponseMismatchError
+from ripstream.downloader import ResultStatus
+from ripstream.downloader.exceptions import IncompleteBodyError, ResponseMismatchError
 from ripstream.downloader.wire import (
     ContentRange,
+    Inflater,
     check_range,
     content_length,
     is_encoded,
     parse_content_range,
 )
+from ripstream.sources.http import HttpDownloader
+from tests.support.httpserver import Fault, TestServer, make_body
+from tests.support.settings import make_config
 
 
 @pytest.mark.parametrize(
@@ -151,3 +163,181 @@ def test_content_length_with_chunked_framing_is_a_mismatch() -> None:
 )
 def test_is_encoded(encoding: str, encoded: bool) -> None:
     assert is_encoded(response_206({"Content-Encoding": encoding})) is encoded
+
+
+# -- the inflater: a compressed body, decoded with bounds --------------------------------------
+
+SECRET_URL = "http://u:pw@h.example/a.flac?token=SECRET"
+SHOWN_URL = "http://h.example/a.flac?token=***"
+
+
+def compressed(body: bytes, encoding: str = "gzip", status: int = 200) -> requests.Response:
+    """A streamed response as requests hands it over: ``body`` sent as it is on the wire,
+    ``Content-Encoding: encoding`` (urllib3 would decode it, were it asked to)."""
+    response = requests.Response()
+    response.status_code = status
+    response.url = SECRET_URL
+    response.headers["Content-Encoding"] = encoding
+    response.raw = urllib3.HTTPResponse(
+        body=io.BytesIO(body),
+        headers={"Content-Encoding": encoding},
+        preload_content=False,
+    )
+    return response
+
+
+def inflate_all(inflater: Inflater, want: int) -> bytes:
+    out = bytearray()
+    for _ in range(100_000):
+        chunk = inflater.read(want)
+        assert len(chunk) <= want
+        if not chunk:
+            return bytes(out)
+        out += chunk
+    raise AssertionError("the inflater never ended")
+
+
+def some_body(size: int, seed: int = 1) -> bytes:
+    """Bytes that compress about tenfold: a little noise in runs of zeros."""
+    rng = random.Random(seed)
+    return b"".join(rng.randbytes(100) + b"\0" * 900 for _ in range(size // 1000))
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "x-gzip", " GZIP ", "deflate", "DEFLATE"])
+def test_each_accepted_encoding_decodes_exactly_in_small_reads(encoding: str) -> None:
+    body = some_body(300_000)
+    data = gzip.compress(body) if "gzip" in encoding.lower() else zlib.compress(body)
+    assert inflate_all(Inflater(compressed(data, encoding), 100.0), 1000) == body
+
+
+def test_a_body_of_many_wire_chunks_is_measured_by_all_of_them() -> None:
+    body = some_body(3_000_000)
+    data = gzip.compress(body)
+    assert len(data) > 4 * 64 * 1024  # several reads from the wire
+    assert inflate_all(Inflater(compressed(data), 20.0), 64 * 1024) == body
+
+
+def test_a_body_past_the_ratio_is_refused_naming_it() -> None:
+    with pytest.raises(ResponseMismatchError) as caught:
+        inflate_all(Inflater(compressed(gzip.compress(b"\0" * 5_000_000)), 100.0), 64 * 1024)
+    assert str(caught.value) == (
+        f"{SHOWN_URL} sent gzip data that decodes to more than 100 times its size "
+        "(a decompression bomb?)"
+    )
+    assert caught.value.url == SHOWN_URL
+
+
+def test_an_unsupported_encoding_is_refused_naming_it() -> None:
+    with pytest.raises(ResponseMismatchError) as caught:
+        Inflater(compressed(b"x", "br", status=206), 100.0)
+    assert str(caught.value) == f"{SHOWN_URL} sent its body in an unsupported encoding 'br'"
+    assert (caught.value.url, caught.value.status_code) == (SHOWN_URL, 206)
+
+
+def test_corrupt_data_is_refused_naming_the_encoding() -> None:
+    with pytest.raises(ResponseMismatchError) as caught:
+        inflate_all(Inflater(compressed(b"\x1f\x8b\x08\x00garbage" * 10), 100.0), 1000)
+    assert str(caught.value).startswith(f"{SHOWN_URL} sent corrupt gzip data: ")
+    assert caught.value.url == SHOWN_URL
+
+
+def test_a_stream_without_its_end_is_an_incomplete_body() -> None:
+    data = gzip.compress(some_body(100_000))[:5_000]
+    with pytest.raises(IncompleteBodyError) as caught:
+        inflate_all(Inflater(compressed(data, "gzip"), 100.0), 1000)
+    assert str(caught.value) == f"{SHOWN_URL} ended its gzip stream early (no end marker)"
+    assert caught.value.url == SHOWN_URL
+
+
+def test_every_gzip_member_of_a_body_is_kept(server: TestServer, out_dir: Path) -> None:
+    # RFC 1952: members one after another decode to one body (zlib alone stops after one)
+    first, second = some_body(50_000, 1), some_body(50_000, 2)
+    server.add(
+        "/two.bin",
+        gzip.compress(first) + gzip.compress(second),
+        headers={"Content-Encoding": "gzip"},
+    )
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        result = http.download(http.get_download_info(server.url("/two.bin")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "two.bin").read_bytes() == first + second
+
+
+def test_bytes_after_the_end_of_a_gzip_stream_are_refused() -> None:
+    data = gzip.compress(some_body(20_000)) + b"trailing junk"
+    with pytest.raises(ResponseMismatchError, match="sent corrupt gzip data"):
+        inflate_all(Inflater(compressed(data), 100.0), 1000)
+
+
+# -- exact words and fields of a refused range or length ---------------------------------------
+
+SHOWN_206 = "http://127.0.0.1:1/song.flac?token=***"
+
+
+def test_a_refused_range_names_the_url_and_the_header() -> None:
+    bad = response_206({"Content-Range": "bytes x-y/z", "Content-Length": "10"})
+    with pytest.raises(ResponseMismatchError) as caught:
+        check_range(bad, 100, 199, None)
+    assert (
+        str(caught.value) == f"{SHOWN_206} sent a 206 with an unusable Content-Range 'bytes x-y/z'"
+    )
+    assert caught.value.url == SHOWN_206
+
+
+def test_a_range_from_byte_zero_is_measured_from_zero() -> None:
+    whole = response_206({"Content-Range": "bytes 0-99/200", "Content-Length": "100"})
+    assert check_range(whole, 0, 99, 200) == ContentRange(0, 99, 200)
+    short = response_206({"Content-Range": "bytes 0-99/200", "Content-Length": "99"})
+    with pytest.raises(ResponseMismatchError) as caught:
+        check_range(short, 0, 99, 200)
+    assert str(caught.value) == (
+        f"{SHOWN_206} sent Content-Length 99 that disagrees with Content-Range 'bytes 0-99/200'"
+    )
+
+
+def test_the_first_lie_is_the_one_named_when_the_length_disagrees_too() -> None:
+    both = response_206({"Content-Range": "bytes 93-199/1000", "Content-Length": "5"})
+    with pytest.raises(ResponseMismatchError) as caught:
+        check_range(both, 100, 199, None)
+    assert str(caught.value) == f"{SHOWN_206} sent bytes from 93 when 100 was asked"
+
+
+def test_an_unusable_length_names_the_url_and_status() -> None:
+    with pytest.raises(ResponseMismatchError) as caught:
+        content_length(response_206({"Content-Length": "12, 13"}))
+    assert str(caught.value) == f"{SHOWN_206} sent an unusable Content-Length '12, 13'"
+    assert (caught.value.url, caught.value.status_code) == (SHOWN_206, 206)
+    framed = response_206({"Content-Length": "12", "Transfer-Encoding": "chunked"})
+    with pytest.raises(ResponseMismatchError) as both:
+        content_length(framed)
+    assert str(both.value) == f"{SHOWN_206} sent both Content-Length and chunked framing"
+
+
+def test_a_body_longer_than_its_content_length_is_refused(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/long.bin", make_body(50_000, 3), faults=[Fault.content_length_too_small(1000)])
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        result = http.download(http.get_download_info(server.url("/long.bin")))
+    assert result.status is ResultStatus.FAILED
+    assert isinstance(result.error, ResponseMismatchError)
+    url = server.url("/long.bin")
+    assert str(result.error) == f"{url} sent more bytes than its Content-Length declares"
+    assert result.error.url == url
+    assert not (out_dir / "long.bin").exists()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_read_to_its_end_gives_the_connection_back(
+    server: TestServer, out_dir: Path, chunked: bool
+) -> None:
+    bodies = {f"/k{n}.bin": make_body(40_000 + n, n) for n in range(3)}
+    for path, body in bodies.items():
+        server.add(path, body, faults=[Fault.chunked()] if chunked else [])
+    with HttpDownloader(make_config(out_dir, jobs=1)) as http:
+        for path in bodies:
+            result = http.download(http.get_download_info(server.url(path)))
+            assert result.status is ResultStatus.COMPLETED, result.error
+    for path, body in bodies.items():
+        assert (out_dir / path.lstrip("/")).read_bytes() == body
+    assert len({request.connection_id for request in server.requests}) == 1

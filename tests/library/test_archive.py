@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,7 +29,7 @@ from ripstream.downloader import (
 )
 from ripstream.downloader.content import DownloadResult
 from ripstream.downloader.exceptions import StorageError
-from ripstream.library.archive import ArchiveHook, DownloadArchive
+from ripstream.library.archive import ArchiveHook, DownloadArchive, archive_key
 from ripstream.sources.http import HttpDownloader
 from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import make_config
@@ -216,3 +218,161 @@ def test_a_file_that_is_not_an_archive_is_a_storage_error(tmp_path: Path) -> Non
     with pytest.raises(StorageError, match="not a download archive"):
         DownloadArchive(path)
     assert path.read_bytes() == b"this is not sqlite at all" * 100  # left as it was
+
+
+def _task(source: str = "s", content_id: str = "song-1") -> DownloadTask:
+    return DownloadTask(
+        content_id=content_id,
+        content_type=ContentType.TRACK,
+        source=source,
+        title="t",
+        url=f"http://h/{content_id}",
+    )
+
+
+def _rows(path: Path) -> list[tuple[object, ...]]:
+    """What the archive file holds, read with plain sqlite as a user would."""
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(
+            "SELECT source, content_id, path, checksum, size FROM downloads"
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def test_a_skip_says_since_when_and_how_to_fetch_again(tmp_path: Path) -> None:
+    with DownloadArchive(tmp_path / "archive.sqlite3") as archive:
+        archive.record("s", "song-1", tmp_path / "f")
+        skipped = ArchiveHook(archive).before(_task())
+        hinted = ArchiveHook(archive, hint="run with --force").before(_task())
+    assert skipped is not None
+    assert hinted is not None
+    assert (skipped.content_id, skipped.source, skipped.url) == ("song-1", "s", "http://h/song-1")
+    pattern = r"in the download archive since \d{4}-\d\d-\d\d \d\d:\d\d; "
+    assert re.fullmatch(
+        pattern + "forget it in the archive to fetch it again", skipped.message or ""
+    )
+    assert re.fullmatch(pattern + "run with --force", hinted.message or "")
+
+
+def test_force_and_unstable_sources_fetch_held_content_again(tmp_path: Path) -> None:
+    with DownloadArchive(tmp_path / "archive.sqlite3") as archive:
+        archive.record("stable", "song-1", tmp_path / "f")
+        archive.record("plain", "song-1", tmp_path / "f")
+        only_stable = ArchiveHook(archive, skips=lambda source: source == "stable")
+        assert only_stable.before(_task("stable")) is not None
+        assert only_stable.before(_task("plain")) is None
+        assert ArchiveHook(archive, force=True).before(_task("stable")) is None
+
+
+def test_a_completed_download_is_recorded_with_its_file_checksum_and_size(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "archive.sqlite3"
+    result = DownloadResult(
+        content_id="song-1",
+        source="s",
+        status=ResultStatus.COMPLETED,
+        file_path=tmp_path / "song.flac",
+        checksum="ab" * 32,
+        total_bytes=1234,
+    )
+    with DownloadArchive(path) as archive:
+        ArchiveHook(archive).after(_task(), result)
+    assert _rows(path) == [("s", "song-1", str(tmp_path / "song.flac"), "ab" * 32, 1234)]
+
+
+def test_a_secret_in_a_content_id_is_stored_redacted_and_still_tells_ids_apart(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "archive.sqlite3"
+    first, second = "https://h/a.flac?token=SECRET-ONE", "https://h/a.flac?token=SECRET-TWO"
+    assert archive_key("song-1") == "song-1"
+    assert archive_key(first) == f"https://h/a.flac?token=***#sha256:{sha(first.encode())}"
+    with DownloadArchive(path) as archive:
+        archive.record("http", first, tmp_path / "a.flac")
+        assert archive.contains("http", first)
+        assert not archive.contains("http", second)
+    assert "SECRET" not in repr(_rows(path))
+
+
+def test_a_fresh_archive_object_sees_what_an_earlier_run_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "archive.sqlite3"
+    with DownloadArchive(path) as archive:
+        archive.record("s", "song-1", tmp_path / "f")
+    with DownloadArchive(path) as later:
+        assert later.recorded_at("s", "song-1") is not None
+        assert ArchiveHook(later).before(_task()) is not None
+
+
+def test_a_lookup_in_a_missing_archive_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "archive.sqlite3"
+    with DownloadArchive(path) as archive:
+        assert archive.recorded_at("s", "song-1") is None
+        assert not archive.contains("s", "song-1")
+        assert not (tmp_path / "deep").exists()
+        archive.record("s", "song-1", tmp_path / "f")  # its folders are made when needed
+    assert len(_rows(path)) == 1
+
+
+def test_the_archive_is_in_wal_mode_and_leaves_no_side_files_once_closed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "archive.sqlite3"
+    archive = DownloadArchive(path)
+    archive.record("s", "song-1", tmp_path / "f")
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        db.close()
+    archive.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["archive.sqlite3"]
+    assert archive.contains("s", "song-1")  # a closed archive opens again on use
+    archive.close()
+
+
+def test_the_archive_answers_from_another_thread(tmp_path: Path) -> None:
+    answers: list[bool] = []
+    with DownloadArchive(tmp_path / "archive.sqlite3") as archive:
+        archive.record("s", "song-1", tmp_path / "f")
+        worker = threading.Thread(target=lambda: answers.append(archive.contains("s", "song-1")))
+        worker.start()
+        worker.join(TIMEOUT)
+    assert answers == [True]
+
+
+def test_a_file_in_the_archives_place_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "archive.sqlite3"
+    path.write_bytes(b"this is not sqlite at all")
+    with pytest.raises(StorageError) as caught:
+        DownloadArchive(path)
+    assert caught.value.path == str(path)
+    assert str(caught.value) == (
+        f"the download archive {str(path)!r} is not a download archive (not an SQLite "
+        "database); move it away, or pass --no-archive"
+    )
+    link = tmp_path / "link.sqlite3"
+    link.symlink_to(path)
+    with pytest.raises(StorageError) as linked:
+        DownloadArchive(link)
+    assert str(linked.value).startswith(f"the download archive {str(link)!r} is a symbolic link")
+
+
+def test_a_broken_or_foreign_database_is_a_storage_error_naming_it(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.sqlite3"
+    broken.write_bytes(b"SQLite format 3\x00" + b"\xff" * 2000)
+    with DownloadArchive(broken) as archive, pytest.raises(StorageError) as opened:
+        archive.record("s", "song-1", tmp_path / "f")
+    assert opened.value.path == str(broken)
+    assert str(opened.value).startswith(f"cannot open the download archive {str(broken)!r}: ")
+    foreign = tmp_path / "foreign.sqlite3"
+    db = sqlite3.connect(foreign)
+    db.execute("CREATE TABLE downloads (name TEXT)")  # another program's table of that name
+    db.commit()
+    db.close()
+    with DownloadArchive(foreign) as archive, pytest.raises(StorageError) as used:
+        archive.record("s", "song-1", tmp_path / "f")
+    assert used.value.path == str(foreign)
+    assert str(used.value).startswith(f"the download archive {str(foreign)!r} cannot be used: ")

@@ -6,15 +6,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from ripstream.downloader import ContentType, DownloadableContent
-from ripstream.downloader.exceptions import DownloadCancelledError
+from ripstream.downloader import ContentType, DownloadableContent, ResultStatus
+from ripstream.downloader.exceptions import DownloadCancelledError, StorageError, TooLargeError
 from ripstream.downloader.fetch import FetchJob, PartFile
-from ripstream.downloader.state import ResumeState, sidecar_path
+from ripstream.downloader.safefs import part_path
+from ripstream.downloader.state import ResumeState, TransferResult, sidecar_path
 from ripstream.sources.http import HttpDownloader
+from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import fast_settings, make_config
 
 
@@ -124,3 +127,55 @@ def test_a_job_shows_its_url_redacted_and_stops_on_cancel(
     with pytest.raises(DownloadCancelledError) as info:
         job.check_cancel()
     assert "SECRET" not in (info.value.url or "")
+
+
+def test_max_filesize_is_a_limit_a_file_of_that_size_meets(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(50_000, 21)
+    server.add("/sized.flac", body)
+    url = server.url("/sized.flac")
+    with HttpDownloader(make_config(out_dir, max_filesize=49_999, max_retries=0)) as http:
+        refused = http.download(http.get_download_info(url))
+    error = refused.error
+    assert isinstance(error, TooLargeError)
+    assert str(error) == f"{url} is 50000 bytes, more than the 49999 bytes --max-filesize allows"
+    assert (error.url, error.source, error.limit) == (url, "http", 49_999)
+    with HttpDownloader(make_config(out_dir, max_filesize=50_000)) as http:
+        kept = http.download(http.get_download_info(url))
+    assert kept.status is ResultStatus.COMPLETED, kept.error
+    assert (out_dir / "sized.flac").read_bytes() == body
+
+
+def test_a_resumed_download_counts_only_the_bytes_it_fetched(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(60_000, 22)
+    server.add("/cut.flac", body, faults=[Fault.drop_after(20_000, times=1)])
+    with HttpDownloader(make_config(out_dir, max_retries=1)) as http:
+        result = http.download(http.get_download_info(server.url("/cut.flac")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "cut.flac").read_bytes() == body
+    assert result.resumed_from > 0
+    assert result.bytes_downloaded == len(body) - result.resumed_from
+
+
+def test_a_custom_fetch_that_writes_no_file_is_a_storage_error(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/nothing.flac", make_body(1000, 23))
+
+    class Forgetful(HttpDownloader):
+        def _download_content(
+            self, content: DownloadableContent, file_path: Path, progress_callback: Any
+        ) -> TransferResult | None:
+            return None  # claims to have written the file itself, but did not
+
+    with Forgetful(make_config(out_dir, max_retries=0)) as http:
+        content = http.get_download_info(server.url("/nothing.flac"))
+        result = http.download(content)
+    error = result.error
+    assert isinstance(error, StorageError)
+    part = part_path(out_dir / "nothing.flac", ("http", content.content_id))
+    assert str(error) == f"the download wrote no file at {str(part)!r}"
+    assert error.path == str(part)
