@@ -311,6 +311,9 @@ class LiveBandwidth:
     :param poll: seconds between two looks at the pause switch while held.
     :param resumed: the pause switch (set: transfers move), when another thread or process
         drives it (a worker's link to the driver); by default the bandwidth's own.
+    :param told: reads the rate in force when another process decides it (a worker's share
+        of the driver's timetable, :meth:`~ripstream.downloader.relay.WorkerLink.rate`);
+        it then replaces the schedule and ``default``.
     """
 
     def __init__(
@@ -323,6 +326,7 @@ class LiveBandwidth:
         sleep: Callable[[float], object] | None = None,
         poll: float = 0.05,
         resumed: threading.Event | None = None,
+        told: Callable[[], float | None] | None = None,
     ) -> None:
         self.schedule = schedule or Schedule()
         self.default = default
@@ -330,6 +334,7 @@ class LiveBandwidth:
         self._clock = clock
         self._sleep = sleep
         self._poll = poll
+        self._told = told
         self._lock = threading.Lock()
         self._limit = _Limit(None, None)
         if resumed is None:
@@ -369,7 +374,9 @@ class LiveBandwidth:
         return self._current().rate
 
     def _current(self) -> _Limit:
-        if self.schedule.rates is None:
+        if self._told is not None:
+            rate = self._told()
+        elif self.schedule.rates is None:
             rate = self.default
         else:
             rate = self.schedule.rates.rate_at(self._now())
