@@ -164,7 +164,8 @@ class RateTimetable:
         return cls(tuple(entries))
 
     def __str__(self) -> str:
-        return " ".join(f"{t:%H:%M},{'off' if r is None else f'{r:g}'}" for t, r in self.entries)
+        """The form :meth:`parse` reads back (a worker process gets the config as JSON)."""
+        return " ".join(f"{t:%H:%M},{_rate_text(r)}" for t, r in self.entries)
 
     def rate_at(self, when: dt.datetime) -> float | None:
         """The limit in force at ``when`` (``None``: unlimited)."""
@@ -173,6 +174,14 @@ class RateTimetable:
             if start <= when.time():
                 current = rate
         return current
+
+
+def _rate_text(rate: float | None) -> str:
+    """Bytes a second as :func:`~ripstream.downloader.units.parse_rate` reads them exactly
+    (``%g`` wrote ``1.04858e+07`` for 10M: neither readable nor exact)."""
+    if rate is None:
+        return "off"
+    return f"{rate:.0f}" if rate == int(rate) else repr(rate)
 
 
 def parse_limit_rate(text: str) -> float | RateTimetable | None:
