@@ -76,7 +76,7 @@ class Isolation:
         self._lock = threading.Lock()
         self._cancelled = False
         self._held = False  # what the workers were last told
-        self._hold_lock = threading.Lock()  # holds reach the workers in order
+        self._hold_lock = threading.Lock()  # holds and rates reach the workers in order
         self._share: object = _UNTOLD  # the share of the limit the workers were last told
         self._unfollow = follow(self.hold) if follow is not None else None
         self._unfollow_rate = follow_rate(self.limit) if follow_rate is not None else None

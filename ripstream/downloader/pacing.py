@@ -88,10 +88,11 @@ class Pacer:
         without a :class:`~ripstream.downloader.schedule.LiveBandwidth`."""
         if self.bandwidth is None:
             return lambda: None
+        rate = self.bandwidth.rate
         with self._lock:
             self._limits.append(limit)
-            self._rate = self.bandwidth.rate
-        limit(self._rate)
+            self._rate = rate
+        limit(rate)
         return functools.partial(self._unfollow, self._limits, limit)
 
     def _unfollow(self, followers: list[Any], follower: Any) -> None:
