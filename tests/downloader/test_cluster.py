@@ -194,7 +194,11 @@ def test_a_share_of_the_limit_reaches_every_worker_and_a_process_that_joins_late
         return link.rate(5.0)()
 
     def shares() -> set[float | None]:
-        return set(dask_client.run(read).values())
+        # as a download reads it: in a task on each worker (Client.run runs on the worker's
+        # event loop, where the scheduler's metadata is only a coroutine)
+        workers = list(dask_client.scheduler_info()["workers"])
+        futures = [dask_client.submit(read, pure=False, workers=[w]) for w in workers]
+        return {future.result(timeout=60) for future in futures}
 
     try:
         assert shares() == {5.0}  # not told yet: the share the worker started with
