@@ -92,3 +92,40 @@ def test_events_show_bytes_moving_and_ctrl_c_stops_the_worker_download(
     assert sha((out / "long.bin").read_bytes()) == sha(body)
     assert [r.range_header for r in server.requests_for("/long.bin")][-1] != "bytes=0-"
     assert any(r.range_header for r in server.requests_for("/long.bin"))
+
+
+def test_a_limit_rate_timetable_holds_on_worker_processes(
+    server: TestServer, tmp_path: Path
+) -> None:
+    bodies = {f"/timed{n}.bin": make_body(3_000_000, 4 + n) for n in range(2)}
+    for path, body in bodies.items():
+        server.add(path, body)
+    out = tmp_path / "out"
+    finals = [out / path.lstrip("/") for path in bodies]
+    # the same limit all day (the real clock decides here): 2M for the whole run, shared by
+    # its worker processes; a worker that missed the timetable would run unthrottled
+    args = ["--processes", "2", "-j", "2", "--segments", "1", "-d", str(out)]
+    args += ["--limit-rate", "00:00,2M 12:00,2M", *(server.url(p) for p in bodies)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ripstream", "--no-progress", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    landed = None
+    deadline = time.monotonic() + START_BOUND
+    while landed is None and process.poll() is None:
+        assert time.monotonic() < deadline, "the files never landed"
+        landed = time.monotonic() if all(final.exists() for final in finals) else None
+        time.sleep(0.005)  # polling a live process; the condition decides, not the delay
+    _, stderr = process.communicate(timeout=STOP_BOUND)
+    assert process.returncode == 0, stderr
+    for final, body in zip(finals, bodies.values(), strict=True):
+        assert sha(final.read_bytes()) == sha(body)
+    assert landed is not None
+    first = min(r.time for r in server.requests)
+    rate = sum(len(b) for b in bodies.values()) / (landed - first)
+    # within 10% of the limit, as the rate tests of test_isolation.py measure it
+    assert rate == pytest.approx(2 * 1024 * 1024, rel=0.10), rate / 1024 / 1024

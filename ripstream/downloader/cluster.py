@@ -13,7 +13,9 @@ What a cluster adds to worker processes:
   check` asks each worker to write a small file there before the first task, so a worker
   that cannot fails the run at once, with one clear message, instead of failing every task;
 * ``--limit-rate`` is the total of the run: each worker process gets ``1 / workers`` of it
-  (and of each source's request rate), decided once when the run starts;
+  (and of each source's request rate), decided when the run starts; when a bandwidth
+  timetable switches the limit, ``Client.run`` gives every worker process its share of the
+  new one (kept in the scheduler's metadata too, for a process that joins later);
 * the per-host limits count across every worker with dask's distributed semaphores, and a
   host's cool-down (after a 429 or 503) reaches every worker through the scheduler
   (:class:`DaskHostGates`, the cluster's counter of the one
@@ -41,6 +43,7 @@ cluster is used. Example::
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -71,10 +74,9 @@ __all__ = [
     "cancel_run",
     "dask_manager",
     "hold_run",
+    "limit_run",
     "strategy_for",
 ]
-
-logger = logging.getLogger(__name__)
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ LOCAL_PREFIX = "local:"
 _COOLDOWNS = "ripstream-host-cooldowns"
 #: where each run's hold is kept, for worker processes that join during one
 _HOLDS = "ripstream-holds"
+#: where each run's share of the limit is kept (0: unlimited), for processes that join later
+_RATES = "ripstream-rates"
 
 
 class ClusterExecutor(Executor):
@@ -213,6 +217,7 @@ class DaskCluster(ExecutorStrategy):
             cancel=lambda: _cancel(client, run),
             stop=stop,
             hold=lambda held: _hold(client, run, held),
+            limit=lambda share: _limit(client, run, share),
         )
 
     def describe(self, workers: int) -> str:
@@ -322,7 +327,7 @@ def _until(host: str) -> float:
 class DaskLink:
     """A run's :class:`~ripstream.downloader.relay.WorkerLink` on a dask worker: progress
     batches leave as events on the run's topic; :func:`cancel_run` sets the cancel event;
-    :func:`hold_run` clears and sets the resumed event.
+    :func:`hold_run` clears and sets the resumed event; :func:`limit_run` sets the rate.
 
     :param run: names the run (its topic and its cancel event in each worker process).
     """
@@ -350,11 +355,20 @@ class DaskLink:
         its event starts as the scheduler's metadata says."""
         with _CANCELS_LOCK:
             known = self.run in _RESUMED
-        return _run_resumed(self.run, held=not known and _held_in_scheduler(self.run))
+        return _run_resumed(self.run, held=not known and _in_scheduler(_HOLDS, self.run, False))
+
+    def rate(self, default: float | None) -> Callable[[], float | None]:
+        """Reads this run's share of the limit in this worker process (``default`` until
+        the driver has told one); a process that joins later starts with the scheduler's."""
+        told = None if self.run in _SHARES else _in_scheduler(_RATES, self.run, None)
+        if told is not None:
+            _SHARES.setdefault(self.run, float(told))
+        return functools.partial(_share_of, self.run, default)
 
 
 _CANCELS: dict[str, threading.Event] = {}  # per worker process, one small event per run
 _RESUMED: dict[str, threading.Event] = {}
+_SHARES: dict[str, float] = {}  # each run's share of the limit here (0: unlimited)
 _CANCELS_LOCK = threading.Lock()
 
 
@@ -380,14 +394,24 @@ def _run_resumed(run: str, *, held: bool = False) -> threading.Event:
         return found
 
 
-def _held_in_scheduler(run: str) -> bool:
+def _in_scheduler(key: str, run: str, default: Any) -> Any:
     from distributed import get_client
 
     try:
         client = get_client()
-    except ValueError:  # no cluster here: nothing holds the run
-        return False
-    return bool(client.get_metadata([_HOLDS, run], default=False))
+    except ValueError:  # no cluster here: nothing was told
+        return default
+    return client.get_metadata([key, run], default=default)
+
+
+def _share_of(run: str, default: float | None) -> float | None:
+    return default if (share := _SHARES.get(run)) is None else share or None
+
+
+def limit_run(run: str, share: float) -> None:
+    """In a worker process: ``run``'s transfers go at most ``share`` bytes a second (0:
+    unlimited) from their next buffer on (also those that start later in this process)."""
+    _SHARES[run] = share
 
 
 def hold_run(run: str, held: bool) -> None:
@@ -407,6 +431,11 @@ def _cancel(client: Client, run: str) -> None:
 def _hold(client: Client, run: str, held: bool) -> None:
     client.set_metadata([_HOLDS, run], held)  # first: a worker joining now reads it
     client.run(hold_run, run, held, on_error="ignore")
+
+
+def _limit(client: Client, run: str, share: float | None) -> None:
+    client.set_metadata([_RATES, run], share or 0.0)  # first: a worker joining now reads it
+    client.run(limit_run, run, share or 0.0, on_error="ignore")
 
 
 def _topic(run: str) -> str:
@@ -439,8 +468,7 @@ def dask_manager(
 def local_processes(address: str) -> int | None:
     """N of ``local:N``; ``None`` for a scheduler address.
 
-    :raises ValueError: for ``local:`` without a whole number >= 1.
-    """
+    :raises ValueError: for ``local:`` without a whole number >= 1."""
     if not address.startswith(LOCAL_PREFIX):
         return None
     count = address.removeprefix(LOCAL_PREFIX)

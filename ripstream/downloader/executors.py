@@ -18,6 +18,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import math
 import multiprocessing
 import os
 import queue
@@ -27,11 +28,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ripstream.downloader.config import DownloadConfig
 from ripstream.downloader.hosts import HostGateFactory
+from ripstream.downloader.poolside import THIS_WORKER, ProcessLink, process_cancel_event
 from ripstream.downloader.relay import Batch, WorkerChannel
 
 if TYPE_CHECKING:
@@ -147,7 +148,13 @@ class Processes(ExecutorStrategy):
             return None
         executor.listen(deliver)
         stop = functools.partial(executor.listen, None)
-        return WorkerChannel(ProcessLink(), executor.cancel_running, stop, executor.hold_running)
+        return WorkerChannel(
+            ProcessLink(),
+            executor.cancel_running,
+            stop,
+            executor.hold_running,
+            executor.limit_running,
+        )
 
     def describe(self, workers: int) -> str:
         """E.g. ``2 processes x 4 threads``."""
@@ -236,6 +243,7 @@ class ProcessThreadPool(Executor):
         self._results = context.Queue()
         self._stop = context.RawValue("b", 0)
         self._hold = context.RawValue("b", 0)
+        self._rate = context.RawValue("d", math.nan)  # each process's share; NaN: not told
         self._lock = threading.Lock()
         self._futures: dict[int, Future[Any]] = {}
         self._holders: dict[int, int] = {}  # call id -> pid of the process running it
@@ -246,7 +254,15 @@ class ProcessThreadPool(Executor):
         self._processes = [
             context.Process(
                 target=_process_main,
-                args=(self._calls, self._results, threads, self._stop, self._hold, parent),
+                args=(
+                    self._calls,
+                    self._results,
+                    threads,
+                    self._stop,
+                    self._hold,
+                    self._rate,
+                    parent,
+                ),
                 name=f"ripstream-worker-{index}",
                 daemon=True,
             )
@@ -279,6 +295,11 @@ class ProcessThreadPool(Executor):
     def hold_running(self, held: bool) -> None:
         """Hold every worker's running transfers at their next buffer (``False``: go on)."""
         self._hold.value = int(held)
+
+    def limit_running(self, rate: float | None) -> None:
+        """Set each worker's share of the run's bandwidth limit (``None``: unlimited); its
+        transfers switch to it at their next buffer."""
+        self._rate.value = rate or 0.0
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the workers once the calls sent have ended (or are cancelled)."""
@@ -351,60 +372,15 @@ class ProcessThreadPool(Executor):
                 future.set_exception(WorkerDied(f"the worker process running call {cid} died"))
 
 
-#: Set in a worker process when its parent asks it to stop or disappears.
-_PROCESS_CANCEL = threading.Event()
-#: Cleared in a worker process while its parent holds the run (a pause, a closed window).
-_PROCESS_RESUMED = threading.Event()
-_PROCESS_RESUMED.set()
 _GRACE_SECONDS = 2.0
 
 
-@dataclass(slots=True)
-class _PoolWorker:
-    """This process's end of the pool it works for (set in a pool's worker process only)."""
-
-    results: Any = None
-
-
-_THIS_WORKER = _PoolWorker()
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessLink:
-    """The :class:`~ripstream.downloader.relay.WorkerLink` of a :class:`ProcessThreadPool`'s
-    workers: progress goes back on the pool's result queue, the process's cancel event is
-    set when the parent calls :meth:`ProcessThreadPool.cancel_running`, and its resumed
-    event follows :meth:`ProcessThreadPool.hold_running`."""
-
-    def sender(self) -> Callable[[Batch], None] | None:
-        """Puts batches on this worker process's result queue (``None`` elsewhere)."""
-        results = _THIS_WORKER.results
-        return None if results is None else functools.partial(_send_progress, results)
-
-    def cancel_event(self) -> threading.Event:
-        """This worker process's cancel event."""
-        return _PROCESS_CANCEL
-
-    def resumed_event(self) -> threading.Event:
-        """This worker process's resumed event (cleared while the parent holds the run)."""
-        return _PROCESS_RESUMED
-
-
-def _send_progress(results: Any, batch: Batch) -> None:
-    results.put(("progress", -1, batch))
-
-
-def process_cancel_event() -> threading.Event:
-    """The event that stops this worker process's downloads (unset in the main process)."""
-    return _PROCESS_CANCEL
-
-
 def _process_main(
-    calls: Any, results: Any, threads: int, stop: Any, hold: Any, parent: int
+    calls: Any, results: Any, threads: int, stop: Any, hold: Any, rate: Any, parent: int
 ) -> None:
     """A worker process: take a call whenever a thread is free, run it, send the result."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    _THIS_WORKER.results = results
+    THIS_WORKER.results, THIS_WORKER.rate = results, rate
     start_thread(lambda: _watch(stop, hold, parent), name="ripstream-watch-parent")
     slots = threading.Semaphore(threads)
     with ThreadPoolExecutor(threads, thread_name_prefix="ripstream") as pool:
@@ -431,10 +407,11 @@ def _send(results: Any, slots: threading.Semaphore, call_id: int, future: Future
 def _watch(stop: Any, hold: Any, parent: int) -> None:
     """Cancel this process's downloads when the parent asks (``stop``) or is gone; hold
     them while the parent's ``hold`` flag is up."""
-    while not _PROCESS_CANCEL.wait(0.1):
+    cancel, resumed = THIS_WORKER.cancel, THIS_WORKER.resumed
+    while not cancel.wait(0.1):
         if stop.value or os.getppid() != parent:
-            _PROCESS_CANCEL.set()
-        (_PROCESS_RESUMED.clear if hold.value else _PROCESS_RESUMED.set)()
+            cancel.set()
+        (resumed.clear if hold.value else resumed.set)()
     if os.getppid() != parent:
         # running downloads stop at their next buffer and checkpoint; then leave, since no
         # parent will ever send another call

@@ -4,8 +4,9 @@ Made once per manager, when its first task goes out: the
 :class:`~ripstream.downloader.worker.WorkerSpec` every worker builds its runtime from (the
 config with this process's share of the run's limits), the
 :class:`~ripstream.downloader.relay.Relay` that replays the workers' progress into the
-manager's tracker, and the channel a cancel and a hold (a paused run, a closed window) go
-down to the downloads running there.
+manager's tracker, and the channel a cancel, a hold (a paused run, a closed window) and a
+new share of the run's limit (the bandwidth timetable switched it) go down to the downloads
+running there.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ __all__ = ["Isolation", "split_limits"]
 
 logger = logging.getLogger(__name__)
 
+_UNTOLD = object()
+
 
 class Isolation:
     """The worker spec, the progress relay and the cancel and hold channel of one manager's
@@ -42,6 +45,8 @@ class Isolation:
         that they count with it (:func:`~ripstream.downloader.hostserver.share_hosts`).
     :param follow: subscribes :meth:`hold` to the run's holds and returns its unsubscribe
         (the manager's :meth:`~ripstream.downloader.pacing.Pacer.follow`).
+    :param follow_rate: subscribes :meth:`limit` to the run's bandwidth limit as the
+        timetable switches it (:meth:`~ripstream.downloader.pacing.Pacer.follow_rate`).
     """
 
     def __init__(
@@ -55,12 +60,14 @@ class Isolation:
         tracker: ProgressTracker,
         hosts: HostGate | None = None,
         follow: Callable[[Callable[[bool], None]], Callable[[], None]] | None = None,
+        follow_rate: Callable[[Callable[[float | None], None]], Callable[[], None]] | None = None,
     ) -> None:
         self.relay = Relay(tracker)
+        self.shares = strategy.shares(executor)
         self.channel = strategy.open_channel(executor, self.relay.deliver)
         gates, self.host_server = share_hosts(strategy, hosts)
         self.spec = WorkerSpec(
-            split_limits(config, strategy.shares(executor)).to_json(),
+            split_limits(config, self.shares).to_json(),
             factory,
             tuple(post_processors),
             host_gate=gates,
@@ -69,8 +76,10 @@ class Isolation:
         self._lock = threading.Lock()
         self._cancelled = False
         self._held = False  # what the workers were last told
-        self._hold_lock = threading.Lock()  # holds reach the workers in order
+        self._hold_lock = threading.Lock()  # holds and rates reach the workers in order
+        self._share: object = _UNTOLD  # the share of the limit the workers were last told
         self._unfollow = follow(self.hold) if follow is not None else None
+        self._unfollow_rate = follow_rate(self.limit) if follow_rate is not None else None
 
     def cancel(self) -> None:
         """Stop the downloads running on the workers (once; later calls do nothing)."""
@@ -95,10 +104,24 @@ class Isolation:
             except Exception:  # a cluster already gone has nothing left running for this run
                 logger.exception("could not tell the workers to %s", "hold" if held else "go on")
 
+    def limit(self, rate: float | None) -> None:
+        """Switch the workers' throttles to their share of the run's limit ``rate`` (divided
+        as :func:`split_limits` divides it; ``None``: unlimited); a repeat sends nothing."""
+        share = rate / self.shares if rate else None
+        with self._hold_lock:
+            if share == self._share or self.channel is None:
+                return
+            self._share = share
+            try:
+                self.channel.limit(share)
+            except Exception:  # a cluster already gone has nothing left running for this run
+                logger.exception("could not tell the workers the new bandwidth limit")
+
     def close(self) -> None:
         """Stop relaying progress and serving the per-host count."""
-        if self._unfollow is not None:
-            self._unfollow()
+        for unfollow in (self._unfollow, self._unfollow_rate):
+            if unfollow is not None:
+                unfollow()
         if self.channel is not None:
             self.channel.stop()
         if self.host_server is not None:

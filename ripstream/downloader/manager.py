@@ -329,6 +329,7 @@ class DownloadManager(Closing):
                     tracker=self.progress_tracker,
                     hosts=self.engine.services.hosts,
                     follow=self.pacer.follow,
+                    follow_rate=self.pacer.follow_rate,
                 )
             return self._isolation
 

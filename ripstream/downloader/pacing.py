@@ -13,8 +13,10 @@ holds and sends them down its channel, so the decision is made once, on this clo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ripstream.downloader.events import EventKind, RunMonitor
 from ripstream.downloader.queue import DownloadTask
@@ -50,6 +52,8 @@ class Pacer:
         self._later: list[DownloadTask] = []
         self._lock = threading.Lock()
         self._followers: list[Callable[[bool], None]] = []
+        self._limits: list[Callable[[float | None], None]] = []
+        self._rate: float | None = None  # the limit the followers were last told
 
     @property
     def paused(self) -> bool:
@@ -75,12 +79,38 @@ class Pacer:
             self._followers.append(hold)
         hold(self._held_by is not None)
 
-        def stop() -> None:
-            with self._lock:
-                if hold in self._followers:
-                    self._followers.remove(hold)
+        return functools.partial(self._unfollow, self._followers, hold)
 
-        return stop
+    def follow_rate(self, limit: Callable[[float | None], None]) -> Callable[[], None]:
+        """Call ``limit(rate)`` with the run's bandwidth limit (``None``: unlimited) now and
+        whenever the timetable switches it; returns what stops the calls. The switches are
+        seen by the manager's loop (:meth:`watch`), on this pacer's clock; nothing is told
+        without a :class:`~ripstream.downloader.schedule.LiveBandwidth`."""
+        if self.bandwidth is None:
+            return lambda: None
+        rate = self.bandwidth.rate
+        with self._lock:
+            self._limits.append(limit)
+            self._rate = rate
+        limit(rate)
+        return functools.partial(self._unfollow, self._limits, limit)
+
+    def _unfollow(self, followers: list[Any], follower: Any) -> None:
+        with self._lock:
+            if follower in followers:
+                followers.remove(follower)
+
+    def _tell_rate(self) -> None:
+        if self.bandwidth is None:
+            return
+        rate = self.bandwidth.rate  # reads the timetable at this moment
+        with self._lock:
+            if rate == self._rate:
+                return
+            self._rate = rate
+            limits = list(self._limits)
+        for limit in limits:
+            limit(rate)
 
     def _tell(self, held: bool) -> None:
         with self._lock:
@@ -120,7 +150,9 @@ class Pacer:
         return held
 
     def watch(self, running: Sequence[DownloadTask]) -> None:
-        """Hold or release running transfers as the pause switch and the windows say."""
+        """Hold or release running transfers as the pause switch and the windows say; tell
+        :meth:`follow_rate` ers when the timetable has switched the limit."""
+        self._tell_rate()
         reason = None
         if self._manual.is_set():
             reason = "manual"

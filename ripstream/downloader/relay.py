@@ -13,8 +13,10 @@ process; dask's event topics): :meth:`~ripstream.downloader.executors.ExecutorSt
 open_channel` returns a :class:`WorkerChannel` whose :class:`WorkerLink` (a small picklable value)
 goes to every worker inside the :class:`~ripstream.downloader.worker.WorkerSpec`, whose
 ``cancel`` reaches downloads running there, and whose ``hold`` holds them at their next buffer
-(the run is paused, or its window closed) and lets them go on: the driver decides, on its own
-clock, and every worker's throttle follows (its ``.part`` files and connections stay).
+(the run is paused, or its window closed) and lets them go on, and whose ``limit`` switches
+their throttles to a new share of the run's limit (the bandwidth timetable switched it): the
+driver decides, on its own clock, and every worker's throttle follows (its ``.part`` files
+and connections stay).
 
 A batch is a list of lists of plain values (JSON and msgpack carry it)::
 
@@ -54,9 +56,18 @@ class WorkerLink(Protocol):
         to hold them (a pause, a closed window) and sets it again to let them go on."""
         ...
 
+    def rate(self, default: float | None) -> Callable[[], float | None]:
+        """Reads this process's share of the run's bandwidth limit as the driver last set
+        it (``None``: unlimited; the timetable switched it), ``default`` until it has."""
+        ...
+
 
 def _no_hold(held: bool) -> None:
     """A channel whose workers cannot be held (their transfers run on)."""
+
+
+def _no_limit(share: float | None) -> None:
+    """A channel whose workers keep the share of the limit they started with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +79,15 @@ class WorkerChannel:
     :param stop: ends the delivery of progress (when the manager closes).
     :param hold: ``hold(True)`` holds every transfer running on the workers at its next
         buffer; ``hold(False)`` lets them go on.
+    :param limit: ``limit(share)`` switches every worker's throttle to ``share`` bytes a
+        second (``None``: unlimited) at its next buffer, also in workers that join later.
     """
 
     link: WorkerLink
     cancel: Callable[[], None]
     stop: Callable[[], None]
     hold: Callable[[bool], None] = _no_hold
+    limit: Callable[[float | None], None] = _no_limit
 
 
 def encode(progress: DownloadProgress) -> list[Any]:

@@ -164,7 +164,8 @@ class RateTimetable:
         return cls(tuple(entries))
 
     def __str__(self) -> str:
-        return " ".join(f"{t:%H:%M},{'off' if r is None else f'{r:g}'}" for t, r in self.entries)
+        """The form :meth:`parse` reads back (a worker process gets the config as JSON)."""
+        return " ".join(f"{t:%H:%M},{_rate_text(r)}" for t, r in self.entries)
 
     def rate_at(self, when: dt.datetime) -> float | None:
         """The limit in force at ``when`` (``None``: unlimited)."""
@@ -173,6 +174,14 @@ class RateTimetable:
             if start <= when.time():
                 current = rate
         return current
+
+
+def _rate_text(rate: float | None) -> str:
+    """Bytes a second as :func:`~ripstream.downloader.units.parse_rate` reads them exactly
+    (``%g`` wrote ``1.04858e+07`` for 10M: neither readable nor exact)."""
+    if rate is None:
+        return "off"
+    return f"{rate:.0f}" if rate == int(rate) else repr(rate)
 
 
 def parse_limit_rate(text: str) -> float | RateTimetable | None:
@@ -311,6 +320,9 @@ class LiveBandwidth:
     :param poll: seconds between two looks at the pause switch while held.
     :param resumed: the pause switch (set: transfers move), when another thread or process
         drives it (a worker's link to the driver); by default the bandwidth's own.
+    :param told: reads the rate in force when another process decides it (a worker's share
+        of the driver's timetable, :meth:`~ripstream.downloader.relay.WorkerLink.rate`);
+        it then replaces the schedule and ``default``.
     """
 
     def __init__(
@@ -323,6 +335,7 @@ class LiveBandwidth:
         sleep: Callable[[float], object] | None = None,
         poll: float = 0.05,
         resumed: threading.Event | None = None,
+        told: Callable[[], float | None] | None = None,
     ) -> None:
         self.schedule = schedule or Schedule()
         self.default = default
@@ -330,6 +343,7 @@ class LiveBandwidth:
         self._clock = clock
         self._sleep = sleep
         self._poll = poll
+        self._told = told
         self._lock = threading.Lock()
         self._limit = _Limit(None, None)
         if resumed is None:
@@ -369,7 +383,9 @@ class LiveBandwidth:
         return self._current().rate
 
     def _current(self) -> _Limit:
-        if self.schedule.rates is None:
+        if self._told is not None:
+            rate = self._told()
+        elif self.schedule.rates is None:
             rate = self.default
         else:
             rate = self.schedule.rates.rate_at(self._now())

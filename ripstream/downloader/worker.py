@@ -67,7 +67,8 @@ class WorkerSpec:
         process of :class:`~ripstream.downloader.executors.ProcessThreadPool` or nothing.
 
     The config's ``bandwidth_limit`` is this process's share of the run's total (the
-    driver divides it by the number of worker processes).
+    driver divides it by the number of worker processes); when the link tells a share (the
+    driver's timetable switched the limit), the process's throttle follows that instead.
     """
 
     config_json: str
@@ -113,7 +114,13 @@ def _runtime(spec: WorkerSpec) -> _Runtime:
                 tracker.add_callback(Outbox(send))
             # the driver decides when the run is held (a pause, a closed window: one clock,
             # its own); this process's throttle only follows the link's switch
-            bandwidth = LiveBandwidth(None, rate or None, resumed=link.resumed_event())
+            # and its rate (the driver's timetable): this process's share of it, as told
+            bandwidth = LiveBandwidth(
+                None,
+                rate or None,
+                resumed=link.resumed_event(),
+                told=link.rate(rate or None),
+            )
             services = EngineServices(
                 cancel=link.cancel_event(),
                 tracker=tracker,

@@ -181,3 +181,33 @@ def test_a_hold_reaches_every_worker_and_a_process_that_joins_during_it(
         assert set(dask_client.run(lambda: link.resumed_event().is_set()).values()) == {True}
     finally:
         channel.stop()
+
+
+def test_a_share_of_the_limit_reaches_every_worker_and_a_process_that_joins_later(
+    dask_client: Any,
+) -> None:
+    strategy = DaskCluster(dask_client)
+    channel = strategy.open_channel(dask_client.get_executor(pure=False), lambda batch: None)
+    link = channel.link
+
+    def read() -> float | None:  # in a worker: its reader is made there, on first use
+        return link.rate(5.0)()
+
+    def shares() -> set[float | None]:
+        # as a download reads it: in a task on each worker (Client.run runs on the worker's
+        # event loop, where the scheduler's metadata is only a coroutine)
+        workers = list(dask_client.scheduler_info()["workers"])
+        futures = [dask_client.submit(read, pure=False, workers=[w]) for w in workers]
+        return {future.result(timeout=60) for future in futures}
+
+    try:
+        assert shares() == {5.0}  # not told yet: the share the worker started with
+        channel.limit(1024.0)
+        assert shares() == {1024.0}
+        channel.limit(None)  # the timetable says off
+        assert shares() == {None}
+        channel.limit(2048.0)
+        # this process never heard of the run, as a worker that joins the cluster now
+        assert read() == 2048.0
+    finally:
+        channel.stop()

@@ -19,6 +19,8 @@ from ripstream.downloader.exceptions import ContentNotFoundError
 from ripstream.downloader.executors import (
     GivenExecutor,
     Processes,
+    ProcessLink,
+    ProcessThreadPool,
     SegmentPool,
     Threads,
     segment_pool_for,
@@ -157,3 +159,21 @@ def test_strategies_describe_themselves() -> None:
     assert Processes().processes == (os.cpu_count() or 1)
     with ThreadPoolExecutor(1) as pool:
         assert GivenExecutor(pool, isolated=True).isolated
+
+
+def told_rate() -> float | None:
+    """In a worker process: its share of the run's limit, as the parent last set it."""
+    return ProcessLink().rate(5.0)()
+
+
+def test_every_worker_process_reads_the_share_its_parent_sets() -> None:
+    pool = ProcessThreadPool(2, 1)
+    try:
+        assert pool.submit(told_rate).result(WAIT) == 5.0  # not told: the spec's share
+        pool.limit_running(1024.0)
+        assert {pool.submit(told_rate).result(WAIT) for _ in range(4)} == {1024.0}
+        pool.limit_running(None)  # off
+        assert {pool.submit(told_rate).result(WAIT) for _ in range(4)} == {None}
+    finally:
+        pool.shutdown()
+    assert told_rate() == 5.0  # the parent is no pool's worker: it reads nothing shared

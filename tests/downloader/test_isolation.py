@@ -1,7 +1,8 @@
 """Downloads on worker processes and on a dask cluster, seen from the driver while they run:
 bytes move in the driver's progress, events, stats and metrics before the file ends, and a
 cancel stops the downloads that are running on the workers (their .part kept for resume),
-and a pause or a closed window holds them where they are until the run goes on."""
+a pause or a closed window holds them where they are until the run goes on, and a switch of
+the bandwidth timetable switches their throttles while they run."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from ripstream.downloader.manager import DownloadManager
 from ripstream.downloader.progress import DownloadProgress, ProgressState, ProgressTracker
 from ripstream.downloader.queue import DownloadQueue, TaskState
 from ripstream.downloader.safefs import PART_SUFFIX
-from ripstream.downloader.schedule import Schedule, Window
+from ripstream.downloader.schedule import RateTimetable, Schedule, Window
 from ripstream.sources import create_downloader
 from tests.support.batches import queue_of, sha
 from tests.support.clock import Timeline
@@ -251,3 +252,95 @@ def test_a_window_that_closes_holds_the_workers_until_the_next_one_opens(
     [result] = outcome[0]
     assert result.status is ResultStatus.COMPLETED, result.error_message
     assert sha((out_dir / "held.bin").read_bytes()) == sha(body)
+
+
+#: how far a measured rate may stray from the worker's share of the limit. Measured here:
+#: within 1% on an idle machine, within 4% with both cores kept busy by other processes; the
+#: issue asks 5% of the threads' run (test_scheduled_runs); a worker's rate is measured on
+#: the driver, from progress that crosses a process boundary up to ten times a second and
+#: arrives a few milliseconds late, unevenly, on a machine shared with other work
+TOLERANCE = 0.10
+#: seconds over which a rate is measured
+WINDOW = 1.5
+MIB = 1024 * 1024
+
+
+class Samples:
+    """The driver's tracker, recording when (monotonic seconds) it saw how many bytes of the
+    download: what the worker read from the server, relayed as it goes (the server's own
+    count moves in bursts of about 1.5 MB, as the kernel wakes a writer blocked on a full
+    socket buffer, too coarse to tell 1M from 2M over a second and a half)."""
+
+    def __init__(self) -> None:
+        self.tracker = ProgressTracker()
+        self.moving = threading.Event()
+        self._lock = threading.Lock()
+        self._seen: list[tuple[float, int]] = []
+        self.tracker.add_callback(self._record)
+
+    def _record(self, _id: str, progress: DownloadProgress) -> None:
+        with self._lock:
+            self._seen.append((time.monotonic(), progress.downloaded_bytes))
+        if progress.downloaded_bytes:
+            self.moving.set()
+
+    def rate_over_next_window(self) -> float:
+        """Bytes a second over the next :data:`WINDOW` seconds."""
+        started = time.monotonic()
+        time.sleep(WINDOW)
+        with self._lock:
+            inside = [(t, done) for t, done in self._seen if t >= started]
+        assert len(inside) >= 5, inside  # progress comes back up to ten times a second
+        (t0, b0), (t1, b1) = inside[0], inside[-1]
+        return (b1 - b0) / (t1 - t0)
+
+    def latest(self) -> int:
+        with self._lock:
+            return self._seen[-1][1]
+
+
+def landed(path: Path) -> float:
+    """When ``path`` is in place (polled; fails after :data:`BOUND` seconds)."""
+    deadline = time.monotonic() + BOUND
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never landed"
+        time.sleep(0.01)
+    return time.monotonic()
+
+
+def test_the_workers_throttles_follow_each_switch_of_the_timetable(
+    strategy: ExecutorStrategy, server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(24_000_000, 11)
+    server.add("/steps.bin", body)
+    tuesday = dt.datetime(2024, 1, 2)
+    timeline = Timeline(tuesday + dt.timedelta(hours=11, minutes=59), auto=False)
+    # the run's limit, shared by two worker processes: 1M each, then 4M each, then none
+    schedule = Schedule(rates=RateTimetable.parse("00:00,2M 12:00,8M 13:00,off"))
+    samples = Samples()
+    queue = queue_of(server, ["/steps.bin"])
+    with manager_for(
+        strategy, out_dir, samples.tracker, schedule=schedule, now=timeline.wall
+    ) as manager:
+        thread, outcome = run_in_thread(lambda: manager.run(queue))
+        try:
+            assert samples.moving.wait(BOUND), "no progress came back from the worker"
+            slow = samples.rate_over_next_window()
+            timeline.set_wall(tuesday + dt.timedelta(hours=12, minutes=1))
+            time.sleep(0.3)  # the manager's loop looks within a tenth of a second
+            fast = samples.rate_over_next_window()
+            timeline.set_wall(tuesday + dt.timedelta(hours=13, minutes=1))
+            off, left = time.monotonic(), len(body) - samples.latest()
+            unthrottled = left / (landed(out_dir / "steps.bin") - off)
+        finally:
+            timeline.set_wall(tuesday + dt.timedelta(hours=13, minutes=1))
+            thread.join(BOUND * 3)
+        assert not thread.is_alive(), "the run did not end"
+    [result] = outcome[0]
+    assert result.status is ResultStatus.COMPLETED, result.error_message
+    assert sha((out_dir / "steps.bin").read_bytes()) == sha(body)
+    assert slow == pytest.approx(1 * MIB, rel=TOLERANCE), slow / MIB
+    assert fast == pytest.approx(4 * MIB, rel=TOLERANCE), fast / MIB
+    # off: the rest came far faster than 4M (it would have taken three seconds and more)
+    assert unthrottled > 8 * MIB, unthrottled / MIB
+    assert len(server.requests_for("/steps.bin")) == 1  # switched on its connection

@@ -1,6 +1,7 @@
 """The pacer tells the run's followers (the channel to isolated workers) when running
 transfers are to be held and when they may go on; the decision is the driver's, on its clock,
-and it reaches the workers once per change."""
+and it reaches the workers once per change; so does each switch of the bandwidth timetable,
+as the workers' share of the new limit."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ripstream.downloader.isolation import Isolation
 from ripstream.downloader.pacing import Pacer
 from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.relay import Batch, WorkerChannel
-from ripstream.downloader.schedule import Schedule, Window
+from ripstream.downloader.schedule import LiveBandwidth, RateTimetable, Schedule, Window
 from ripstream.sources import create_downloader
 from tests.support.clock import Timeline
 
@@ -64,14 +65,23 @@ class NoLink:
     def resumed_event(self) -> threading.Event:
         return threading.Event()
 
+    def rate(self, default: float | None) -> Callable[[], float | None]:
+        return lambda: default
+
 
 class Recorded(ExecutorStrategy):
-    """An isolated strategy whose channel records the holds it is asked to send."""
+    """An isolated strategy of ``processes`` workers whose channel records the holds and the
+    shares of the limit it is asked to send."""
 
     isolated = True
 
-    def __init__(self) -> None:
+    def __init__(self, processes: int = 1) -> None:
         self.holds: list[bool] = []
+        self.limits: list[float | None] = []
+        self.processes = processes
+
+    def shares(self, executor: Executor) -> int:
+        return self.processes
 
     def create(self, workers: int) -> Executor:
         return ThreadPoolExecutor(1)
@@ -79,7 +89,9 @@ class Recorded(ExecutorStrategy):
     def open_channel(
         self, executor: Executor, deliver: Callable[[Batch], None]
     ) -> WorkerChannel | None:
-        return WorkerChannel(NoLink(), lambda: None, lambda: None, self.holds.append)
+        return WorkerChannel(
+            NoLink(), lambda: None, lambda: None, self.holds.append, self.limits.append
+        )
 
 
 def test_the_workers_are_told_each_change_once_and_nothing_after_close(tmp_path: Path) -> None:
@@ -111,3 +123,46 @@ def test_the_workers_are_told_each_change_once_and_nothing_after_close(tmp_path:
     pacer.pause()
     pacer.watch([])
     assert strategy.holds == [True, False]
+
+
+def test_each_switch_of_the_timetable_reaches_the_workers_once_as_their_share() -> None:
+    timeline = Timeline(TUESDAY + dt.timedelta(hours=11, minutes=59), auto=False)
+    schedule = Schedule(rates=RateTimetable.parse("00:00,2M 12:00,8M 13:00,off"))
+    bandwidth = LiveBandwidth(schedule, now=timeline.wall)
+    pacer = Pacer(schedule, now=timeline.wall, bandwidth=bandwidth, monitor=RunMonitor(()))
+    strategy = Recorded(processes=2)
+    executor = strategy.create(1)
+    isolation = Isolation(
+        strategy,
+        executor,
+        config=DownloadConfig(),
+        factory=create_downloader,
+        post_processors=(),
+        tracker=ProgressTracker(),
+        follow_rate=pacer.follow_rate,
+    )
+    mib = 1024 * 1024
+    try:
+        assert strategy.limits == [1 * mib]  # made at 11:59: half of 2M each, at once
+        pacer.watch([])  # nothing switched: nothing sent
+        timeline.set_wall(TUESDAY + dt.timedelta(hours=12, minutes=1))
+        assert strategy.limits == [1 * mib]  # the manager's loop has not looked yet
+        pacer.watch([])
+        pacer.watch([])
+        timeline.set_wall(TUESDAY + dt.timedelta(hours=13, minutes=1))
+        pacer.watch([])
+        assert strategy.limits == [1 * mib, 4 * mib, None]
+    finally:
+        isolation.close()
+        executor.shutdown()
+    timeline.set_wall(TUESDAY + dt.timedelta(days=1, hours=1))  # 2M again, after close
+    pacer.watch([])
+    assert strategy.limits == [1 * mib, 4 * mib, None]
+
+
+def test_a_run_without_a_live_bandwidth_tells_no_rate() -> None:
+    timeline = Timeline(TUESDAY, auto=False)
+    told: list[float | None] = []
+    stop = pacer_at(timeline).follow_rate(told.append)
+    stop()
+    assert told == []

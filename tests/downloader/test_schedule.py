@@ -88,3 +88,13 @@ def test_the_schedule_travels_in_the_config_json() -> None:
     assert config.schedule == schedule
     with pytest.raises(ConfigError):
         DownloadConfig.from_dict({"schedule": {"window_end": "later"}})
+
+
+def test_every_timetable_travels_in_the_config_json_exactly() -> None:
+    # seven digits and more of bytes a second: a worker process reads its config from JSON
+    rates = RateTimetable.parse("08:00,512k 12:00,10M 18:00,1.5M 20:00,1000.5 23:00,off")
+    assert RateTimetable.parse(str(rates)) == rates
+    config = DownloadConfig(schedule=Schedule(rates=rates))
+    travelled = DownloadConfig.from_json(config.to_json()).schedule
+    assert travelled is not None
+    assert travelled.rates == rates
