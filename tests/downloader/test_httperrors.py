@@ -222,9 +222,11 @@ def _tls_error(reason: str | None) -> ssl.SSLError:
         (urllib3.exceptions.NameResolutionError("h.example", None, socket.gaierror("x")),  # type: ignore[arg-type]
          "https://h.example/x", HostNotFoundError, "cannot resolve h.example: no such host"),
         (_cert_error("self-signed certificate", "CERTIFICATE_VERIFY_FAILED"), "https://h.example/",
-         TLSError, "TLS failure with h.example:443: certificate verify failed: self-signed certificate"),
+         TLSError,
+         "TLS failure with h.example:443: certificate verify failed: self-signed certificate"),
         (_cert_error(None, "CERTIFICATE_VERIFY_FAILED"), "https://h.example/",
-         TLSError, "TLS failure with h.example:443: certificate verify failed: CERTIFICATE_VERIFY_FAILED"),
+         TLSError,
+         "TLS failure with h.example:443: certificate verify failed: CERTIFICATE_VERIFY_FAILED"),
         (_cert_error(None, None), "https://h.example/",
          TLSError, "TLS failure with h.example:443: certificate verify failed"),
         (_tls_error("WRONG_VERSION_NUMBER"), "https://h.example/",
