@@ -165,7 +165,8 @@ def _run(items: list[BatchItem], app: AppConfig, args: argparse.Namespace, say: 
         # is bad input: nothing runs
         try:
             _check_output_path(app.download.download_directory)
-            journal = stack.enter_context(BatchJournal(state)) if state else None
+            durable = app.download.default_settings.fsync  # --fsync: the journal too
+            journal = stack.enter_context(BatchJournal(state, sync=durable)) if state else None
             archive = stack.enter_context(DownloadArchive(archive_path)) if archive_path else None
             sinks = stack.enter_context(
                 RunSinks(args.events, say.out, None if args.quiet else say.err, args.metrics_port)

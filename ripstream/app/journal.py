@@ -5,12 +5,17 @@ One JSON object per line, appended and flushed as each URL finishes; a torn last
 process was killed mid-write) is ignored. URLs are stored as a sha256 key plus a redacted form,
 so signed URLs and tokens never land on disk.
 
-Group commit: every line is written to the file as its URL finishes (so a killed process loses
-nothing it had recorded, as before), and the file is synced to the disk once for many lines:
-after :data:`SYNC_EVERY` lines or :data:`SYNC_SECONDS`, whichever comes first, and on close.
-A power cut can lose at most that many lines; a lost line only means the URL is looked at
-again by the next run, which finds its files in place. Nothing is ever recorded ``done`` before
-its files are in place (the manager records after the move).
+Every line is written to the file as its URL finishes, so a killed process loses nothing it
+had recorded. With ``sync=True`` (the CLI's ``--fsync``) the journal is also made durable
+against a power cut, by group commit: one sync to the disk for many lines, after
+:data:`SYNC_EVERY` lines or :data:`SYNC_SECONDS`, whichever comes first, and on close. A power
+cut can then lose at most that many lines; a lost line only means the URL is looked at again by
+the next run, which finds its files in place. Nothing is ever recorded ``done`` before its
+files are in place (the manager records after the move).
+
+Without ``sync`` there is no sync at all, as before: on ext4 (``data=ordered``) syncing one
+file writes out every file written since, so a sync of the journal cost a 1 GiB download up to
+two seconds, and 2,000 small files a sync every 64 of them.
 """
 
 from __future__ import annotations
@@ -55,11 +60,15 @@ class BatchJournal(Closing):
                 ...
                 journal.record(url, "done", [path])
 
+    :param sync: make the journal durable against a power cut (group commit, see the module).
     :raises StorageError: when the journal cannot be read or written.
     """
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, path: Path, *, sync: bool = False, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.path = path
+        self.sync = sync
         self._lock = threading.Lock()
         self._done: dict[str, list[str]] = {}
         self._failed: set[str] = set()
@@ -167,6 +176,8 @@ class BatchJournal(Closing):
     def _group_commit(self) -> None:
         """Sync the written lines to the disk once enough of them, or old enough, wait."""
         assert self._handle is not None
+        if not self.sync:
+            return
         now = self._clock()
         if not self._unsynced:
             self._unsynced_since = now
@@ -186,7 +197,7 @@ class BatchJournal(Closing):
             return self._unsynced
 
     def close(self) -> None:
-        """Sync and close the file."""
+        """Close the file (synced first, with ``sync``)."""
         with self._lock:
             if self._handle is not None:
                 try:

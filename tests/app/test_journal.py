@@ -151,7 +151,7 @@ def test_many_lines_share_one_sync_to_the_disk(
     fsyncs = _fsyncs(monkeypatch)
     kept = tmp_path / "f.bin"
     kept.write_bytes(b"x")
-    with BatchJournal(tmp_path / "state.jsonl", clock=_Clock()) as journal:
+    with BatchJournal(tmp_path / "state.jsonl", sync=True, clock=_Clock()) as journal:
         for n in range(SYNC_EVERY * 2 + 5):
             journal.record(f"http://h/{n}", "done", [kept])
         assert len(fsyncs) == 2, "one sync per group of lines, not one per line"
@@ -165,7 +165,7 @@ def test_an_old_unsynced_line_is_synced_with_the_next(
 ) -> None:
     fsyncs = _fsyncs(monkeypatch)
     clock = _Clock()
-    with BatchJournal(tmp_path / "state.jsonl", clock=clock) as journal:
+    with BatchJournal(tmp_path / "state.jsonl", sync=True, clock=clock) as journal:
         journal.record("http://h/1", "failed", [])
         clock.now += SYNC_SECONDS / 2
         journal.record("http://h/2", "failed", [])
@@ -174,6 +174,16 @@ def test_an_old_unsynced_line_is_synced_with_the_next(
         journal.record("http://h/3", "failed", [])
         assert len(fsyncs) == 1
         assert journal.unsynced == 0
+
+
+def test_without_sync_nothing_is_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only --fsync pays for syncs (each one writes out every file downloaded since)."""
+    fsyncs = _fsyncs(monkeypatch)
+    with BatchJournal(tmp_path / "state.jsonl", clock=_Clock()) as journal:
+        for n in range(SYNC_EVERY * 2):
+            journal.record(f"http://h/{n}", "failed", [])
+    assert fsyncs == []
+    assert len(entries(tmp_path / "state.jsonl")) == SYNC_EVERY * 2
 
 
 def test_a_killed_process_loses_no_recorded_line(tmp_path: Path) -> None:
