@@ -1,0 +1,46 @@
+"""The hot loop against a real local server: the speed floor (and what it does not count), the
+size limits while bytes arrive, and a cancel between chunks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ripstream.downloader.exceptions import StallError
+from tests.support.fault_scenarios import run, sha
+from tests.support.httpserver import Fault, TestServer, make_body
+
+
+def test_a_body_that_slows_under_the_floor_is_a_stall_naming_the_rate(
+    server: TestServer, out_dir: Path
+) -> None:
+    # a megabyte at full speed, then 20 kB/s: the first window's average is high, the next
+    # window alone is under the floor of 100 kB/s
+    body = make_body(1_400_000, seed=31)
+    server.add("/file.bin", body, faults=[Fault.trickle(20_000, after_bytes=1_000_000)])
+    result = run(server, out_dir, min_speed=100_000.0, min_speed_window=0.3, max_retries=0)
+    error = result.error
+    assert isinstance(error, StallError), error
+    url = server.url("/file.bin")
+    assert error.url == url
+    rate = str(error).removeprefix(f"{url} slowed to ").split(" B/s")[0]
+    assert 0 < int(rate) < 100_000
+    assert str(error).endswith(" B/s, under the floor of 100000 B/s")
+    assert not (out_dir / "file.bin").exists()
+
+
+def test_waiting_on_our_own_rate_limit_does_not_count_against_the_server(
+    server: TestServer, out_dir: Path
+) -> None:
+    # the user's limit (200 kB/s) is under the floor (400 kB/s); the server itself is fast
+    body = make_body(160_000, seed=32)
+    server.add("/file.bin", body)
+    result = run(
+        server,
+        out_dir,
+        rate_limit=200_000,
+        min_speed=400_000.0,
+        min_speed_window=0.2,
+        max_retries=0,
+    )
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
