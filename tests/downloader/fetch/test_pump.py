@@ -3,9 +3,13 @@ size limits while bytes arrive, and a cancel between chunks."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from ripstream.downloader.exceptions import StallError
+import pytest
+
+from ripstream.downloader.exceptions import StallError, StorageError, TooLargeError
+from ripstream.downloader.safefs import part_path
 from tests.support.fault_scenarios import run, sha
 from tests.support.httpserver import Fault, TestServer, make_body
 
@@ -44,3 +48,37 @@ def test_waiting_on_our_own_rate_limit_does_not_count_against_the_server(
     )
     assert result.is_success, result.error
     assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+
+
+def test_a_body_without_a_length_past_max_filesize_is_refused_naming_the_limit(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/file.bin", make_body(50_000, seed=33), faults=[Fault.no_content_length()])
+    result = run(server, out_dir, max_filesize=49_999, max_retries=0)
+    error = result.error
+    assert isinstance(error, TooLargeError), error
+    url = server.url("/file.bin")
+    assert str(error) == f"{url} sent more than the 49999 bytes --max-filesize allows"
+    assert (error.url, error.source, error.limit) == (url, "http", 49_999)
+    assert not (out_dir / "file.bin").exists()
+
+
+def test_a_body_without_a_length_stops_when_the_disk_is_nearly_full(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    usage = shutil.disk_usage(out_dir)
+    left = 100 * 1024 * 1024  # under the 256 MiB a body of no declared end must leave
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=left))
+    # exactly the 64 MiB after which the space is checked
+    server.add("/file.bin", make_body(64 * 1024 * 1024, seed=34), faults=[Fault.chunked(1 << 20)])
+    result = run(server, out_dir, max_retries=0)
+    error = result.error
+    assert isinstance(error, StorageError), error
+    url = server.url("/file.bin")
+    assert str(error) == (
+        f"stopped {url}: its body has no declared end and the disk is nearly full "
+        f"({left} bytes left)"
+    )
+    assert error.url == url
+    assert error.path == str(part_path(out_dir / "file.bin", ("http", url)))
+    assert not (out_dir / "file.bin").exists()
