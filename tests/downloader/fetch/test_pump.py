@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ripstream.downloader.exceptions import StallError, StorageError, TooLargeError
+from ripstream.downloader.exceptions import (
+    ResponseMismatchError,
+    StallError,
+    StorageError,
+    TooLargeError,
+)
+from ripstream.downloader.fetch.pump import _SPACE_RESERVE as RESERVE
 from ripstream.downloader.safefs import part_path
 from tests.support.fault_scenarios import run, sha
 from tests.support.httpserver import Fault, TestServer, make_body
@@ -63,15 +70,25 @@ def test_a_body_without_a_length_past_max_filesize_is_refused_naming_the_limit(
     assert not (out_dir / "file.bin").exists()
 
 
+@pytest.mark.parametrize("left", [RESERVE - 1, RESERVE])
 def test_a_body_without_a_length_stops_when_the_disk_is_nearly_full(
-    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch, left: int
 ) -> None:
-    usage = shutil.disk_usage(out_dir)
-    left = 100 * 1024 * 1024  # under the 256 MiB a body of no declared end must leave
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=left))
+    real = shutil.disk_usage
+
+    def disk_usage(path: str | Path) -> Any:  # the output folder's disk has ``left`` bytes free
+        usage = real(path)
+        return usage._replace(free=left) if Path(path) == out_dir else usage
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
     # exactly the 64 MiB after which the space is checked
-    server.add("/file.bin", make_body(64 * 1024 * 1024, seed=34), faults=[Fault.chunked(1 << 20)])
+    body = make_body(64 * 1024 * 1024, seed=34)
+    server.add("/file.bin", body, faults=[Fault.chunked(1 << 20)])
     result = run(server, out_dir, max_retries=0)
+    if left >= RESERVE:
+        assert result.is_success, result.error
+        assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+        return
     error = result.error
     assert isinstance(error, StorageError), error
     url = server.url("/file.bin")
@@ -81,4 +98,16 @@ def test_a_body_without_a_length_stops_when_the_disk_is_nearly_full(
     )
     assert error.url == url
     assert error.path == str(part_path(out_dir / "file.bin", ("http", url)))
+    assert not (out_dir / "file.bin").exists()
+
+
+def test_a_body_compressed_past_the_ratio_the_user_set_is_refused(
+    server: TestServer, out_dir: Path
+) -> None:
+    # 4 MB from about 200 kB on the wire: under the default ratio of 100, over the 5 set
+    body = make_body(200_000, seed=35) + bytes(4_000_000)
+    server.add("/file.bin", body, faults=[Fault.gzip_encoding()])
+    result = run(server, out_dir, max_decoded_ratio=5.0, max_retries=0)
+    assert isinstance(result.error, ResponseMismatchError), result.error
+    assert "decodes to more than 5 times its size" in str(result.error)
     assert not (out_dir / "file.bin").exists()
