@@ -3,22 +3,32 @@ size limits while bytes arrive, and a cancel between chunks."""
 
 from __future__ import annotations
 
+import resource
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ripstream.downloader import ResultStatus
+from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.exceptions import (
+    DownloadCancelledError,
+    IncompleteBodyError,
     ResponseMismatchError,
     StallError,
     StorageError,
     TooLargeError,
 )
 from ripstream.downloader.fetch.pump import _SPACE_RESERVE as RESERVE
+from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.safefs import part_path
+from ripstream.downloader.services import EngineServices
+from ripstream.sources.http import HttpDownloader
 from tests.support.fault_scenarios import run, sha
 from tests.support.httpserver import Fault, TestServer, make_body
+from tests.support.settings import make_config
 
 
 def test_a_body_that_slows_under_the_floor_is_a_stall_naming_the_rate(
@@ -110,4 +120,61 @@ def test_a_body_compressed_past_the_ratio_the_user_set_is_refused(
     result = run(server, out_dir, max_decoded_ratio=5.0, max_retries=0)
     assert isinstance(result.error, ResponseMismatchError), result.error
     assert "decodes to more than 5 times its size" in str(result.error)
+    assert not (out_dir / "file.bin").exists()
+
+
+def test_a_cancel_mid_body_stops_at_the_next_buffer_and_keeps_the_part(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/file.bin", make_body(400_000, seed=36), faults=[Fault.trickle(50_000)])
+    cancel = threading.Event()
+    tracker = ProgressTracker(min_interval=0.0)
+    tracker.add_callback(
+        lambda download_id, progress: cancel.set() if progress.downloaded_bytes else None
+    )
+    engine = DownloadEngine(EngineServices(cancel=cancel, tracker=tracker))
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        result = engine.run(http, http.get_download_info(server.url("/file.bin")))
+    assert result.status is ResultStatus.CANCELLED
+    error = result.error
+    assert isinstance(error, DownloadCancelledError)
+    url = server.url("/file.bin")
+    assert (str(error), error.url, error.source) == ("download cancelled", url, "http")
+    assert part_path(out_dir / "file.bin", ("http", url)).stat().st_size > 0  # kept to resume
+    assert not (out_dir / "file.bin").exists()
+    assert server.bytes_sent("/file.bin") < 400_000
+
+
+def test_a_write_that_fails_mid_body_is_a_storage_error_naming_the_part(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/file.bin", make_body(3_000_000, seed=37))
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    # a file size limit of 1 MiB (Python ignores SIGXFSZ: a write past it is EFBIG)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, hard))
+    try:
+        result = run(server, out_dir, max_retries=0)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    error = result.error
+    assert isinstance(error, StorageError), error
+    url = server.url("/file.bin")
+    part = part_path(out_dir / "file.bin", ("http", url))
+    assert str(error) == (
+        f"cannot write {str(part)!r}: the file is larger than this file system or limit allows"
+    )
+    assert (error.path, error.url) == (str(part), url)
+    assert not (out_dir / "file.bin").exists()
+
+
+def test_a_connection_cut_mid_body_is_an_incomplete_body_naming_url_and_source(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/file.bin", make_body(300_000, seed=38), faults=[Fault.drop_after(100_000)])
+    result = run(server, out_dir, max_retries=0)
+    error = result.error
+    assert isinstance(error, IncompleteBodyError), error
+    url = server.url("/file.bin")
+    assert str(error) == f"{url} ended after 100000 of 300000 bytes"
+    assert (error.url, error.source) == (url, "http")
     assert not (out_dir / "file.bin").exists()
