@@ -374,3 +374,25 @@ def test_a_whole_part_answered_416_counts_no_fetched_bytes(
     assert (result.bytes_downloaded, result.resumed_from) == (0, len(body))
     assert (out_dir / "whole.flac").read_bytes() == body
     assert server.bytes_sent("/whole.flac") == 0
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_the_sidecar_is_synced_exactly_when_the_settings_ask(
+    http: HttpDownloader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    part = tmp_path / "song.flac.part"
+    part.write_bytes(b"x" * 10)
+    job = job_for(http, part)
+    job.settings = fast_settings(fsync=fsync)
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    PartFile.open(job).save(fresh_state())
+    assert recorded(part) is None  # a fresh state has no length yet, but the sidecar is there
+    assert sidecar_path(part).exists()
+    assert bool(synced) is fsync
