@@ -353,3 +353,49 @@ def test_a_content_range_total_of_2_to_the_63_is_a_typed_failure(
     assert isinstance(result.error, DownloadError)
     assert not (out_dir / NAME).exists()
     assert sum(p.stat().st_size for p in out_dir.iterdir()) < 1_000_000  # no 2**63-byte file
+
+
+# -- planted resume state, and the smallest body ------------------------------------------------
+
+
+def test_a_fifo_at_the_resume_sidecar_never_hangs(server: TestServer, out_dir: Path) -> None:
+    body = make_body(50_000, seed=43)
+    server.add(PATH, body)
+    part = part_path(out_dir / NAME, key(server))
+    part.write_bytes(body[:10_000])
+    os.mkfifo(sidecar_path(part))
+    result = download(server, out_dir, max_retries=0)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert sha((out_dir / NAME).read_bytes()) == sha(body)
+    assert [r.range_header for r in server.requests_for(PATH)] == [None]  # nothing resumed
+
+
+def test_a_resume_sidecar_that_is_a_symlink_is_not_trusted(
+    server: TestServer, out_dir: Path, tmp_path: Path
+) -> None:
+    body = make_body(200_000, seed=44)
+    server.add(PATH, body)
+    part = part_path(out_dir / NAME, key(server))
+    part.write_bytes(body[:100_000])
+    elsewhere = tmp_path / "elsewhere.json"
+    state = {
+        "source": "http",
+        "content_id": server.url(PATH),
+        "etag": server.resource(PATH).etag,
+        "total": len(body),
+    }
+    elsewhere.write_text(json.dumps(state), encoding="utf-8")
+    sidecar_path(part).symlink_to(elsewhere)  # a state that would hold, were links followed
+    result = download(server, out_dir, max_retries=0)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert sha((out_dir / NAME).read_bytes()) == sha(body)
+    assert [r.range_header for r in server.requests_for(PATH)] == [None]
+    assert result.resumed_from == 0
+    assert json.loads(elsewhere.read_text(encoding="utf-8")) == state  # left as it was
+
+
+def test_an_empty_body_makes_an_empty_file(server: TestServer, out_dir: Path) -> None:
+    server.add(PATH, b"")
+    result = download(server, out_dir, max_retries=0)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / NAME).read_bytes() == b""
