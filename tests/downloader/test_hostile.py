@@ -24,7 +24,7 @@ from ripstream.downloader import (
     ResultStatus,
 )
 from ripstream.downloader.exceptions import StorageError, TargetExistsError, TooLargeError
-from ripstream.downloader.safefs import PathLock, part_path
+from ripstream.downloader.safefs import PathLock, lock_path, part_path
 from ripstream.downloader.state import sidecar_path
 from ripstream.sources.http import HttpDownloader
 from tests.support.files import leftovers
@@ -399,3 +399,17 @@ def test_an_empty_body_makes_an_empty_file(server: TestServer, out_dir: Path) ->
     result = download(server, out_dir, max_retries=0)
     assert result.status is ResultStatus.COMPLETED, result.error
     assert (out_dir / NAME).read_bytes() == b""
+
+
+def test_a_fifo_at_the_lock_name_is_refused_naming_it(server: TestServer, out_dir: Path) -> None:
+    server.add(PATH, make_body(10_000, seed=45))
+    lock = lock_path(out_dir / NAME)
+    os.mkfifo(lock)
+    result = download(server, out_dir, max_retries=0)
+    error = result.error
+    assert isinstance(error, StorageError), error
+    assert str(error) == (
+        f"refusing {str(lock)!r}: it is not a regular file (a FIFO, device or folder)"
+    )
+    assert error.path == str(lock)
+    assert not (out_dir / NAME).exists()
