@@ -7,6 +7,7 @@ checks what a user would see: the bytes at the final path, the files around it, 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -142,8 +143,10 @@ def test_a_symlink_planted_at_the_temporary_name_is_never_followed(
     result = download(server, out_dir, max_retries=0)
     assert outside.read_bytes() == b"keep me"
     assert result.status is ResultStatus.FAILED
-    assert isinstance(result.error, StorageError)
-    assert "symlink" in str(result.error)
+    error = result.error
+    assert isinstance(error, StorageError)
+    assert str(error) == f"refusing {str(part)!r}: it is a symlink"
+    assert error.path == str(part)
 
 
 def test_a_symlinked_folder_leading_outside_is_refused(server: TestServer, tmp_path: Path) -> None:
@@ -174,10 +177,14 @@ def test_a_fifo_at_the_final_path_never_hangs(server: TestServer, out_dir: Path)
 
 def test_a_fifo_at_the_temporary_name_never_hangs(server: TestServer, out_dir: Path) -> None:
     server.add(PATH, make_body(10_000))
-    os.mkfifo(part_path(out_dir / NAME, key(server)))
+    part = part_path(out_dir / NAME, key(server))
+    os.mkfifo(part)
     result = download(server, out_dir, max_retries=0)
     assert result.status is ResultStatus.FAILED
-    assert isinstance(result.error, StorageError)
+    error = result.error
+    assert isinstance(error, StorageError)
+    assert str(error) == f"refusing {str(part)!r}: it is not a regular file (a FIFO)"
+    assert error.path == str(part)
 
 
 @pytest.mark.parametrize("policy", [OverwritePolicy.SKIP, OverwritePolicy.ERROR])
@@ -413,3 +420,37 @@ def test_a_fifo_at_the_lock_name_is_refused_naming_it(server: TestServer, out_di
     )
     assert error.path == str(lock)
     assert not (out_dir / NAME).exists()
+
+
+def test_a_download_is_never_made_executable(server: TestServer, out_dir: Path) -> None:
+    server.add(PATH, make_body(10_000, seed=46))
+    result = download(server, out_dir, max_retries=0)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / NAME).stat().st_mode & 0o111 == 0
+
+
+def test_a_lock_file_removed_while_it_is_taken_is_taken_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    final = tmp_path / "a.flac"
+    real_flock = fcntl.flock
+    removed: list[Path] = []
+
+    def flock_after_the_holder_left(fd: int, operation: int) -> None:
+        # the holder before us releases (and removes the file) between our open and our flock
+        if not removed:
+            lock_path(final).unlink()
+            removed.append(lock_path(final))
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_the_holder_left)
+    first = PathLock(final)
+    first.acquire()
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+    try:
+        assert removed
+        assert lock_path(final).exists()  # the lock held is on the file there now
+        with pytest.raises(TargetExistsError):
+            PathLock(final).acquire()  # so a second claim on the path is refused
+    finally:
+        first.release()
