@@ -158,8 +158,31 @@ def test_a_symlinked_folder_leading_outside_is_refused(server: TestServer, tmp_p
     with HttpDownloader(make_config(out_dir)) as http:
         result = http.download(http.get_download_info(server.url(PATH)), "album/new/track.flac")
     assert result.status is ResultStatus.FAILED
-    assert isinstance(result.error, StorageError)
+    error = result.error
+    assert isinstance(error, StorageError)
+    album = out_dir / "album"
+    assert (
+        str(error) == f"refusing {str(album)!r}: it is a symlink leading outside {str(out_dir)!r}"
+    )
+    assert error.path == str(album)
     assert list(outside.iterdir()) == []  # nothing was made or written outside
+
+
+def test_new_folders_are_made_level_by_level_and_a_link_inside_is_followed(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(10_000, seed=47)
+    server.add(PATH, body)
+    (out_dir / "real").mkdir()
+    (out_dir / "album").symlink_to(out_dir / "real")  # a link that stays inside the folder
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        content = http.get_download_info(server.url(PATH))
+        made = http.download(content, "new/deeper/track.flac")
+        linked = http.download(content, "album/disc 1/track.flac")
+    assert made.status is ResultStatus.COMPLETED, made.error
+    assert (out_dir / "new" / "deeper" / "track.flac").read_bytes() == body
+    assert linked.status is ResultStatus.COMPLETED, linked.error
+    assert (out_dir / "real" / "disc 1" / "track.flac").read_bytes() == body
 
 
 def test_a_fifo_at_the_final_path_never_hangs(server: TestServer, out_dir: Path) -> None:
@@ -262,8 +285,13 @@ def test_a_path_locked_by_another_process_is_refused_with_a_clear_message(
         assert holder.stdout.readline().strip() == "held"
         result = download(server, out_dir, max_retries=0)
         assert result.status is ResultStatus.FAILED
-        assert isinstance(result.error, TargetExistsError)
-        assert "another RipStream process" in str(result.error)
+        error = result.error
+        assert isinstance(error, TargetExistsError)
+        final = out_dir / NAME
+        assert str(error) == (
+            f"another RipStream process is writing {str(final)!r}; run again once it has finished"
+        )
+        assert error.path == str(final)
         assert not (out_dir / NAME).exists()
     finally:
         holder.communicate("", timeout=10)
@@ -454,3 +482,36 @@ def test_a_lock_file_removed_while_it_is_taken_is_taken_again(
             PathLock(final).acquire()  # so a second claim on the path is refused
     finally:
         first.release()
+
+
+def test_the_lock_file_is_private_and_an_unheld_lock_releases_quietly(tmp_path: Path) -> None:
+    final = tmp_path / "a.flac"
+    PathLock(final).release()  # never taken (the claim failed): nothing to undo
+    old = os.umask(0)
+    try:
+        lock = PathLock(final)
+        lock.acquire()
+    finally:
+        os.umask(old)
+    try:
+        assert lock_path(final).stat().st_mode & 0o777 == 0o644
+    finally:
+        lock.release()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_file_that_keeps_vanishing_is_a_typed_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    final = tmp_path / "a.flac"
+    real_flock = fcntl.flock
+
+    def flock_after_a_removal(fd: int, operation: int) -> None:
+        lock_path(final).unlink()  # every time, another holder removes the file first
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_a_removal)
+    with pytest.raises(TargetExistsError) as info:
+        PathLock(final).acquire()
+    assert str(info.value) == f"cannot lock {str(final)!r}"
+    assert info.value.path == str(final)
