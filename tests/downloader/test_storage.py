@@ -187,3 +187,25 @@ def test_the_probe_makes_the_folder_and_refuses_one_where_no_file_can_be_made(
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(OSError):
         probe_writable(tmp_path / "file" / "below")
+
+
+def test_a_folder_that_cannot_be_made_is_reported_naming_it(
+    server: TestServer, tmp_path: Path
+) -> None:
+    target = tmp_path / "ro"
+    target.mkdir()
+    try:
+        _mount(target, "size=1m,ro")
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        pytest.skip(f"cannot mount a tmpfs here: {exc}")
+    try:
+        server.add("/a.bin", b"data")
+        with HttpDownloader(make_config(target, max_retries=0)) as http:
+            result = http.download(http.get_download_info(server.url("/a.bin")), "sub/a.bin")
+        error = result.error
+        assert isinstance(error, StorageError), error
+        sub = target / "sub"
+        assert str(error) == f"cannot write {str(sub)!r}: the file system is read-only"
+        assert error.path == str(sub)
+    finally:
+        subprocess.run(["umount", str(target)], check=False, timeout=30)
