@@ -42,11 +42,20 @@ def test_a_body_that_slows_under_the_floor_is_a_stall_naming_the_rate(
     error = result.error
     assert isinstance(error, StallError), error
     url = server.url("/file.bin")
-    assert error.url == url
+    assert (error.url, error.source) == (url, "http")
     rate = str(error).removeprefix(f"{url} slowed to ").split(" B/s")[0]
     assert 0 < int(rate) < 100_000
     assert str(error).endswith(" B/s, under the floor of 100000 B/s")
     assert not (out_dir / "file.bin").exists()
+
+
+def test_a_body_steadily_over_the_floor_completes(server: TestServer, out_dir: Path) -> None:
+    # 100 kB/s through several windows of 0.3 s, over a floor of 50 kB/s
+    body = make_body(120_000, seed=39)
+    server.add("/file.bin", body, faults=[Fault.trickle(100_000)])
+    result = run(server, out_dir, min_speed=50_000.0, min_speed_window=0.3, max_retries=0)
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
 
 
 def test_waiting_on_our_own_rate_limit_does_not_count_against_the_server(
