@@ -89,9 +89,24 @@ def test_a_body_without_a_length_past_max_filesize_is_refused_naming_the_limit(
     assert not (out_dir / "file.bin").exists()
 
 
-@pytest.mark.parametrize("left", [RESERVE - 1, RESERVE])
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("left", "declared", "size"),
+    [
+        (RESERVE - 1, False, 64 * MIB),  # stops at the check after exactly 64 MiB
+        (RESERVE, False, 65 * MIB),  # enough left: checked, and goes on past it
+        (RESERVE - 1, True, 65 * MIB),  # a declared length was checked up front: goes on
+    ],
+)
 def test_a_body_without_a_length_stops_when_the_disk_is_nearly_full(
-    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch, left: int
+    server: TestServer,
+    out_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    left: int,
+    declared: bool,
+    size: int,
 ) -> None:
     real = shutil.disk_usage
 
@@ -100,11 +115,10 @@ def test_a_body_without_a_length_stops_when_the_disk_is_nearly_full(
         return usage._replace(free=left) if Path(path) == out_dir else usage
 
     monkeypatch.setattr(shutil, "disk_usage", disk_usage)
-    # exactly the 64 MiB after which the space is checked
-    body = make_body(64 * 1024 * 1024, seed=34)
-    server.add("/file.bin", body, faults=[Fault.chunked(1 << 20)])
+    body = make_body(size, seed=34)
+    server.add("/file.bin", body, faults=[] if declared else [Fault.chunked(MIB)])
     result = run(server, out_dir, max_retries=0)
-    if left >= RESERVE:
+    if declared or left >= RESERVE:
         assert result.is_success, result.error
         assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
         return
@@ -118,6 +132,16 @@ def test_a_body_without_a_length_stops_when_the_disk_is_nearly_full(
     assert error.url == url
     assert error.path == str(part_path(out_dir / "file.bin", ("http", url)))
     assert not (out_dir / "file.bin").exists()
+
+
+def test_a_body_that_stops_coming_is_a_stall_naming_url_and_source(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/file.bin", make_body(100_000, seed=40), faults=[Fault.stall_after(1000, 5.0)])
+    result = run(server, out_dir, stall_timeout=0.2, timeout_seconds=0.2, max_retries=0)
+    error = result.error
+    assert isinstance(error, StallError), error
+    assert (error.url, error.source) == (server.url("/file.bin"), "http")
 
 
 def test_a_body_compressed_past_the_ratio_the_user_set_is_refused(
