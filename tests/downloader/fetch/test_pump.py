@@ -58,6 +58,17 @@ def test_a_body_steadily_over_the_floor_completes(server: TestServer, out_dir: P
     assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
 
 
+def test_a_body_that_pauses_under_the_stall_timeout_completes(
+    server: TestServer, out_dir: Path
+) -> None:
+    # a read that waits 0.7 s (the pump then asks for less at a time) and goes on
+    body = make_body(300_000, seed=48)
+    server.add("/file.bin", body, faults=[Fault.stall_after(100_000, 0.7)])
+    result = run(server, out_dir, stall_timeout=5.0, max_retries=0)
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+
+
 def test_waiting_on_our_own_rate_limit_does_not_count_against_the_server(
     server: TestServer, out_dir: Path
 ) -> None:
