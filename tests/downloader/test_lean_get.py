@@ -9,6 +9,7 @@ target, and what reached another port after a redirect.
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -318,6 +319,25 @@ def test_a_proxy_from_the_environment_carries_the_streamed_get(
         got = manager.get_session("http").get("http://music.invalid/song.flac", stream=True)
         with got:
             assert got.content == b"through the proxy"
+
+
+def test_a_netrc_login_reaches_the_server_on_the_streamed_get(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    netrc = tmp_path / "credentials"
+    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))  # the environment matters: requests' own path
+    server.add("/song.flac", b"for alice")
+    with SessionManager(DownloadConfig(default_settings=fast_settings())) as manager:
+        got = manager.get_session("http").get(server.url("/song.flac"), stream=True)
+        with got:
+            assert got.content == b"for alice"
+    sent = server.requests_for("/song.flac")[0].headers.get("Authorization")
+    assert sent == "Basic " + base64.b64encode(b"alice:s3cret").decode()
 
 
 def test_an_unreachable_configured_proxy_is_named_in_the_error(server: TestServer) -> None:
