@@ -515,3 +515,18 @@ def test_a_lock_file_that_keeps_vanishing_is_a_typed_refusal(
         PathLock(final).acquire()
     assert str(info.value) == f"cannot lock {str(final)!r}"
     assert info.value.path == str(final)
+
+
+def test_a_file_where_a_folder_level_should_be_is_refused_naming_it(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add(PATH, make_body(10_000, seed=49))
+    album = out_dir / "album"
+    album.write_bytes(b"not a folder")
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        result = http.download(http.get_download_info(server.url(PATH)), "album/track.flac")
+    error = result.error
+    assert isinstance(error, StorageError), error
+    assert str(error) == f"{str(album)!r} is not a folder"
+    assert error.path == str(album)
+    assert album.read_bytes() == b"not a folder"
