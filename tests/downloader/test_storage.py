@@ -108,8 +108,11 @@ def test_a_read_only_folder_is_reported(server: TestServer, tmp_path: Path) -> N
         server.add("/a.bin", b"data")
         with HttpDownloader(make_config(target)) as http:
             result = http.download(http.get_download_info(server.url("/a.bin")))
-        assert isinstance(result.error, StorageError)
-        assert "read-only" in str(result.error)
+        error = result.error
+        assert isinstance(error, StorageError)
+        assert error.path is not None
+        assert Path(error.path).parent == target  # the file it could not make, by name
+        assert str(error) == f"cannot write {error.path!r}: the file system is read-only"
     finally:
         subprocess.run(["umount", str(target)], check=False, timeout=30)
 
