@@ -29,7 +29,7 @@ declare -A table=(
   [pump]="ripstream/downloader/fetch/pump.py|$d/fetch $d/test_resume_integrity.py $d/test_hostile.py $d/test_throttle.py"
   [wire]="ripstream/downloader/wire.py|$d/test_wire.py $d/test_resume_integrity.py $d/test_hostile.py $d/fetch"
   [urls]="ripstream/downloader/urls.py|$d/test_urls.py $d/test_redaction.py tests/test_no_secret_leaks.py"
-  [session]="ripstream/downloader/session.py|$d/test_session_environment.py $d/test_api_bounds.py $d/test_redirect_credentials.py $d/test_session.py $d/test_redaction.py"
+  [session]="ripstream/downloader/session.py|$d/test_session_environment.py $d/test_api_bounds.py $d/test_redirect_credentials.py $d/test_session.py $d/test_lean_get.py $d/test_redaction.py"
   [retry]="ripstream/downloader/retry.py|$d/test_retry.py $d/test_httperrors.py"
   [httperrors]="ripstream/downloader/httperrors.py|$d/test_httperrors.py $d/test_retry.py"
   [journal]="ripstream/app/journal.py|tests/app/test_journal.py tests/app/test_batch.py"
@@ -51,7 +51,7 @@ run_one() {
     printf 'pytest_add_cli_args = ["-q", "-x", "-p", "no:randomly"]\n'
   } >>"$work/pyproject.toml"
   echo "== $name: $source against $tests"
-  (cd "$work" && PYTHONPATH= nice -n 10 mutmut run --max-children "$jobs" >run.log 2>&1 || true)
+  (cd "$work" && PYTHONPATH= nice -n 19 mutmut run --max-children "$jobs" >run.log 2>&1 || true)
   (cd "$work" && mutmut results --all true >results.txt 2>&1 || true)
   python - "$work" "$name" "$source" <<'PY'
 import collections, pathlib, subprocess, sys

@@ -7,6 +7,7 @@ checks what a user would see: the bytes at the final path, the files around it, 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ from ripstream.downloader import (
     ResultStatus,
 )
 from ripstream.downloader.exceptions import StorageError, TargetExistsError, TooLargeError
-from ripstream.downloader.safefs import PathLock, part_path
+from ripstream.downloader.safefs import PathLock, lock_path, part_path
 from ripstream.downloader.state import sidecar_path
 from ripstream.sources.http import HttpDownloader
 from tests.support.files import leftovers
@@ -142,8 +143,10 @@ def test_a_symlink_planted_at_the_temporary_name_is_never_followed(
     result = download(server, out_dir, max_retries=0)
     assert outside.read_bytes() == b"keep me"
     assert result.status is ResultStatus.FAILED
-    assert isinstance(result.error, StorageError)
-    assert "symlink" in str(result.error)
+    error = result.error
+    assert isinstance(error, StorageError)
+    assert str(error) == f"refusing {str(part)!r}: it is a symlink"
+    assert error.path == str(part)
 
 
 def test_a_symlinked_folder_leading_outside_is_refused(server: TestServer, tmp_path: Path) -> None:
@@ -155,8 +158,31 @@ def test_a_symlinked_folder_leading_outside_is_refused(server: TestServer, tmp_p
     with HttpDownloader(make_config(out_dir)) as http:
         result = http.download(http.get_download_info(server.url(PATH)), "album/new/track.flac")
     assert result.status is ResultStatus.FAILED
-    assert isinstance(result.error, StorageError)
+    error = result.error
+    assert isinstance(error, StorageError)
+    album = out_dir / "album"
+    assert (
+        str(error) == f"refusing {str(album)!r}: it is a symlink leading outside {str(out_dir)!r}"
+    )
+    assert error.path == str(album)
     assert list(outside.iterdir()) == []  # nothing was made or written outside
+
+
+def test_new_folders_are_made_level_by_level_and_a_link_inside_is_followed(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(10_000, seed=47)
+    server.add(PATH, body)
+    (out_dir / "real").mkdir()
+    (out_dir / "album").symlink_to(out_dir / "real")  # a link that stays inside the folder
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        content = http.get_download_info(server.url(PATH))
+        made = http.download(content, "new/deeper/track.flac")
+        linked = http.download(content, "album/disc 1/track.flac")
+    assert made.status is ResultStatus.COMPLETED, made.error
+    assert (out_dir / "new" / "deeper" / "track.flac").read_bytes() == body
+    assert linked.status is ResultStatus.COMPLETED, linked.error
+    assert (out_dir / "real" / "disc 1" / "track.flac").read_bytes() == body
 
 
 def test_a_fifo_at_the_final_path_never_hangs(server: TestServer, out_dir: Path) -> None:
@@ -174,10 +200,14 @@ def test_a_fifo_at_the_final_path_never_hangs(server: TestServer, out_dir: Path)
 
 def test_a_fifo_at_the_temporary_name_never_hangs(server: TestServer, out_dir: Path) -> None:
     server.add(PATH, make_body(10_000))
-    os.mkfifo(part_path(out_dir / NAME, key(server)))
+    part = part_path(out_dir / NAME, key(server))
+    os.mkfifo(part)
     result = download(server, out_dir, max_retries=0)
     assert result.status is ResultStatus.FAILED
-    assert isinstance(result.error, StorageError)
+    error = result.error
+    assert isinstance(error, StorageError)
+    assert str(error) == f"refusing {str(part)!r}: it is not a regular file (a FIFO)"
+    assert error.path == str(part)
 
 
 @pytest.mark.parametrize("policy", [OverwritePolicy.SKIP, OverwritePolicy.ERROR])
@@ -255,8 +285,13 @@ def test_a_path_locked_by_another_process_is_refused_with_a_clear_message(
         assert holder.stdout.readline().strip() == "held"
         result = download(server, out_dir, max_retries=0)
         assert result.status is ResultStatus.FAILED
-        assert isinstance(result.error, TargetExistsError)
-        assert "another RipStream process" in str(result.error)
+        error = result.error
+        assert isinstance(error, TargetExistsError)
+        final = out_dir / NAME
+        assert str(error) == (
+            f"another RipStream process is writing {str(final)!r}; run again once it has finished"
+        )
+        assert error.path == str(final)
         assert not (out_dir / NAME).exists()
     finally:
         holder.communicate("", timeout=10)
@@ -353,3 +388,145 @@ def test_a_content_range_total_of_2_to_the_63_is_a_typed_failure(
     assert isinstance(result.error, DownloadError)
     assert not (out_dir / NAME).exists()
     assert sum(p.stat().st_size for p in out_dir.iterdir()) < 1_000_000  # no 2**63-byte file
+
+
+# -- planted resume state, and the smallest body ------------------------------------------------
+
+
+def test_a_fifo_at_the_resume_sidecar_never_hangs(server: TestServer, out_dir: Path) -> None:
+    body = make_body(50_000, seed=43)
+    server.add(PATH, body)
+    part = part_path(out_dir / NAME, key(server))
+    part.write_bytes(body[:10_000])
+    os.mkfifo(sidecar_path(part))
+    result = download(server, out_dir, max_retries=0)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert sha((out_dir / NAME).read_bytes()) == sha(body)
+    assert [r.range_header for r in server.requests_for(PATH)] == [None]  # nothing resumed
+
+
+def test_a_resume_sidecar_that_is_a_symlink_is_not_trusted(
+    server: TestServer, out_dir: Path, tmp_path: Path
+) -> None:
+    body = make_body(200_000, seed=44)
+    server.add(PATH, body)
+    part = part_path(out_dir / NAME, key(server))
+    part.write_bytes(body[:100_000])
+    elsewhere = tmp_path / "elsewhere.json"
+    state = {
+        "source": "http",
+        "content_id": server.url(PATH),
+        "etag": server.resource(PATH).etag,
+        "total": len(body),
+    }
+    elsewhere.write_text(json.dumps(state), encoding="utf-8")
+    sidecar_path(part).symlink_to(elsewhere)  # a state that would hold, were links followed
+    result = download(server, out_dir, max_retries=0)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert sha((out_dir / NAME).read_bytes()) == sha(body)
+    assert [r.range_header for r in server.requests_for(PATH)] == [None]
+    assert result.resumed_from == 0
+    assert json.loads(elsewhere.read_text(encoding="utf-8")) == state  # left as it was
+
+
+def test_an_empty_body_makes_an_empty_file(server: TestServer, out_dir: Path) -> None:
+    server.add(PATH, b"")
+    result = download(server, out_dir, max_retries=0)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / NAME).read_bytes() == b""
+
+
+def test_a_fifo_at_the_lock_name_is_refused_naming_it(server: TestServer, out_dir: Path) -> None:
+    server.add(PATH, make_body(10_000, seed=45))
+    lock = lock_path(out_dir / NAME)
+    os.mkfifo(lock)
+    result = download(server, out_dir, max_retries=0)
+    error = result.error
+    assert isinstance(error, StorageError), error
+    assert str(error) == (
+        f"refusing {str(lock)!r}: it is not a regular file (a FIFO, device or folder)"
+    )
+    assert error.path == str(lock)
+    assert not (out_dir / NAME).exists()
+
+
+def test_a_download_is_never_made_executable(server: TestServer, out_dir: Path) -> None:
+    server.add(PATH, make_body(10_000, seed=46))
+    result = download(server, out_dir, max_retries=0)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / NAME).stat().st_mode & 0o111 == 0
+
+
+def test_a_lock_file_removed_while_it_is_taken_is_taken_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    final = tmp_path / "a.flac"
+    real_flock = fcntl.flock
+    removed: list[Path] = []
+
+    def flock_after_the_holder_left(fd: int, operation: int) -> None:
+        # the holder before us releases (and removes the file) between our open and our flock
+        if not removed:
+            lock_path(final).unlink()
+            removed.append(lock_path(final))
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_the_holder_left)
+    first = PathLock(final)
+    first.acquire()
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+    try:
+        assert removed
+        assert lock_path(final).exists()  # the lock held is on the file there now
+        with pytest.raises(TargetExistsError):
+            PathLock(final).acquire()  # so a second claim on the path is refused
+    finally:
+        first.release()
+
+
+def test_the_lock_file_is_private_and_an_unheld_lock_releases_quietly(tmp_path: Path) -> None:
+    final = tmp_path / "a.flac"
+    PathLock(final).release()  # never taken (the claim failed): nothing to undo
+    old = os.umask(0)
+    try:
+        lock = PathLock(final)
+        lock.acquire()
+    finally:
+        os.umask(old)
+    try:
+        assert lock_path(final).stat().st_mode & 0o777 == 0o644
+    finally:
+        lock.release()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_file_that_keeps_vanishing_is_a_typed_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    final = tmp_path / "a.flac"
+    real_flock = fcntl.flock
+
+    def flock_after_a_removal(fd: int, operation: int) -> None:
+        lock_path(final).unlink()  # every time, another holder removes the file first
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_a_removal)
+    with pytest.raises(TargetExistsError) as info:
+        PathLock(final).acquire()
+    assert str(info.value) == f"cannot lock {str(final)!r}"
+    assert info.value.path == str(final)
+
+
+def test_a_file_where_a_folder_level_should_be_is_refused_naming_it(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add(PATH, make_body(10_000, seed=49))
+    album = out_dir / "album"
+    album.write_bytes(b"not a folder")
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        result = http.download(http.get_download_info(server.url(PATH)), "album/track.flac")
+    error = result.error
+    assert isinstance(error, StorageError), error
+    assert str(error) == f"{str(album)!r} is not a folder"
+    assert error.path == str(album)
+    assert album.read_bytes() == b"not a folder"

@@ -9,11 +9,15 @@ target, and what reached another port after a redirect.
 
 from __future__ import annotations
 
+import base64
+import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
+import urllib3
 
 from ripstream.downloader import DownloadConfig
 from ripstream.downloader.exceptions import DownloadError
@@ -288,3 +292,62 @@ def _outcome(call: Callable[[], bytes]) -> tuple[str, str]:
         return ("TLSError", str(exc))
     except DownloadError as exc:
         return (type(exc).__name__, str(exc))
+
+
+# -- what the lean GET must still carry: the timeout, the environment, the proxy in errors -------
+
+
+def test_a_body_that_stops_coming_times_out_on_the_lean_get(server: TestServer) -> None:
+    server.add("/stuck.flac", make_body(50_000, 2), faults=[Fault.stall_after(1_000, 30.0)])
+    config = DownloadConfig(default_settings=fast_settings(stall_timeout=0.5))
+    with SessionManager(config) as manager:
+        response = manager.get_session("http").get(server.url("/stuck.flac"), stream=True)
+        with response, pytest.raises(urllib3.exceptions.ReadTimeoutError):
+            response.raw.read()  # not a wait for the server's 30 s
+
+
+def test_a_proxy_from_the_environment_carries_the_streamed_get(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("http_proxy", server.url(""))
+    server.add("/song.flac", b"through the proxy")
+    with SessionManager(DownloadConfig(default_settings=fast_settings())) as manager:
+        got = manager.get_session("http").get("http://music.invalid/song.flac", stream=True)
+        with got:
+            assert got.content == b"through the proxy"
+
+
+def test_a_netrc_login_reaches_the_server_on_the_streamed_get(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    netrc = tmp_path / "credentials"
+    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))  # the environment matters: requests' own path
+    server.add("/song.flac", b"for alice")
+    with SessionManager(DownloadConfig(default_settings=fast_settings())) as manager:
+        got = manager.get_session("http").get(server.url("/song.flac"), stream=True)
+        with got:
+            assert got.content == b"for alice"
+    sent = server.requests_for("/song.flac")[0].headers.get("Authorization")
+    assert sent == "Basic " + base64.b64encode(b"alice:s3cret").decode()
+
+
+def test_an_unreachable_configured_proxy_is_named_in_the_error(server: TestServer) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server.add("/song.flac", b"abc")
+    config = DownloadConfig(
+        default_settings=fast_settings(proxy=f"http://127.0.0.1:{port}", max_retries=0)
+    )
+    with SessionManager(config) as manager, pytest.raises(DownloadError) as caught:
+        manager.get_session("http").get(server.url("/song.flac"), stream=True)
+    assert f"cannot connect to the proxy 127.0.0.1:{port}" in str(caught.value)

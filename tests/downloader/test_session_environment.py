@@ -4,6 +4,7 @@ proxy, a cookies file, a .netrc, a CA bundle, and the values later hidden in log
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from pathlib import Path
 
@@ -152,3 +153,22 @@ def test_a_body_that_stops_coming_fails_after_the_stall_timeout(server: TestServ
         session.get(server.url("/stuck.flac"))
     assert caught.value.retryable
     assert "timed out" in str(caught.value)
+
+
+def test_a_configured_proxy_password_is_a_secret_to_hide() -> None:
+    config = DownloadConfig(
+        default_settings=fast_settings(proxy="http://alice:pr0xy-pass@127.0.0.1:3128")
+    )
+    assert configured_secrets(config) == ["pr0xy-pass"]
+    assert configured_secrets(DownloadConfig(default_settings=fast_settings())) == []
+
+
+@pytest.mark.parametrize("verify", [False, True])
+def test_turning_tls_verification_off_is_said_once_naming_the_source(
+    verify: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="ripstream.downloader.session"):
+        session_for(verify_ssl=verify)
+    said = [r.getMessage() for r in caplog.records if r.name == "ripstream.downloader.session"]
+    expected = [] if verify else ["http: TLS certificates are not checked (verify_ssl is off)"]
+    assert said == expected

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ripstream.downloader import ResultStatus
 from ripstream.downloader.exceptions import StorageError
-from ripstream.downloader.safefs import part_path
+from ripstream.downloader.safefs import part_path, probe_writable
 from ripstream.sources.http import HttpDownloader
 from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import make_config
@@ -105,8 +108,11 @@ def test_a_read_only_folder_is_reported(server: TestServer, tmp_path: Path) -> N
         server.add("/a.bin", b"data")
         with HttpDownloader(make_config(target)) as http:
             result = http.download(http.get_download_info(server.url("/a.bin")))
-        assert isinstance(result.error, StorageError)
-        assert "read-only" in str(result.error)
+        error = result.error
+        assert isinstance(error, StorageError)
+        assert error.path is not None
+        assert Path(error.path).parent == target  # the file it could not make, by name
+        assert str(error) == f"cannot write {error.path!r}: the file system is read-only"
     finally:
         subprocess.run(["umount", str(target)], check=False, timeout=30)
 
@@ -129,3 +135,80 @@ def test_fsync_before_the_rename(
     assert result.is_success
     assert (out_dir / "a.bin").read_bytes() == body
     assert len(synced) >= 2  # the file before the rename, and the folder after it
+
+
+@pytest.mark.parametrize("spare", [0, -1])
+def test_the_free_space_check_names_the_folder_and_lets_an_exact_fit_through(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch, spare: int
+) -> None:
+    body = make_body(100_000, 41)
+    server.add("/fit.bin", body)
+    real = shutil.disk_usage
+
+    def disk_usage(path: str | Path) -> Any:  # the output folder has room for body + spare
+        usage = real(path)
+        return usage._replace(free=len(body) + spare) if Path(path) == out_dir else usage
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        result = http.download(http.get_download_info(server.url("/fit.bin")))
+    if spare >= 0:
+        assert result.is_success, result.error
+        assert (out_dir / "fit.bin").read_bytes() == body
+        return
+    error = result.error
+    assert isinstance(error, StorageError)
+    assert str(error) == (
+        f"not enough free space in {str(out_dir)!r}: the file needs 100000 bytes, 99999 are free"
+    )
+    assert error.path == str(out_dir)
+    assert not (out_dir / "fit.bin").exists()
+
+
+def test_a_checksum_is_checked_against_the_bytes_read_back_from_disk(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(300_000, 42)
+    server.add("/sum.bin", body)
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        content = http.get_download_info(server.url("/sum.bin"))
+        content.checksum = "sha256:" + hashlib.sha256(body).hexdigest()
+        result = http.download(content)
+    assert result.is_success, result.error
+    assert (out_dir / "sum.bin").read_bytes() == body
+
+
+def test_the_probe_makes_the_folder_and_refuses_one_where_no_file_can_be_made(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "new" / "deeper"
+    probe_writable(folder)
+    probe_writable(folder)  # an existing folder is fine too
+    assert list(folder.iterdir()) == []  # the probe leaves nothing behind
+    with pytest.raises(OSError):
+        probe_writable(Path("/proc"))  # a folder that takes no new file, even from root
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(OSError):
+        probe_writable(tmp_path / "file" / "below")
+
+
+def test_a_folder_that_cannot_be_made_is_reported_naming_it(
+    server: TestServer, tmp_path: Path
+) -> None:
+    target = tmp_path / "ro"
+    target.mkdir()
+    try:
+        _mount(target, "size=1m,ro")
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        pytest.skip(f"cannot mount a tmpfs here: {exc}")
+    try:
+        server.add("/a.bin", b"data")
+        with HttpDownloader(make_config(target, max_retries=0)) as http:
+            result = http.download(http.get_download_info(server.url("/a.bin")), "sub/a.bin")
+        error = result.error
+        assert isinstance(error, StorageError), error
+        sub = target / "sub"
+        assert str(error) == f"cannot write {str(sub)!r}: the file system is read-only"
+        assert error.path == str(sub)
+    finally:
+        subprocess.run(["umount", str(target)], check=False, timeout=30)
