@@ -7,47 +7,18 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from ripstream.downloader.safefs import part_path
+from tests.support.cli import TIMEOUT, cli, closed_port, fast_config
 from tests.support.httpserver import Fault, TestServer, make_body
-
-TIMEOUT = 60
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ripstream", "--no-progress", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-
-
-def fast_config(tmp_path: Path) -> Path:
-    """Instant retries, so a test of retries does not wait for the backoff."""
-    path = tmp_path / "fast.json"
-    path.write_text(
-        json.dumps({"default_settings": {"retry_delay": 0, "retry_jitter": 0}}), encoding="utf-8"
-    )
-    return path
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # -- 3: a closed stdout ---------------------------------------------------------------------
