@@ -182,8 +182,6 @@ class RunMonitor:
                 logger.exception("event sink %r failed on %s", sink, event.event.value)
 
     def _event(self, kind: EventKind, task: DownloadTask | None = None, **fields: Any) -> None:
-        if not self.sinks:
-            return  # nobody listens: build nothing (four events a file otherwise)
         if task is not None:
             fields = {
                 "task_id": task.task_id,
@@ -228,8 +226,6 @@ class RunMonitor:
 
     def progress(self, download_id: str, progress: DownloadProgress) -> None:
         """A tracker callback: at most one event a second per download."""
-        if not self.sinks:
-            return
         now = self.clock()
         with self._lock:
             seen = self._seen.get(download_id)
