@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import threading
 from collections import Counter
@@ -36,6 +37,8 @@ from ripstream.downloader.hosts import HostGate, HostGateFactory, LocalCounter
 from ripstream.downloader.resources import Closing
 
 __all__ = ["HostServer", "ServedHostGates", "share_hosts"]
+
+logger = logging.getLogger(__name__)
 
 #: the longest a worker's ``take`` waits in the driver (so it looks at its cancel event)
 _MAX_WAIT = 0.5
@@ -83,11 +86,16 @@ class HostServer(Closing):
             "forgive": self.counter.forgive,
         }
         try:
-            while True:
-                op, args = conn.recv()
-                conn.send(calls[op](*args))
-        except (EOFError, OSError):
-            pass  # the worker thread or process ended
+            while (call := _receive(conn)) is not None:
+                op, args = call
+                try:
+                    reply: tuple[str, Any] = ("ok", calls[op](*args))
+                except Exception as exc:  # the worker gets it as its error
+                    logger.exception("per-host count: %s%r failed", op, args)
+                    reply = ("error", f"{type(exc).__name__}: {exc}")
+                conn.send(reply)
+        except OSError as exc:  # the connection broke mid-call: the worker is gone
+            logger.debug("a worker's per-host connection broke: %s", exc)
         finally:
             for (host, limit), count in held.items():
                 for _ in range(count):
@@ -138,6 +146,15 @@ class ServedHostGates:
         )
 
 
+def _receive(conn: Connection) -> tuple[str, tuple[Any, ...]] | None:
+    """The next call of a worker, or ``None`` once it has closed its end."""
+    try:
+        op, args = conn.recv()
+    except EOFError:
+        return None
+    return op, args
+
+
 class _ServedCounter:
     """A :class:`~ripstream.downloader.hosts.HostCounter` that asks the driver; one
     connection per thread (the driver answers each on its own thread)."""
@@ -153,12 +170,15 @@ class _ServedCounter:
             if conn is None:
                 conn = self._local.conn = Client(self._address, authkey=self._authkey)
             conn.send((op, args))
-            return conn.recv()
+            status, value = conn.recv()
         except (OSError, EOFError) as exc:
             self._local.conn = None
             raise DownloadError(
                 "lost the run's per-host limits (the driver process is gone)"
             ) from exc
+        if status != "ok":
+            raise DownloadError(f"the run's per-host count failed: {value}")
+        return value
 
     def take(self, host: str, limit: int, wait: float) -> bool:
         return bool(self._ask("take", host, limit, wait))

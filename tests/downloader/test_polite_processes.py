@@ -24,7 +24,7 @@ from ripstream.downloader import (
     ResultStatus,
 )
 from ripstream.downloader.events import EventKind
-from ripstream.downloader.exceptions import RateLimitError
+from ripstream.downloader.exceptions import DownloadError, RateLimitError
 from ripstream.downloader.hosts import HostGate, LocalCounter
 from ripstream.downloader.hostserver import HostServer, ServedHostGates
 from ripstream.sources import create_downloader
@@ -161,3 +161,21 @@ def test_a_cooldown_and_its_strikes_are_the_drivers() -> None:
         assert not gate.counter.take("example.com", 4, 0)  # cooling: no slot for anyone
         gate.note_success("http://example.com/d")
         assert counter.strike("example.com") == 1  # the run of 429s ended
+
+
+def test_a_failing_count_is_the_workers_typed_error_and_the_server_goes_on() -> None:
+    """A bug or bad input in the driver's count reaches the asking worker as its error, named;
+    it does not end that worker's connection (as a vanished driver would)."""
+
+    def refuse(_host: str, _seconds: float, _until: float) -> None:
+        raise ValueError("listener refused")
+
+    counter = LocalCounter(clock=lambda: 100.0, on_cooldown=refuse)
+    with HostServer(counter) as server:
+        gate = server.gates().build()
+        with pytest.raises(DownloadError, match="per-host count failed: ValueError: listener"):
+            gate.cool("example.com", 5)
+        assert gate.cooling("example.com") == 5  # the count itself took the cool-down
+        assert gate.counter.take("other.example", 1, 0)  # the same connection still answers
+        gate.counter.give("other.example", 1)
+        assert counter.active() == {}
