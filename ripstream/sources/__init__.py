@@ -27,7 +27,6 @@ __all__ = [
     "SourceRegistry",
     "create_downloader",
     "load_registry",
-    "plugin_entry_points",
 ]
 
 logger = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ ENTRY_POINT_GROUP = "ripstream.sources"
 
 
 @functools.lru_cache(maxsize=8)
-def plugin_entry_points(group: str) -> tuple[EntryPoint, ...]:
+def _plugin_entry_points(group: str) -> tuple[EntryPoint, ...]:
     """The entry points of ``group``, read once per process: reading them walks every
     installed distribution (milliseconds), and a run asks for the registry several times."""
     return tuple(entry_points(group=group))
@@ -113,7 +112,7 @@ class SourceRegistry:
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Load installed plugins; a broken one is recorded in :attr:`broken` and skipped."""
-        for entry_point in plugin_entry_points(group):
+        for entry_point in _plugin_entry_points(group):
             try:
                 loaded = entry_point.load()
                 if not (isinstance(loaded, type) and issubclass(loaded, BaseDownloader)):
