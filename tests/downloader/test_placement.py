@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from ripstream.downloader import placement
 from ripstream.downloader.config import OverwritePolicy
 from ripstream.downloader.content import Checksum
 from ripstream.downloader.exceptions import StorageError, TargetExistsError
@@ -21,6 +23,7 @@ from ripstream.downloader.placement import (
     file_digest,
     move_into_place,
 )
+from ripstream.downloader.safefs import lock_path
 from ripstream.downloader.state import sidecar_path
 from tests.support.settings import fast_settings
 
@@ -229,4 +232,53 @@ def test_a_claim_that_cannot_follow_a_new_name_keeps_the_old_one(tmp_path: Path)
             claim.move(base / "busy.flac")
         assert busy.value.source == "src"
         claims.release(base / "busy.flac")
+    assert claims.snapshot() == set()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_folder_made_lately_is_made_again_when_it_went_away(tmp_path: Path) -> None:
+    claims, base = PathClaims(clock=_Clock()), tmp_path / "out"
+    album = base / "artist" / "album"
+    with Claim(claims, album / "one.flac", "src", base):
+        assert claims.folder_ready(album)
+    shutil.rmtree(base)  # the user cleaned up while the run went on
+    with Claim(claims, album / "two.flac", "src", base):
+        assert album.is_dir()
+    assert claims.snapshot() == set()
+
+
+def test_a_folder_is_checked_again_once_its_check_is_old(tmp_path: Path) -> None:
+    clock = _Clock()
+    claims, base, outside = PathClaims(clock=clock), tmp_path / "out", tmp_path / "outside"
+    outside.mkdir()
+    with Claim(claims, base / "album" / "one.flac", "src", base):
+        pass
+    clock.now += placement.FOLDER_FRESH
+    assert not claims.folder_ready(base / "album")
+    shutil.rmtree(base / "album")
+    (base / "album").symlink_to(outside)  # planted between two files of the run
+    with pytest.raises(StorageError) as caught:
+        Claim(claims, base / "album" / "two.flac", "src", base)
+    assert "symlink leading outside" in str(caught.value)
+    assert list(outside.iterdir()) == []
+    assert claims.snapshot() == set()
+
+
+def test_a_lock_failure_other_than_a_missing_folder_is_the_error(tmp_path: Path) -> None:
+    claims, base = PathClaims(clock=_Clock()), tmp_path / "out"
+    with Claim(claims, base / "one.flac", "src", base):
+        pass
+    lock_path(base / "two.flac").mkdir()  # where the lock file goes: not a regular file
+    with pytest.raises(StorageError) as caught:
+        Claim(claims, base / "two.flac", "src", base)
+    assert (
+        str(caught.value) == f"cannot write {str(lock_path(base / 'two.flac'))!r}: Is a directory"
+    )
     assert claims.snapshot() == set()
