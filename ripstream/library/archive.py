@@ -95,14 +95,16 @@ class DownloadArchive(Closing):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(
-                    self.path, timeout=30, check_same_thread=False, isolation_level=None
+                    self.path,
+                    timeout=30,  # pragma: no mutate - how long to wait for another's write
+                    check_same_thread=False,
+                    isolation_level=None,
                 )
                 # WAL with synchronous=NORMAL: a commit survives a crash of this process
-                # without an fsync per file. Switching to WAL takes an exclusive lock, so
-                # only the first opener does it (the mode sticks to the file); several worker
-                # processes may open one archive at once.
-                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    db.execute("PRAGMA journal_mode=WAL")
+                # without an fsync per file. The first opener switches the file to WAL (the
+                # mode sticks to it); asking for WAL again is a no-op that takes no lock, so
+                # several worker processes may open one archive at once, even mid-write.
+                db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute(_SCHEMA)
             except (sqlite3.Error, OSError) as exc:

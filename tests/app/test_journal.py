@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -127,7 +129,7 @@ def test_a_rerun_skips_done_urls_and_retries_failed_ones(
 
 class _Clock:
     def __init__(self) -> None:
-        self.now = 0.0
+        self.now = 5000.0  # a monotonic clock is far from 0 (it counts from boot)
 
     def __call__(self) -> float:
         return self.now
@@ -174,6 +176,26 @@ def test_an_old_unsynced_line_is_synced_with_the_next(
         journal.record("http://h/3", "failed", [])
         assert len(fsyncs) == 1
         assert journal.unsynced == 0
+
+
+def test_a_failed_sync_at_close_is_a_warning_naming_the_file_and_loses_no_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.jsonl"
+    journal = BatchJournal(path, sync=True, clock=_Clock())
+    journal.record("http://h/a", "failed", [])
+    assert journal.unsynced == 1
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with caplog.at_level(logging.WARNING, logger="ripstream.app.journal"):
+        journal.close()  # closing never raises: the batch's results stand
+    assert [r.getMessage() for r in caplog.records] == [
+        f"cannot sync the state file {path}: [Errno 5] {os.strerror(errno.EIO)}"
+    ]
+    assert [e["key"] for e in entries(path)] == [url_key("http://h/a")]
 
 
 def test_without_sync_nothing_is_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,6 +268,24 @@ def test_the_journal_creates_its_folders(tmp_path: Path) -> None:
     with BatchJournal(path) as journal:
         journal.record("http://h/a", "done", [])
     assert [e["status"] for e in entries(path)] == ["done"]
+
+
+def test_foreign_lines_are_skipped_with_a_note_naming_the_file_and_nul_padding_silently(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.jsonl"
+    line = json.dumps({"key": url_key("http://h/a"), "status": "done", "files": []})
+    later = json.dumps({"key": url_key("http://h/b"), "status": "failed", "files": []})
+    # NUL bytes are what a power cut can leave where unsynced lines were: not worth a note
+    path.write_text(f'{line}\n["a", "list"]\n\x00\x00\x00\n{later}\n', encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="ripstream.app.journal"):
+        journal = BatchJournal(path)
+    journal.close()
+    assert journal.is_done("http://h/a")
+    assert journal.is_failed("http://h/b")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"state file {path}: skipping a torn or foreign line"
+    ]
 
 
 def test_a_line_without_files_counts_as_done(tmp_path: Path) -> None:

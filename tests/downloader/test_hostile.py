@@ -7,6 +7,7 @@ checks what a user would see: the bytes at the final path, the files around it, 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -25,7 +26,13 @@ from ripstream.downloader import (
     ResultStatus,
 )
 from ripstream.downloader.exceptions import StorageError, TargetExistsError, TooLargeError
-from ripstream.downloader.safefs import PathLock, lock_path, part_path
+from ripstream.downloader.safefs import (
+    PathLock,
+    lock_path,
+    make_dirs_inside,
+    part_path,
+    read_regular,
+)
 from ripstream.downloader.state import sidecar_path
 from ripstream.sources.http import HttpDownloader
 from tests.support.files import leftovers
@@ -183,6 +190,45 @@ def test_new_folders_are_made_level_by_level_and_a_link_inside_is_followed(
     assert (out_dir / "new" / "deeper" / "track.flac").read_bytes() == body
     assert linked.status is ResultStatus.COMPLETED, linked.error
     assert (out_dir / "real" / "disc 1" / "track.flac").read_bytes() == body
+
+
+def test_a_symlink_planted_while_a_folder_is_being_made_is_refused(
+    server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out_dir, outside = tmp_path / "out", tmp_path / "elsewhere"
+    out_dir.mkdir()
+    outside.mkdir()
+    album = out_dir / "album"
+    real_mkdir = os.mkdir
+
+    def another_process_wins(path: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(path) == album and not album.is_symlink():
+            album.symlink_to(outside)  # planted between the check and the mkdir
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", another_process_wins)
+    server.add(PATH, make_body(10_000))
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        result = http.download(http.get_download_info(server.url(PATH)), "album/new/track.flac")
+    error = result.error
+    assert isinstance(error, StorageError), error
+    assert (error.path, str(error)) == (
+        str(album),
+        f"refusing {str(album)!r}: it is a symlink leading outside {str(out_dir)!r}",
+    )
+    assert list(outside.iterdir()) == []
+
+
+def test_a_link_inside_the_folder_to_a_file_is_not_a_folder_level(tmp_path: Path) -> None:
+    """The second guard of ``make_dirs_inside`` (a download's own path check refuses this
+    first): a level that links to a file inside the folder is named as not a folder."""
+    (tmp_path / "file.txt").write_text("a file")
+    link = tmp_path / "album"
+    link.symlink_to(tmp_path / "file.txt")
+    with pytest.raises(StorageError) as info:
+        make_dirs_inside(tmp_path, tmp_path / "album" / "disc 1")
+    assert (info.value.path, str(info.value)) == (str(link), f"{str(link)!r} is not a folder")
+    assert (tmp_path / "file.txt").read_text() == "a file"
 
 
 def test_a_fifo_at_the_final_path_never_hangs(server: TestServer, out_dir: Path) -> None:
@@ -427,6 +473,39 @@ def test_a_resume_sidecar_that_is_a_symlink_is_not_trusted(
     assert [r.range_header for r in server.requests_for(PATH)] == [None]
     assert result.resumed_from == 0
     assert json.loads(elsewhere.read_text(encoding="utf-8")) == state  # left as it was
+
+
+def test_a_planted_file_is_read_only_when_regular_and_within_its_bound(tmp_path: Path) -> None:
+    """``read_regular`` (how the resume sidecar is read): ``limit`` bytes are read whole, one
+    more is refused, a symlink or FIFO is refused naming it, and a missing file is just missing."""
+    planted = tmp_path / "state.json"
+    planted.write_bytes(b"x" * 100)
+    assert read_regular(planted, 100) == b"x" * 100
+    planted.write_bytes(b"x" * 101)
+    with pytest.raises(StorageError) as large:
+        read_regular(planted, 100)
+    assert (str(large.value), large.value.path) == (
+        f"{str(planted)!r} is larger than 100 bytes",
+        str(planted),
+    )
+    link = tmp_path / "link.json"
+    link.symlink_to(planted)
+    with pytest.raises(StorageError) as linked:
+        read_regular(link, 1000)
+    assert (str(linked.value), linked.value.path) == (
+        f"cannot read {str(link)!r}: {os.strerror(errno.ELOOP)}",
+        str(link),
+    )
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(StorageError) as piped:
+        read_regular(fifo, 1000)
+    assert (str(piped.value), piped.value.path) == (
+        f"refusing {str(fifo)!r}: it is not a regular file (a FIFO, device or folder)",
+        str(fifo),
+    )
+    with pytest.raises(FileNotFoundError):
+        read_regular(tmp_path / "missing.json", 1000)
 
 
 def test_an_empty_body_makes_an_empty_file(server: TestServer, out_dir: Path) -> None:

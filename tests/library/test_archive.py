@@ -333,6 +333,23 @@ def test_the_archive_is_in_wal_mode_and_leaves_no_side_files_once_closed(
     archive.close()
 
 
+def test_an_archive_opens_and_answers_while_another_process_is_writing_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "archive.sqlite3"
+    with DownloadArchive(path) as first:
+        first.record("s", "song-1", tmp_path / "f")
+    writer = sqlite3.connect(path, timeout=0, isolation_level=None)  # another worker
+    try:
+        writer.execute("BEGIN EXCLUSIVE")  # in WAL mode this keeps out writers, not readers
+        writer.execute("INSERT INTO downloads VALUES ('s', 'song-2', 'g', NULL, NULL, 0)")
+        with DownloadArchive(path) as later:
+            assert later.contains("s", "song-1")
+            assert not later.contains("s", "song-2")  # not committed yet
+    finally:
+        writer.close()
+
+
 def test_the_archive_answers_from_another_thread(tmp_path: Path) -> None:
     answers: list[bool] = []
     with DownloadArchive(tmp_path / "archive.sqlite3") as archive:
