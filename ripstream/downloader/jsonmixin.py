@@ -19,7 +19,11 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import enum
+import json
+import sys
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
@@ -47,6 +51,89 @@ def json_field(
     return {"dataclasses_json": {name: value for name, value in options.items() if value}}
 
 
+class _Unplain(Exception):
+    """A value the fast encoder leaves to dataclasses-json."""
+
+
+#: the field options the fast encoder knows; any other (a letter case, a marshmallow field)
+#: sends the object to dataclasses-json
+_PLAIN_OPTIONS = frozenset({"encoder", "decoder", "exclude"})
+
+_Plan = tuple[tuple[str, Callable[[Any], Any] | None, Callable[[Any], bool] | None], ...]
+
+
+_plans: dict[type, _Plan | None] = {}
+
+
+def _plan(cls: type) -> _Plan | None:
+    """Per field of ``cls``: name, encoder, exclude; ``None`` when the class needs more."""
+    if cls in _plans:
+        return _plans[cls]
+    plan: _Plan | None = None
+    if getattr(cls, "dataclass_json_config", None) is None:
+        fields = [
+            (item.name, item.metadata.get("dataclasses_json", {}))
+            for item in dataclasses.fields(cls)
+        ]
+        if all(options.keys() <= _PLAIN_OPTIONS for _, options in fields):
+            plan = tuple(
+                (name, options.get("encoder"), options.get("exclude")) for name, options in fields
+            )
+    _plans[cls] = plan
+    return plan
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as dataclasses-json's ``to_dict`` gives it to ``json.dumps``."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, JsonMixin):
+        return _fields(value)
+    if dataclasses.is_dataclass(value):
+        raise _Unplain
+    if isinstance(value, Mapping):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, Collection) and not isinstance(value, str | bytes):
+        return [_plain(item) for item in value]
+    return value  # an enum: _json_default; anything else: back to dataclasses-json
+
+
+def _fields(obj: JsonMixin) -> dict[str, Any]:
+    plan = _plan(type(obj))
+    if plan is None:
+        raise _Unplain
+    out = {}
+    for name, encoder, exclude in plan:
+        raw = getattr(obj, name)
+        value = raw if encoder is not None else _plain(raw)
+        if exclude is not None and exclude(value):
+            continue
+        out[name] = encoder(value) if encoder is not None else value
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise _Unplain
+
+
+def _fast_json(obj: JsonMixin, kwargs: dict[str, Any]) -> str | None:
+    """What dataclasses-json's ``to_json`` writes for ``obj``, the same text, without its
+    per-call look at every field's type hints (most of the cost of sending a task to a worker
+    process); ``None`` for what only the library handles: datetimes, UUIDs, decimals, plain
+    dataclasses, letter cases, encoders registered with the library."""
+    if "cls" in kwargs or "default" in kwargs:
+        return None
+    config = sys.modules.get("dataclasses_json.cfg")
+    if config is not None and (config.global_config.encoders or config.global_config.mm_fields):
+        return None
+    try:
+        return json.dumps(_fields(obj), default=_json_default, **kwargs)
+    except _Unplain:
+        return None
+
+
 class JsonMixin:
     """The JSON methods of ``dataclasses_json.DataClassJsonMixin``, loaded on first use.
 
@@ -60,6 +147,9 @@ class JsonMixin:
 
     def to_json(self, **kwargs: Any) -> str:
         """This object as JSON (the keywords go to ``json.dumps``)."""
+        fast = _fast_json(self, kwargs)
+        if fast is not None:
+            return fast
         return _library().to_json(self, **kwargs)  # type: ignore[arg-type]
 
     def to_dict(self, encode_json: bool = False) -> dict[str, Any]:
