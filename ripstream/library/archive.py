@@ -32,6 +32,11 @@ __all__ = ["ArchiveHook", "DownloadArchive", "archive_key"]
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _WHAT = "the download archive"
 
+#: Records written in one transaction, at most (group commit).
+RECORD_EVERY = 64
+#: Seconds between the first unwritten record and its write, at most (checked as records come).
+RECORD_SECONDS = 1.0
+
 
 def archive_key(content_id: str) -> str:
     """The stored form of ``content_id``: itself, or when it carries a secret its redacted
@@ -73,6 +78,13 @@ CREATE TABLE IF NOT EXISTS downloads (
 class DownloadArchive(Closing):
     """What has been downloaded and verified. Thread-safe.
 
+    Records are written in groups, one transaction for up to :data:`RECORD_EVERY` of them or
+    :data:`RECORD_SECONDS`, and at :meth:`close` (the first one at once, so that an archive
+    that cannot be written says so before the run goes on); this object's own look-ups see
+    them at once. A crash loses at most the last group: those files are on disk but not recorded,
+    so a later run looks at them again (the overwrite policy decides). Nothing is ever
+    recorded before its file is in place.
+
     Example::
 
         with DownloadArchive(Path("music/.ripstream-archive.sqlite3")) as archive:
@@ -83,10 +95,13 @@ class DownloadArchive(Closing):
     :raises StorageError: when the file cannot be opened or is not an archive.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None  # opened on first use: bad input writes nothing
+        self._clock = clock
+        self._pending: list[tuple[object, ...]] = []
+        self._pending_since = 0.0
         _check_archive_file(path)
 
     def _connect(self) -> sqlite3.Connection:
@@ -116,10 +131,44 @@ class DownloadArchive(Closing):
         return self._db
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        """Run one statement under the lock; a broken database is a :class:`StorageError`."""
+        """Run one statement under the lock, after the records not yet written; a broken
+        database is a :class:`StorageError`."""
         try:
             with self._lock:
+                self._write_pending()
                 return self._connect().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(
+                f"{_WHAT} {str(self.path)!r} cannot be used: {exc}", path=str(self.path)
+            ) from exc
+
+    def _write_pending(self) -> None:
+        """Write the waiting records in one transaction (the caller holds the lock)."""
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        db = self._connect()
+        with db:  # a transaction: all of the group or none of it
+            db.execute("BEGIN")
+            db.executemany("INSERT OR REPLACE INTO downloads VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def flush(self) -> None:
+        """Write the records that wait for their group now."""
+        self._query("SELECT 1")
+
+    def _add(self, row: tuple[object, ...]) -> None:
+        try:
+            with self._lock:
+                now = self._clock()
+                if not self._pending:
+                    self._pending_since = now
+                self._pending.append(row)
+                if (
+                    self._db is None  # the first record: a bad archive is told at once
+                    or len(self._pending) >= RECORD_EVERY
+                    or now - self._pending_since >= RECORD_SECONDS
+                ):
+                    self._write_pending()
         except sqlite3.Error as exc:
             raise StorageError(
                 f"{_WHAT} {str(self.path)!r} cannot be used: {exc}", path=str(self.path)
@@ -127,7 +176,7 @@ class DownloadArchive(Closing):
 
     def contains(self, source: str, content_id: str) -> bool:
         """Whether ``(source, content_id)`` was downloaded and verified before."""
-        if self._db is None and not self.path.exists():
+        if self._db is None and not self._pending and not self.path.exists():
             return False
         rows = self._query(
             "SELECT 1 FROM downloads WHERE source = ? AND content_id = ?",
@@ -137,7 +186,7 @@ class DownloadArchive(Closing):
 
     def recorded_at(self, source: str, content_id: str) -> float | None:
         """When ``(source, content_id)`` was recorded (a Unix time), or ``None``."""
-        if self._db is None and not self.path.exists():
+        if self._db is None and not self._pending and not self.path.exists():
             return None
         rows = self._query(
             "SELECT recorded_at FROM downloads WHERE source = ? AND content_id = ?",
@@ -155,11 +204,8 @@ class DownloadArchive(Closing):
         checksum: str | None = None,
         size: int | None = None,
     ) -> None:
-        """Remember a verified download."""
-        self._query(
-            "INSERT OR REPLACE INTO downloads VALUES (?, ?, ?, ?, ?, ?)",
-            (source, archive_key(content_id), str(path), checksum, size, time.time()),
-        )
+        """Remember a verified download (written with its group: see the class)."""
+        self._add((source, archive_key(content_id), str(path), checksum, size, time.time()))
 
     def forget(self, source: str, content_id: str) -> None:
         """Drop an entry (the next run downloads it again)."""
@@ -173,11 +219,22 @@ class DownloadArchive(Closing):
         return count if isinstance(count, int) else 0
 
     def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        """Write the records that wait, and close the database.
+
+        :raises StorageError: when they cannot be written (the database is closed still).
+        """
+        try:
+            with self._lock:
+                self._write_pending()
+        except sqlite3.Error as exc:
+            raise StorageError(
+                f"{_WHAT} {str(self.path)!r} cannot be used: {exc}", path=str(self.path)
+            ) from exc
+        finally:
+            with self._lock:
+                if self._db is not None:
+                    self._db.close()
+                    self._db = None
 
 
 class ArchiveHook:
