@@ -437,6 +437,52 @@ def test_a_move_of_a_missing_file_names_the_target(tmp_path: Path) -> None:
         rename_no_clobber(tmp_path / "gone.part", target)
     assert (caught.value.errno, caught.value.filename) == (errno.ENOENT, str(target))
     assert caught.value.strerror == os.strerror(errno.ENOENT)
+    # not a FileExistsError: the caller would report "a file appeared at the target"
+    assert type(caught.value) is FileNotFoundError
+
+
+def test_a_move_between_relative_paths_is_relative_to_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("new.part").write_bytes(b"new bytes")
+    rename_no_clobber(Path("new.part"), Path("song.flac"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.flac"]
+    assert (tmp_path / "song.flac").read_bytes() == b"new bytes"
+
+
+@pytest.fixture
+def no_hard_links(no_renameat2: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mount without hard links that refuses a link before it looks at the name (some
+    FUSE and network file systems): ``link`` fails with EPERM even onto an existing name."""
+
+    def refuse(source: object, target: object) -> None:
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(source))
+
+    monkeypatch.setattr(os, "link", refuse)
+
+
+@pytest.mark.usefixtures("no_hard_links")
+def test_without_hard_links_a_move_never_clobbers_and_says_the_target_exists(
+    tmp_path: Path,
+) -> None:
+    source, taken = tmp_path / "new.part", tmp_path / "mine.flac"
+    source.write_bytes(b"new bytes")
+    taken.write_bytes(b"the user's file")
+    with pytest.raises(FileExistsError) as caught:
+        rename_no_clobber(source, taken)
+    error = caught.value
+    assert (error.errno, error.strerror, error.filename) == (
+        errno.EEXIST,
+        os.strerror(errno.EEXIST),
+        str(taken),
+    )
+    assert taken.read_bytes() == b"the user's file"
+    assert source.read_bytes() == b"new bytes"
+    free = tmp_path / "free.flac"
+    rename_no_clobber(source, free)  # a free name: a plain rename
+    assert free.read_bytes() == b"new bytes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["free.flac", "mine.flac"]
 
 
 @pytest.mark.usefixtures("no_renameat2")
