@@ -364,6 +364,46 @@ def test_atomic_write_text(tmp_path: Path) -> None:
     assert os.listdir(target.parent) == ["state.json"]  # no temporary left behind
 
 
+def test_an_atomic_write_is_synced_by_default_under_a_hidden_name_beside_its_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "state.json"
+    target.write_text("old", encoding="utf-8")
+    seen: list[tuple[list[str], str]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # what a power cut at the sync would leave
+        seen.append((sorted(os.listdir(tmp_path)), target.read_text(encoding="utf-8")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    atomic_write_text(target, "new")
+    ((names, content),) = seen  # synced once, by default, before the rename
+    assert content == "old"
+    (temporary,) = [name for name in names if name != "state.json"]
+    assert temporary.startswith(".state.json.")
+    assert temporary.endswith(".tmp")
+    assert target.read_text(encoding="utf-8") == "new"
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_a_temporary_that_cannot_be_removed_does_not_hide_the_write_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    def busy(*args: object) -> None:
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+
+    monkeypatch.setattr(os, "replace", refuse)  # the rename fails ...
+    monkeypatch.setattr(os, "unlink", busy)  # ... and so does the cleanup
+    with pytest.raises(PermissionError) as caught:
+        atomic_write_text(tmp_path / "state.json", "new")
+    assert caught.value.errno == errno.EACCES
+    assert not (tmp_path / "state.json").exists()
+
+
 def test_atomic_write_failure_keeps_the_old_file_and_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "state.json"
     atomic_write_text(target, "old")
