@@ -5,10 +5,13 @@ content, post-processors before the move, the checksum refetch, cancellation, an
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ripstream.downloader import ContentType, DownloadableContent, ResultStatus
 from ripstream.downloader.config import DownloadBehaviorSettings
@@ -19,8 +22,15 @@ from ripstream.downloader.exceptions import (
     DownloadCancelledError,
     DownloadError,
     IncompleteBodyError,
+    ResponseMismatchError,
+    RetryExhaustedError,
+    ServerError,
+    StorageError,
+    TargetExistsError,
 )
+from ripstream.downloader.executors import SegmentPool
 from ripstream.downloader.fetch import FetcherRegistry, FetchJob
+from ripstream.downloader.hosts import HostGate, LocalCounter
 from ripstream.downloader.progress import DownloadProgress, ProgressState, ProgressTracker
 from ripstream.downloader.services import EngineServices
 from ripstream.downloader.state import TransferResult
@@ -92,12 +102,13 @@ class Recorder:
 
     def __init__(self, note: str | None) -> None:
         self.note = note
-        self.seen: list[tuple[bool, str, bool, str]] = []
+        self.seen: list[tuple[str, bool, str, bool, str]] = []
 
     def __call__(
         self, content: DownloadableContent, part: Path, final: Path, values: Mapping[str, Any]
     ) -> str | None:
-        self.seen.append((part.exists(), sha(part.read_bytes()), final.exists(), values["title"]))
+        seen = (content.content_id, part.exists(), sha(part.read_bytes()), final.exists())
+        self.seen.append((*seen, values["title"]))
         return self.note
 
 
@@ -112,15 +123,17 @@ def test_post_processors_see_the_part_before_the_move_and_their_notes_reach_the_
         result = engine.run(http, http.get_download_info(server.url("/tagged.flac")))
     assert result.status is ResultStatus.COMPLETED
     assert result.message == "tags written; cover embedded"
-    assert tagger.seen == [(True, sha(body), False, "tagged")]  # {title} has no extension
+    url = server.url("/tagged.flac")  # the content id of a plain URL
+    assert tagger.seen == [(url, True, sha(body), False, "tagged")]  # {title} has no extension
     assert silent.seen == tagger.seen
     assert (out_dir / "tagged.flac").read_bytes() == body
     assert leftovers(out_dir) == []
 
 
 def test_a_checksum_mismatch_refetches_once_even_without_retries(
-    server: TestServer, out_dir: Path
+    server: TestServer, out_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="ripstream.downloader.retry")
     old, new = make_body(30_000, 5), make_body(30_000, 6)
     server.add("/changed.bin", old, faults=[Fault.body_changes(new, after=1)])
     engine = DownloadEngine()
@@ -132,6 +145,9 @@ def test_a_checksum_mismatch_refetches_once_even_without_retries(
     assert result.attempts == 2
     assert len(server.requests_for("/changed.bin")) == 2
     assert (out_dir / "changed.bin").read_bytes() == new
+    # the log of the first attempt says the file is fetched again, not that it failed for good
+    (retried,) = [r.getMessage() for r in caplog.records if "attempt 1 failed" in r.getMessage()]
+    assert f"sha256 is {sha(old)}, expected {sha(new)} (fetching the whole file again)" in retried
 
 
 def test_a_second_mismatch_is_a_checksum_error_result(server: TestServer, out_dir: Path) -> None:
@@ -374,17 +390,19 @@ def test_a_given_path_is_kept_whatever_the_server_suggests(
     assert not (out_dir / "other.flac").exists()
 
 
+class Broken(HttpDownloader):
+    """A source with a bug: its fetch raises something that is not a DownloadError."""
+
+    def _download_content(
+        self, content: DownloadableContent, file_path: Path, progress_callback: Any
+    ) -> TransferResult | None:
+        raise ValueError("a bug in the source")
+
+
 def test_an_unexpected_error_in_a_source_is_a_failed_result_naming_it(
     server: TestServer, out_dir: Path
 ) -> None:
     server.add("/odd.flac", make_body(1000, 14))
-
-    class Broken(HttpDownloader):
-        def _download_content(
-            self, content: DownloadableContent, file_path: Path, progress_callback: Any
-        ) -> TransferResult | None:
-            raise ValueError("a bug in the source")
-
     with Broken(make_config(out_dir)) as http:
         content = http.get_download_info(server.url("/odd.flac") + "?token=SECRET")
         result = DownloadEngine().run(http, content)
@@ -409,3 +427,342 @@ def test_a_checksum_is_not_checked_when_verification_is_off(
         result = DownloadEngine().run(http, content)
     assert result.status is ResultStatus.COMPLETED, result.error
     assert (out_dir / "unchecked.bin").read_bytes() == body
+
+
+TIMEOUT = 10.0
+
+
+def test_a_failed_download_is_logged_with_its_source_id_and_reason(
+    server: TestServer, out_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.add("/gone.flac", make_body(1000, 16), faults=[Fault.permanent_status(404)])
+    server.add("/odd.flac", make_body(1000, 14))
+    caplog.set_level(logging.INFO, logger="ripstream.downloader.engine")
+    with HttpDownloader(make_config(out_dir)) as http:
+        gone = http.get_download_info(server.url("/gone.flac"))
+        failed = DownloadEngine().run(http, gone)
+    with Broken(make_config(out_dir)) as broken:
+        odd = broken.get_download_info(server.url("/odd.flac"))
+        DownloadEngine().run(broken, odd)
+    logged = [r for r in caplog.records if r.name == "ripstream.downloader.engine"]
+    assert [(r.levelno, r.getMessage()) for r in logged] == [
+        (logging.INFO, f"http {gone.content_id}: {failed.error}"),
+        (logging.ERROR, f"http {odd.content_id}: unexpected error"),
+    ]
+    assert logged[1].exc_info is not None
+    assert logged[1].exc_info[0] is ValueError  # the traceback of the bug is in the log
+
+
+class WatchedCounter(LocalCounter):
+    """A host count that tells when a caller was refused a slot (it is waiting for one)."""
+
+    def __init__(self, settled: threading.Event) -> None:
+        super().__init__()
+        self.settled = settled
+
+    def take(self, host: str, limit: int, wait: float) -> bool:
+        taken = super().take(host, limit, wait)
+        if not taken:
+            self.settled.set()
+        return taken
+
+
+def test_a_download_waits_for_a_free_slot_on_its_host_and_a_cancel_ends_the_wait(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/polite.flac", make_body(5_000, 17))
+    settled, cancel = threading.Event(), threading.Event()
+    gate = HostGate(WatchedCounter(settled))
+    engine = DownloadEngine(EngineServices(cancel=cancel, hosts=gate))
+    results: list[Any] = []
+    with HttpDownloader(make_config(out_dir, max_per_host=1)) as http:
+        content = http.get_download_info(server.url("/polite.flac"))
+        gate.acquire("127.0.0.1", 1)  # another download holds the host's only connection
+
+        def run() -> None:
+            results.append(engine.run(http, content))
+            settled.set()
+
+        worker = threading.Thread(target=run, name="download")
+        worker.start()
+        try:
+            assert settled.wait(TIMEOUT)
+            assert results == [], "the download did not wait for its host"
+            assert server.requests_for("/polite.flac") == []
+            cancel.set()  # the user stops the run while the download waits
+            worker.join(TIMEOUT)
+            assert not worker.is_alive(), "a cancel did not end the wait for the host"
+        finally:
+            cancel.set()
+            gate.release("127.0.0.1", 1)
+            worker.join(TIMEOUT)
+    (result,) = results
+    assert result.status is ResultStatus.CANCELLED
+    assert str(result.error) == "download cancelled while waiting for its host"
+    assert server.requests_for("/polite.flac") == []
+    assert not (out_dir / "polite.flac").exists()
+
+
+def test_a_host_that_asks_to_slow_down_is_paused_for_the_whole_run(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/busy.flac", make_body(1000, 18), faults=[Fault.status(503, retry_after=30)])
+    gate = HostGate(clock=lambda: 100.0)  # no time passes
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        result = DownloadEngine(EngineServices(hosts=gate)).run(
+            http, http.get_download_info(server.url("/busy.flac"))
+        )
+    assert isinstance(result.error, ServerError)
+    assert (result.error.status_code, result.error.retry_after) == (503, 30.0)
+    assert gate.cooling("127.0.0.1") == 30.0  # no other download of the run asks it now
+
+
+def test_a_host_that_answered_well_is_not_paused_for_an_earlier_429(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(1000, 19)
+    for path in ("/first.flac", "/second.flac", "/third.flac"):
+        server.add(path, body, faults=[Fault.status(429)])
+    server.add("/fine.flac", body)
+    gate = HostGate(clock=lambda: 100.0)
+    engine = DownloadEngine(EngineServices(hosts=gate))
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        statuses = [
+            engine.run(http, http.get_download_info(server.url(path))).status
+            for path in ("/first.flac", "/fine.flac", "/second.flac")
+        ]
+        assert statuses == [ResultStatus.FAILED, ResultStatus.COMPLETED, ResultStatus.FAILED]
+        assert gate.cooling("127.0.0.1") == 0.0  # one 429 since the host answered well
+        third = engine.run(http, http.get_download_info(server.url("/third.flac")))
+    assert isinstance(third.error, ServerError)
+    assert gate.cooling("127.0.0.1") == 2.0  # two 429s in a row: a pause
+
+
+def test_a_download_resumed_under_a_host_limit_reports_what_it_fetched(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(300_000, 20)
+    server.add("/cut.flac", body, faults=[Fault.drop_after(200_000, times=1)])
+    engine = DownloadEngine(EngineServices(hosts=HostGate()))
+    with HttpDownloader(make_config(out_dir, max_retries=1)) as http:
+        result = engine.run(http, http.get_download_info(server.url("/cut.flac")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "cut.flac").read_bytes() == body
+    assert 0 < result.resumed_from < len(body)
+    assert result.bytes_downloaded == len(body) - result.resumed_from
+
+
+class CountedWaits(threading.Event):
+    """A cancel event that never waits: it notes each wait a throttle asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return False
+
+
+def test_a_sources_own_rate_limit_paces_its_download(server: TestServer, out_dir: Path) -> None:
+    body = make_body(50_000, 21)
+    server.add("/slow.flac", body)
+    cancel = CountedWaits()
+    engine = DownloadEngine(EngineServices(cancel=cancel))
+    with HttpDownloader(make_config(out_dir, rate_limit=10_000)) as http:
+        result = engine.run(http, http.get_download_info(server.url("/slow.flac")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "slow.flac").read_bytes() == body
+    # 50 kB at 10 kB/s: the last bytes may go only about 5 s after the first
+    waits = [w for w in cancel.waits if w is not None]
+    assert max(waits, default=0.0) > 2.5
+
+
+def test_the_wait_before_a_retry_is_what_the_server_asked(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(1000, 22)
+    server.add("/later.flac", body, faults=[Fault.status(503, retry_after=7)])
+    waits: list[float] = []
+    engine = DownloadEngine(EngineServices(sleep=waits.append))
+    with HttpDownloader(make_config(out_dir, max_retries=1, max_retry_after=60.0)) as http:
+        result = engine.run(http, http.get_download_info(server.url("/later.flac")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert waits == [7.0]
+    assert (out_dir / "later.flac").read_bytes() == body
+
+
+def test_a_download_out_of_retries_names_itself_and_its_attempts(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/down.flac", make_body(1000, 23), faults=[Fault.permanent_status(503)])
+    with HttpDownloader(make_config(out_dir, max_retries=1)) as http:
+        content = http.get_download_info(server.url("/down.flac"))
+        result = DownloadEngine().run(http, content)
+    error = result.error
+    assert isinstance(error, RetryExhaustedError)
+    assert str(error).startswith(f"http {content.title!r} failed after 2 attempts: ")
+
+
+def test_an_absolute_path_the_caller_chose_is_used_outside_the_output_folder(
+    server: TestServer, out_dir: Path, tmp_path: Path
+) -> None:
+    body = make_body(3_000, 24)
+    server.add("/there.flac", body)
+    elsewhere = tmp_path / "elsewhere" / "kept.flac"
+    with HttpDownloader(make_config(out_dir)) as http:
+        content = http.get_download_info(server.url("/there.flac"))
+        result = DownloadEngine().run(http, content, elsewhere)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert result.file_path == elsewhere
+    assert elsewhere.read_bytes() == body
+
+
+def test_a_symlink_in_the_output_folder_cannot_lead_new_folders_outside(
+    server: TestServer, out_dir: Path, tmp_path: Path
+) -> None:
+    server.add("/song.flac", make_body(3_000, 25))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (out_dir / "Artist").symlink_to(outside)  # planted: Artist/Album does not exist yet
+    with HttpDownloader(make_config(out_dir)) as http:
+        content = http.get_download_info(server.url("/song.flac"))
+        result = DownloadEngine().run(http, content, "Artist/Album/song.flac")
+    assert result.status is ResultStatus.FAILED
+    assert isinstance(result.error, StorageError)
+    assert "symlink leading outside" in str(result.error)
+    assert list(outside.iterdir()) == []
+    assert server.requests_for("/song.flac") == []
+
+
+def test_a_path_another_download_of_the_run_writes_is_refused_naming_the_source(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/twice.flac", make_body(3_000, 26))
+    services = EngineServices()
+    services.claims.claim(out_dir / "twice.flac", source="other")  # held by another download
+    with HttpDownloader(make_config(out_dir)) as http:
+        result = DownloadEngine(services).run(
+            http, http.get_download_info(server.url("/twice.flac"))
+        )
+    error = result.error
+    assert isinstance(error, TargetExistsError)
+    assert "another download in this run also writes" in str(error)
+    assert error.source == "http"
+    assert not (out_dir / "twice.flac").exists()
+
+
+def test_a_renamed_download_avoids_the_names_other_downloads_of_the_run_hold(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(3_000, 27)
+    server.add("/song.flac", body)
+    (out_dir / "song.flac").write_bytes(b"the user's file")
+    services = EngineServices()
+    services.claims.claim(out_dir / "song (1).flac")  # another download renamed there first
+    with HttpDownloader(make_config(out_dir, overwrite="rename")) as http:
+        result = DownloadEngine(services).run(
+            http, http.get_download_info(server.url("/song.flac"))
+        )
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert result.file_path == out_dir / "song (2).flac"
+    assert (out_dir / "song (2).flac").read_bytes() == body
+    assert (out_dir / "song.flac").read_bytes() == b"the user's file"
+
+
+class Wrapping(HttpDownloader):
+    """A source whose fetch wraps the standard one (what ``super()`` gives an override)."""
+
+    def _download_content(
+        self, content: DownloadableContent, file_path: Path, progress_callback: Any
+    ) -> TransferResult | None:
+        return super()._download_content(content, file_path, progress_callback)
+
+
+def test_an_override_that_calls_the_standard_fetch_reports_its_resume(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(300_000, 28)
+    server.add("/wrapped.flac", body, faults=[Fault.drop_after(200_000, times=1)])
+    with Wrapping(make_config(out_dir, max_retries=1)) as http:
+        result = http.download(http.get_download_info(server.url("/wrapped.flac")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "wrapped.flac").read_bytes() == body
+    assert 0 < result.resumed_from < len(body)
+    assert result.bytes_downloaded == len(body) - result.resumed_from
+
+
+class AudioOnly(HttpDownloader):
+    """Refuses a text page served for a track (a service that answers errors with a 200)."""
+
+    def check_response(self, content: DownloadableContent, response: Any) -> None:
+        is_text = response.headers.get("Content-Type", "").startswith("text/")
+        if content.content_type is ContentType.TRACK and is_text:
+            raise ResponseMismatchError(
+                f"{content.title!r}: the server sent a page, not audio", source=self.source_name
+            )
+
+
+def test_a_sources_check_of_the_response_sees_the_content_it_is_for(
+    server: TestServer, out_dir: Path
+) -> None:
+    page = b"<html>Sign in</html>"
+    server.add("/page.mp3", page, content_type="text/html")
+    with AudioOnly(make_config(out_dir, max_retries=0)) as http:
+        track = http.get_download_info(server.url("/page.mp3"))
+        track.content_type = ContentType.TRACK
+        refused = DownloadEngine().run(http, track)
+        assert not (out_dir / "page.mp3").exists()
+        kept = DownloadEngine().run(http, http.get_download_info(server.url("/page.mp3")))
+    assert isinstance(refused.error, ResponseMismatchError)
+    assert str(refused.error) == "'page.mp3': the server sent a page, not audio"
+    assert kept.status is ResultStatus.COMPLETED, kept.error  # a plain file may be a page
+    assert (out_dir / "page.mp3").read_bytes() == page
+    assert leftovers(out_dir) == []
+
+
+def test_an_override_over_a_fetcher_that_leaves_the_measuring_to_the_engine_gets_a_result(
+    server: TestServer, out_dir: Path
+) -> None:
+    first, second = make_body(20_000, 29), make_body(10_000, 30)
+    server.add("/seg/0.ts", first)
+    server.add("/seg/1.ts", second)
+    server.add("/list.m3u8", f"{server.url('/seg/0.ts')}\n{server.url('/seg/1.ts')}\n".encode())
+    engine = DownloadEngine(
+        EngineServices(fetchers=FetcherRegistry.default().with_fetcher(JoinFetcher()))
+    )
+    with Wrapping(make_config(out_dir)) as source:
+        stream = source.get_download_info(server.url("/list.m3u8"))
+        stream.protocol = "hls"
+        result = engine.run(source, stream)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert result.total_bytes == len(first + second)
+    assert (out_dir / "list.m3u8").read_bytes() == first + second
+
+
+def test_segment_helpers_wait_for_the_hosts_slots_too(server: TestServer, out_dir: Path) -> None:
+    body = make_body(512 * 1024, 31)
+    release = threading.Event()
+    fault = Fault.pause_after(32_000, release, timeout=TIMEOUT, times=1)
+    server.add("/parts.flac", body, faults=[fault])
+    settled = threading.Event()
+    pool = SegmentPool(3)
+    services = EngineServices(hosts=HostGate(WatchedCounter(settled)), segment_pool=pool)
+    results: list[Any] = []
+    with HttpDownloader(make_config(out_dir, segments=4, max_per_host=1)) as http:
+        content = http.get_download_info(server.url("/parts.flac"))
+        worker = threading.Thread(
+            target=lambda: results.append(DownloadEngine(services).run(http, content))
+        )
+        worker.start()
+        try:
+            # while the first part is held up, the helpers from the pool ask for the host
+            assert settled.wait(TIMEOUT), "no segment helper asked the host for a slot"
+        finally:
+            release.set()
+            worker.join(TIMEOUT)
+            pool.close()
+    (result,) = results
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "parts.flac").read_bytes() == body
+    assert server.max_concurrent_requests == 1  # --max-per-host 1 holds the helpers too

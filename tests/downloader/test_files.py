@@ -364,6 +364,46 @@ def test_atomic_write_text(tmp_path: Path) -> None:
     assert os.listdir(target.parent) == ["state.json"]  # no temporary left behind
 
 
+def test_an_atomic_write_is_synced_by_default_under_a_hidden_name_beside_its_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "state.json"
+    target.write_text("old", encoding="utf-8")
+    seen: list[tuple[list[str], str]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # what a power cut at the sync would leave
+        seen.append((sorted(os.listdir(tmp_path)), target.read_text(encoding="utf-8")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    atomic_write_text(target, "new")
+    ((names, content),) = seen  # synced once, by default, before the rename
+    assert content == "old"
+    (temporary,) = [name for name in names if name != "state.json"]
+    assert temporary.startswith(".state.json.")
+    assert temporary.endswith(".tmp")
+    assert target.read_text(encoding="utf-8") == "new"
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_a_temporary_that_cannot_be_removed_does_not_hide_the_write_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    def busy(*args: object) -> None:
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+
+    monkeypatch.setattr(os, "replace", refuse)  # the rename fails ...
+    monkeypatch.setattr(os, "unlink", busy)  # ... and so does the cleanup
+    with pytest.raises(PermissionError) as caught:
+        atomic_write_text(tmp_path / "state.json", "new")
+    assert caught.value.errno == errno.EACCES
+    assert not (tmp_path / "state.json").exists()
+
+
 def test_atomic_write_failure_keeps_the_old_file_and_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "state.json"
     atomic_write_text(target, "old")
@@ -437,6 +477,52 @@ def test_a_move_of_a_missing_file_names_the_target(tmp_path: Path) -> None:
         rename_no_clobber(tmp_path / "gone.part", target)
     assert (caught.value.errno, caught.value.filename) == (errno.ENOENT, str(target))
     assert caught.value.strerror == os.strerror(errno.ENOENT)
+    # not a FileExistsError: the caller would report "a file appeared at the target"
+    assert type(caught.value) is FileNotFoundError
+
+
+def test_a_move_between_relative_paths_is_relative_to_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("new.part").write_bytes(b"new bytes")
+    rename_no_clobber(Path("new.part"), Path("song.flac"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.flac"]
+    assert (tmp_path / "song.flac").read_bytes() == b"new bytes"
+
+
+@pytest.fixture
+def no_hard_links(no_renameat2: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mount without hard links that refuses a link before it looks at the name (some
+    FUSE and network file systems): ``link`` fails with EPERM even onto an existing name."""
+
+    def refuse(source: object, target: object) -> None:
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(source))
+
+    monkeypatch.setattr(os, "link", refuse)
+
+
+@pytest.mark.usefixtures("no_hard_links")
+def test_without_hard_links_a_move_never_clobbers_and_says_the_target_exists(
+    tmp_path: Path,
+) -> None:
+    source, taken = tmp_path / "new.part", tmp_path / "mine.flac"
+    source.write_bytes(b"new bytes")
+    taken.write_bytes(b"the user's file")
+    with pytest.raises(FileExistsError) as caught:
+        rename_no_clobber(source, taken)
+    error = caught.value
+    assert (error.errno, error.strerror, error.filename) == (
+        errno.EEXIST,
+        os.strerror(errno.EEXIST),
+        str(taken),
+    )
+    assert taken.read_bytes() == b"the user's file"
+    assert source.read_bytes() == b"new bytes"
+    free = tmp_path / "free.flac"
+    rename_no_clobber(source, free)  # a free name: a plain rename
+    assert free.read_bytes() == b"new bytes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["free.flac", "mine.flac"]
 
 
 @pytest.mark.usefixtures("no_renameat2")
