@@ -12,12 +12,13 @@ device, a directory, a symbolic link or a file of other bytes is refused before 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ripstream.downloader.content import DownloadResult, ResultStatus
@@ -130,17 +131,22 @@ class DownloadArchive(Closing):
             self._db = db
         return self._db
 
-    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        """Run one statement under the lock, after the records not yet written; a broken
-        database is a :class:`StorageError`."""
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[None]:
+        """Hold the lock; a broken database is a :class:`StorageError`."""
         try:
             with self._lock:
-                self._write_pending()
-                return self._connect().execute(sql, params).fetchall()
+                yield
         except sqlite3.Error as exc:
             raise StorageError(
                 f"{_WHAT} {str(self.path)!r} cannot be used: {exc}", path=str(self.path)
             ) from exc
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Run one statement, after the records not yet written."""
+        with self._using():
+            self._write_pending()
+            return self._connect().execute(sql, params).fetchall()
 
     def _write_pending(self) -> None:
         """Write the waiting records in one transaction (the caller holds the lock)."""
@@ -157,22 +163,17 @@ class DownloadArchive(Closing):
         self._query("SELECT 1")
 
     def _add(self, row: tuple[object, ...]) -> None:
-        try:
-            with self._lock:
-                now = self._clock()
-                if not self._pending:
-                    self._pending_since = now
-                self._pending.append(row)
-                if (
-                    self._db is None  # the first record: a bad archive is told at once
-                    or len(self._pending) >= RECORD_EVERY
-                    or now - self._pending_since >= RECORD_SECONDS
-                ):
-                    self._write_pending()
-        except sqlite3.Error as exc:
-            raise StorageError(
-                f"{_WHAT} {str(self.path)!r} cannot be used: {exc}", path=str(self.path)
-            ) from exc
+        with self._using():
+            now = self._clock()
+            if not self._pending:
+                self._pending_since = now
+            self._pending.append(row)
+            if (
+                self._db is None  # the first record: a bad archive is told at once
+                or len(self._pending) >= RECORD_EVERY
+                or now - self._pending_since >= RECORD_SECONDS
+            ):
+                self._write_pending()
 
     def contains(self, source: str, content_id: str) -> bool:
         """Whether ``(source, content_id)`` was downloaded and verified before."""
@@ -224,12 +225,8 @@ class DownloadArchive(Closing):
         :raises StorageError: when they cannot be written (the database is closed still).
         """
         try:
-            with self._lock:
+            with self._using():
                 self._write_pending()
-        except sqlite3.Error as exc:
-            raise StorageError(
-                f"{_WHAT} {str(self.path)!r} cannot be used: {exc}", path=str(self.path)
-            ) from exc
         finally:
             with self._lock:
                 if self._db is not None:

@@ -479,3 +479,34 @@ def test_a_process_killed_mid_run_keeps_every_written_group_whole(tmp_path: Path
     assert 1 + 2 * RECORD_EVERY <= len(stored) <= 150
     with DownloadArchive(path) as archive:
         assert archive.contains("s", "id-128")
+
+
+def test_a_group_that_cannot_be_written_at_close_is_a_storage_error_naming_the_archive(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "archive.sqlite3"
+    archive = DownloadArchive(path, clock=_Clock())
+    archive.record("s", "first", tmp_path / "a")  # written at once
+    archive.record("s", "waiting", tmp_path / "b")  # waits for its group
+    other = sqlite3.connect(path)
+    other.execute("DROP TABLE downloads")  # another program broke the archive meanwhile
+    other.execute("CREATE TABLE downloads (name TEXT)")
+    other.commit()
+    other.close()
+    with pytest.raises(StorageError) as closing:
+        archive.close()
+    assert str(closing.value).startswith(f"the download archive {str(path)!r} cannot be used: ")
+    assert closing.value.path == str(path)
+    archive.close()  # closed all the same: nothing waits any more
+    with pytest.raises(StorageError) as used:  # a look-up names the archive just the same
+        archive.contains("s", "first")
+    assert str(used.value).startswith(f"the download archive {str(path)!r} cannot be used: ")
+
+
+def test_a_forgotten_entry_is_gone_for_every_reader_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "archive.sqlite3"
+    with DownloadArchive(path) as archive:
+        archive.record("s", "a", tmp_path / "a")
+        archive.record("s", "b", tmp_path / "b")
+        archive.forget("s", "a")
+        assert _stored(path) == {"b"}  # a forget is not held back with the records
