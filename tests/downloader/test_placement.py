@@ -282,3 +282,15 @@ def test_a_lock_failure_other_than_a_missing_folder_is_the_error(tmp_path: Path)
         str(caught.value) == f"cannot write {str(lock_path(base / 'two.flac'))!r}: Is a directory"
     )
     assert claims.snapshot() == set()
+
+
+def test_a_folder_that_cannot_be_made_is_named_where_it_failed(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    base = tmp_path / "file" / "out"  # the output folder cannot be made: a file is its parent
+    with pytest.raises(StorageError) as below:
+        Claim(PathClaims(), base / "artist" / "album" / "song.flac", "src", base)
+    assert below.value.path == str(base)  # the output folder, not the album below it
+    outside = tmp_path / "file" / "elsewhere"  # an absolute path the caller chose
+    with pytest.raises(StorageError) as chosen:
+        Claim(PathClaims(), outside / "song.flac", "src", tmp_path / "out")
+    assert chosen.value.path == str(outside)  # its own folder, not the output folder
