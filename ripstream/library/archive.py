@@ -102,7 +102,7 @@ class DownloadArchive(Closing):
         self._db: sqlite3.Connection | None = None  # opened on first use: bad input writes nothing
         self._clock = clock
         self._pending: list[tuple[object, ...]] = []
-        self._pending_since = 0.0
+        self._pending_since: float  # set with the first waiting record
         _check_archive_file(path)
 
     def _connect(self) -> sqlite3.Connection:
@@ -217,7 +217,8 @@ class DownloadArchive(Closing):
 
     def __len__(self) -> int:
         count = self._query("SELECT COUNT(*) FROM downloads")[0][0]
-        return count if isinstance(count, int) else 0
+        assert isinstance(count, int)  # COUNT(*) is an integer
+        return count
 
     def close(self) -> None:
         """Write the records that wait, and close the database.
