@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import sys
+import types
+import typing
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -134,6 +137,144 @@ def _fast_json(obj: JsonMixin, kwargs: dict[str, Any]) -> str | None:
         return None
 
 
+_Decode = Callable[[Any], Any]
+#: per init field: name, decoder, whether None is allowed, default factory (None: required)
+_Field = tuple[str, _Decode, bool, Callable[[], Any] | None]
+_layouts: dict[type, tuple[_Field, ...] | None] = {}
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _keep_unless_dict(value: Any) -> Any:
+    if type(value) is dict:  # a union of plain types: the library tries dataclasses, then warns
+        raise _Unplain
+    return value
+
+
+def _scalar(kind: type) -> _Decode:
+    """The library's reading of a str, int, float or bool: kept, or converted to it."""
+    return lambda value: value if isinstance(value, kind) else kind(value)
+
+
+def _optional(inner: _Decode) -> _Decode:
+    return lambda value: None if value is None else inner(value)
+
+
+def _of(kind: type, decode: _Decode) -> _Decode:
+    """``decode`` for a value of ``kind``; anything else is left to the library."""
+
+    def checked(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise _Unplain
+        return decode(value)
+
+    return checked
+
+
+def _decoder(hint: Any) -> _Decode | None:
+    """How dataclasses-json decodes a value of type ``hint`` (``None``: not here)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return _same
+    if hint in (str, int, float, bool):
+        return _scalar(hint)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint
+    if isinstance(hint, type) and issubclass(hint, JsonMixin):
+        return functools.partial(_decoded, hint)
+    if origin in (typing.Union, types.UnionType):
+        others = [arg for arg in args if arg is not type(None)]
+        if len(others) == 1 and len(args) == 2:  # Optional[X]
+            inner = _decoder(others[0])
+            return None if inner is None else _optional(inner)
+        if any(dataclasses.is_dataclass(arg) or arg is dict for arg in others):
+            return None
+        return _keep_unless_dict  # a union of plain types is taken as it is
+    item = _decoder(args[-1]) if args else None
+    if item is None:
+        return None
+    if origin is list and len(args) == 1:
+        return _of(list, lambda value: [item(x) for x in value])
+    if origin is dict and len(args) == 2 and args[0] is str:
+        return _of(dict, lambda value: {key: item(x) for key, x in value.items()})
+    return None
+
+
+def _custom(decoder: _Decode, hint: Any) -> _Decode:
+    """A field's own decoder, as the library calls it (not on a value of the exact type)."""
+    return lambda value: value if hint is type(value) else decoder(value)
+
+
+def _field(item: dataclasses.Field[Any], hint: Any) -> _Field | None:
+    custom = item.metadata.get("dataclasses_json", {}).get("decoder")
+    decode = _custom(custom, hint) if custom is not None else _decoder(hint)
+    if decode is None:
+        return None
+    default: Callable[[], Any] | None = None
+    if item.default is not dataclasses.MISSING:
+        default = functools.partial(_same, item.default)
+    elif item.default_factory is not dataclasses.MISSING:
+        default = item.default_factory
+    nullable = hint is Any or type(None) in typing.get_args(hint)
+    return item.name, decode, nullable, default
+
+
+def _layout(cls: type) -> tuple[_Field, ...] | None:
+    """How to build ``cls`` from plain data, decided once per class (``None``: not here)."""
+    if cls not in _layouts:
+        layout: tuple[_Field, ...] | None = None
+        if _plan(cls) is not None:
+            try:
+                hints = typing.get_type_hints(cls)
+            except (NameError, TypeError):
+                hints = None
+            if hints is not None:
+                rows = [
+                    _field(item, hints[item.name]) for item in dataclasses.fields(cls) if item.init
+                ]
+                layout = tuple(row for row in rows if row is not None)
+                if len(layout) != len(rows):
+                    layout = None
+        _layouts[cls] = layout
+    return _layouts[cls]
+
+
+def _decoded(cls: type, values: Any) -> Any:
+    """``cls`` from ``values`` as dataclasses-json's ``from_dict`` builds it."""
+    if isinstance(values, cls):
+        return values
+    layout = _layout(cls)
+    if layout is None or not isinstance(values, dict):
+        raise _Unplain
+    kwargs = {}
+    for name, decode, nullable, default in layout:
+        if name not in values:
+            if default is None:
+                raise _Unplain  # the library's KeyError
+            kwargs[name] = default()
+            continue
+        value = values[name]
+        if value is None and not nullable:
+            raise _Unplain  # the library's warning
+        kwargs[name] = None if value is None else decode(value)
+    return cls(**kwargs)
+
+
+def _fast_from_dict(cls: type[J], values: Any) -> J | None:
+    """What dataclasses-json's ``from_dict`` builds for plain data, without its per-call
+    evaluation of every type hint (most of a worker process's time per task); ``None`` for
+    what only the library handles."""
+    config = sys.modules.get("dataclasses_json.cfg")
+    if config is not None and (config.global_config.decoders or config.global_config.mm_fields):
+        return None
+    try:
+        return _decoded(cls, values)  # type: ignore[no-any-return]
+    except _Unplain:
+        return None
+
+
 class JsonMixin:
     """The JSON methods of ``dataclasses_json.DataClassJsonMixin``, loaded on first use.
 
@@ -161,12 +302,14 @@ class JsonMixin:
         cls: type[J], text: str | bytes, *, infer_missing: bool = False, **kwargs: Any
     ) -> J:
         """The object :meth:`to_json` wrote (the keywords go to ``json.loads``)."""
-        method = _library().from_json.__func__  # type: ignore[attr-defined]
-        return method(cls, text, infer_missing=infer_missing, **kwargs)  # type: ignore[no-any-return]
+        return cls.from_dict(json.loads(text, **kwargs), infer_missing=infer_missing)
 
     @classmethod
     def from_dict(cls: type[J], values: Any, *, infer_missing: bool = False) -> J:
         """The object :meth:`to_dict` described."""
+        fast = None if infer_missing else _fast_from_dict(cls, values)
+        if fast is not None:
+            return fast
         method = _library().from_dict.__func__  # type: ignore[attr-defined]
         return method(cls, values, infer_missing=infer_missing)  # type: ignore[no-any-return]
 

@@ -3,6 +3,7 @@ whatever the fast encoder does not know goes to the library."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import json
@@ -172,3 +173,83 @@ def test_an_encoder_registered_with_the_library_sends_everything_to_it(
     )
     assert fast_or_none(task) is None
     assert task.to_json() == library_json(task)
+
+
+def library_object(cls: type[Any], data: Any) -> Any:
+    """What dataclasses-json itself builds from ``data``."""
+    return DataClassJsonMixin.from_dict.__func__(cls, data)  # type: ignore[attr-defined]
+
+
+def same_objects(first: Any, second: Any) -> bool:
+    """Equal field by field, down to the types (1 is not 1.0), as their JSON shows."""
+    return type(first) is type(second) and library_json(first) == library_json(second)
+
+
+@settings(max_examples=150, deadline=None)
+@given(tasks(), st.data())
+def test_a_task_is_read_back_as_dataclasses_json_reads_it(
+    task: DownloadTask, data: st.DataObject
+) -> None:
+    values = json.loads(library_json(task))
+    # what another writer may send: numbers of the other kind, keys left out, unknown keys
+    if values.get("not_before") is not None and data.draw(st.booleans()):
+        values["not_before"] = int(values["not_before"])
+    values["priority"] = data.draw(st.sampled_from([values["priority"], float(values["priority"])]))
+    for key in data.draw(st.lists(st.sampled_from(["after", "checksum", "error", "file_path"]))):
+        values.pop(key, None)
+    if data.draw(st.booleans()):
+        values["unknown"] = {"x": 1}
+    if values.get("content") and data.draw(st.booleans()):
+        values["content"]["size"] = data.draw(st.none() | st.integers(0, 10) | st.floats(0, 10))
+    fast = jsonmixin._fast_from_dict(DownloadTask, values)
+    assert fast is not None
+    assert same_objects(fast, library_object(DownloadTask, values))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"title": None},  # a None where the type has none: the library warns
+        {"content_id": 5},  # converted to str by the library, as here
+        {"dependencies": "ab"},  # not a list: the library's way of reading it
+        {"content": {"not": "a content"}},  # a content without its fields: the library's error
+    ],
+)
+def test_odd_input_is_read_as_the_library_reads_it(change: dict[str, Any]) -> None:
+    task = DownloadTask(
+        content_id="a", content_type=ContentType.FILE, source="s", title="t", url="u"
+    )
+    values = {**json.loads(task.to_json()), **change}
+    try:
+        expected = library_object(DownloadTask, values)
+    except Exception as exc:  # noqa: BLE001 - the same error from the mixin
+        with pytest.raises(type(exc)):
+            DownloadTask.from_dict(values)
+        return
+    with pytest.warns() if change.get("title", "") is None else contextlib.nullcontext():
+        got = DownloadTask.from_dict(values)
+    assert same_objects(got, expected)
+    if "content_id" in change:
+        assert got.content_id == "5"
+
+
+def test_reading_with_infer_missing_or_a_registered_decoder_goes_to_the_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    task = DownloadTask(
+        content_id="a",
+        content_type=ContentType.FILE,
+        source="s",
+        title="t",
+        url="u",
+        not_before=1.5,
+    )
+    values = json.loads(task.to_json())
+    values.pop("priority")
+    assert DownloadTask.from_dict(values, infer_missing=True).priority == 0  # the library's
+    # the library looks a field's type up as it is written (a string, under postponed
+    # annotations), and decodes with it a value not already of the field's type
+    decoders: dict[Any, Any] = dataclasses_json.cfg.global_config.decoders
+    monkeypatch.setitem(decoders, "float | None", lambda v: v * 2)
+    assert jsonmixin._fast_from_dict(DownloadTask, values) is None
+    assert DownloadTask.from_dict(values).not_before == 3.0  # the library applied it
