@@ -65,14 +65,15 @@ def lock_path(final: Path) -> Path:
     return final.with_name(f".{_stem(final, 1 + len(LOCK_SUFFIX))}{LOCK_SUFFIX}")
 
 
-def _check_regular(fd: int, path: Path) -> None:
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+def _check_regular(fd: int, path: Path) -> os.stat_result:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise StorageError(
             f"refusing {str(path)!r}: it is not a regular file (a FIFO, device or folder)",
             path=str(path),
         )
+    return info
 
 
 def open_regular(path: Path, flags: int, mode: int = 0o666) -> int:
@@ -80,6 +81,11 @@ def open_regular(path: Path, flags: int, mode: int = 0o666) -> int:
 
     :raises StorageError: for a symlink, FIFO, device or folder, or an OS error.
     """
+    return _open_checked(path, flags, mode)[0]
+
+
+def _open_checked(path: Path, flags: int, mode: int = 0o666) -> tuple[int, os.stat_result]:
+    """:func:`open_regular`, with what ``fstat`` said of the file."""
     try:
         fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK | os.O_CLOEXEC, mode)
     except OSError as exc:
@@ -90,10 +96,10 @@ def open_regular(path: Path, flags: int, mode: int = 0o666) -> int:
                 f"refusing {str(path)!r}: it is not a regular file (a FIFO)", path=str(path)
             ) from exc
         raise storage_error(exc, path) from exc
-    _check_regular(fd, path)
-    if _NONBLOCK:
+    info = _check_regular(fd, path)
+    if _NONBLOCK:  # it was there only so that a FIFO planted at ``path`` cannot hang the open
         os.set_blocking(fd, True)
-    return fd
+    return fd, info
 
 
 def read_regular(path: Path, limit: int) -> bytes:
@@ -120,11 +126,14 @@ def open_binary(path: Path, *, write: bool, truncate_at: int | None = None) -> B
     """A regular file opened unbuffered: for reading, or for writing at ``truncate_at``."""
     if not write:
         return os.fdopen(open_regular(path, os.O_RDONLY), "rb", buffering=0)
-    fd = open_regular(path, os.O_WRONLY | os.O_CREAT)
+    fd, info = _open_checked(path, os.O_WRONLY | os.O_CREAT)
     handle = os.fdopen(fd, "wb", buffering=0)
+    at = truncate_at or 0
     try:
-        handle.truncate(truncate_at or 0)
-        handle.seek(truncate_at or 0)
+        if info.st_size != at:  # a new file (the common case) is already the right length
+            handle.truncate(at)
+        if at:
+            handle.seek(at)
     except OSError:
         handle.close()
         raise
@@ -203,11 +212,12 @@ class PathLock:
         self.final = final
         self.path = lock_path(final)
         self._fd: int | None = None
+        self._held: os.stat_result | None = None
 
     def acquire(self) -> None:
         """Take the lock, or raise at once (another process is writing ``final``)."""
         for _ in range(5):
-            fd = open_regular(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd, held = _open_checked(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -219,8 +229,8 @@ class PathLock:
                 ) from None
             # the holder before us may have unlinked the file after we opened it: then we
             # hold a lock on a name nobody else sees; take the one that is there now
-            if _same_file(fd, self.path):
-                self._fd = fd
+            if _same_file(held, self.path):
+                self._fd, self._held = fd, held
                 return
             os.close(fd)
         raise TargetExistsError(f"cannot lock {str(self.final)!r}", path=str(self.final))
@@ -230,16 +240,17 @@ class PathLock:
         fd, self._fd = self._fd, None
         if fd is None:
             return
+        assert self._held is not None
         with contextlib.suppress(FileNotFoundError):
-            if _same_file(fd, self.path):
+            if _same_file(self._held, self.path):
                 os.unlink(self.path)
         os.close(fd)
 
 
-def _same_file(fd: int, path: Path) -> bool:
+def _same_file(held: os.stat_result, path: Path) -> bool:
+    """Whether ``path`` is still the file ``held`` describes (by device and inode)."""
     try:
         on_disk = os.lstat(path)
     except FileNotFoundError:
         return False
-    held = os.fstat(fd)
     return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
