@@ -23,6 +23,7 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ripstream.downloader.content import (
     Checksum,
@@ -80,6 +81,7 @@ class _Run:
     path: Path | None = None
     attempts: int = 0
     refetched: bool = False
+    values: dict[str, Any] | None = None  # the naming values, once worked out
 
 
 class DownloadEngine:
@@ -109,7 +111,9 @@ class DownloadEngine:
         run = _Run()
         outcome: Skip | Done | DownloadError
         try:
-            run.path = self.target_path(source, content, file_path)
+            if file_path is None:
+                run.values = source.naming_values(content)
+            run.path = self._target(source, file_path, run.values)
             renameable = file_path is None and content.filename is None
             outcome = self._claimed(source, content, run, renameable=renameable)
             source.placed(content, outcome.path)
@@ -136,11 +140,18 @@ class DownloadEngine:
 
         :raises StorageError: when the path would leave the output folder.
         """
+        values = None if file_path is not None else source.naming_values(content)
+        return self._target(source, file_path, values)
+
+    def _target(
+        self, source: Source, file_path: str | Path | None, values: dict[str, Any] | None
+    ) -> Path:
         directory = self._real_directory(source.config.download_directory)
         if file_path is not None:
             path = Path(file_path)
             return path if path.is_absolute() else resolve_inside(directory, path, resolved=True)
-        relative = render_template(source.naming_template, source.naming_values(content))
+        assert values is not None
+        relative = render_template(source.naming_template, values)
         return resolve_inside(directory, relative, resolved=True)
 
     def _real_directory(self, directory: Path) -> Path:
@@ -202,7 +213,7 @@ class DownloadEngine:
                 discard_part(part)
                 success = True
                 return decision
-            tagged = self._post_process(source, content, part, claim.path)
+            tagged = self._post_process(source, content, part, claim.path, run)
             notes = [named.note if named else None, tagged]
             move_into_place(part, claim.path, source.settings)
             success = True
@@ -248,11 +259,11 @@ class DownloadEngine:
         return None if named is None else replace(named, name=safe_filename(named.name))
 
     def _post_process(
-        self, source: Source, content: DownloadableContent, part: Path, final: Path
+        self, source: Source, content: DownloadableContent, part: Path, final: Path, run: _Run
     ) -> str | None:
         if not self.services.post_processors:
             return None
-        values = source.naming_values(content)
+        values = run.values if run.values is not None else source.naming_values(content)
         notes = [
             note
             for step in self.services.post_processors

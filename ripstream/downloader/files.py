@@ -218,6 +218,42 @@ def check_template(template: str, known: Iterable[str] = NAMING_FIELDS) -> None:
     render_template(template, {})
 
 
+_Run = tuple[str, str | None, str, str | None]  # literal, field, format spec, conversion
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(piece: str) -> tuple[_Run, ...] | None:
+    """``piece`` of a template parsed once: its runs, when every field is a plain name with
+    a plain spec; ``None`` when it needs the whole formatter (an index, an attribute, a
+    nested field).
+
+    :raises ValueError: when it is malformed.
+    """
+    runs = tuple(string.Formatter().parse(piece))
+    for _literal, field, spec, _conversion in runs:
+        if field is not None and (not field.isidentifier() or "{" in (spec or "")):
+            return None
+    return tuple(
+        (literal, field, spec or "", conversion) for literal, field, spec, conversion in runs
+    )
+
+
+def _render(formatter: _Template, piece: str, values: Mapping[str, Any]) -> str:
+    """What ``formatter.format(piece, **values)`` gives, without parsing ``piece`` again."""
+    runs = _parsed(piece)
+    if runs is None:
+        return formatter.format(piece, **values)
+    out = []
+    for literal, field, spec, conversion in runs:
+        out.append(literal)
+        if field is not None:
+            value = formatter.get_value(field, (), values)
+            if conversion is not None:
+                value = formatter.convert_field(value, conversion)
+            out.append(formatter.format_field(value, spec))
+    return "".join(out)
+
+
 def render_template(template: str, values: Mapping[str, Any]) -> Path:
     """Render a naming template such as ``{albumartist}/{album} ({year})/{title}.{ext}``.
 
@@ -230,7 +266,7 @@ def render_template(template: str, values: Mapping[str, Any]) -> Path:
     parts = []
     for piece in template.replace("\\", "/").split("/"):
         try:
-            rendered = formatter.format(piece, **values)
+            rendered = _render(formatter, piece, values)
         except (ValueError, IndexError, KeyError, AttributeError) as exc:
             raise ConfigError(
                 f"filename template {template!r} is malformed: {exc}",

@@ -175,7 +175,6 @@ def _of(kind: type, decode: _Decode) -> _Decode:
 
 def _decoder(hint: Any) -> _Decode | None:
     """How dataclasses-json decodes a value of type ``hint`` (``None``: not here)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return _same
     if hint in (str, int, float, bool):
@@ -184,14 +183,23 @@ def _decoder(hint: Any) -> _Decode | None:
         return hint
     if isinstance(hint, type) and issubclass(hint, JsonMixin):
         return functools.partial(_decoded, hint)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        others = [arg for arg in args if arg is not type(None)]
-        if len(others) == 1 and len(args) == 2:  # Optional[X]
-            inner = _decoder(others[0])
-            return None if inner is None else _optional(inner)
-        if any(dataclasses.is_dataclass(arg) or arg is dict for arg in others):
-            return None
-        return _keep_unless_dict  # a union of plain types is taken as it is
+        return _union_decoder(args)
+    return _collection_decoder(origin, args)
+
+
+def _union_decoder(args: tuple[Any, ...]) -> _Decode | None:
+    others = [arg for arg in args if arg is not type(None)]
+    if len(others) == 1 and len(args) == 2:  # Optional[X]
+        inner = _decoder(others[0])
+        return None if inner is None else _optional(inner)
+    if any(dataclasses.is_dataclass(arg) or arg is dict for arg in others):
+        return None
+    return _keep_unless_dict  # a union of plain types is taken as it is
+
+
+def _collection_decoder(origin: Any, args: tuple[Any, ...]) -> _Decode | None:
     item = _decoder(args[-1]) if args else None
     if item is None:
         return None

@@ -684,3 +684,60 @@ def test_a_name_with_ten_thousand_copies_taken_is_a_storage_error(tmp_path: Path
 
 def test_a_folder_named_only_with_letters_x_is_kept() -> None:
     assert render_template("{artist}/{title}", {"artist": "XX", "title": "Song"}) == Path("XX/Song")
+
+
+_FIELD_NAMES = [
+    "title",
+    "album",
+    "tracknumber",
+    "year",
+    "missing",
+    "título",
+    "0",
+    "",
+    "a.b",
+    "a[0]",
+]
+_template_piece = st.lists(
+    st.one_of(
+        st.text(alphabet="ab -_().", max_size=4),
+        st.just("{{"),
+        st.just("}}"),
+        st.builds(
+            lambda name, conversion, spec: (
+                "{" + name + conversion + (":" + spec if spec else "") + "}"
+            ),
+            st.sampled_from(_FIELD_NAMES),
+            st.sampled_from(["", "!s", "!r", "!x"]),
+            st.sampled_from(["", ">4", "02d", ".2", "x<3", "{year}", ".2f"]),
+        ),
+    ),
+    max_size=4,
+).map("".join)
+
+
+def _reference(piece: str, values: dict[str, object]) -> str | type[Exception]:
+    """The formatter itself, as names were rendered before they were parsed once."""
+    try:
+        return files._Template().format(piece, **values)
+    except Exception as exc:  # noqa: BLE001 - the kind of error is compared
+        return type(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _template_piece,
+    st.dictionaries(
+        st.sampled_from(["title", "album", "tracknumber", "year", "título"]),
+        st.none() | st.text(max_size=5) | st.integers(-5, 2000) | st.floats(0, 10),
+    ),
+)
+def test_a_naming_template_renders_as_the_formatter_renders_it(
+    piece: str, values: dict[str, object]
+) -> None:
+    expected = _reference(piece, values)
+    try:
+        got: str | type[Exception] = files._render(files._Template(), piece, values)
+    except Exception as exc:  # noqa: BLE001 - the kind of error is compared
+        got = type(exc)
+    assert got == expected
