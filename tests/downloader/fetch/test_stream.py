@@ -288,3 +288,56 @@ def test_an_error_status_names_the_source(server: TestServer, out_dir: Path) -> 
     result = run(server, out_dir, max_retries=0)
     assert isinstance(result.error, ContentNotFoundError), result.error
     assert result.error.source == "http"
+
+
+def test_a_resume_asks_for_the_rest_of_the_stored_bytes_of_the_same_version(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/file.bin", BODY)
+    result = resume(server, out_dir, 100_000, etag='"v7"', max_retries=0)
+    # the server's ETag is another one: If-Range makes it send the whole file, used from zero
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "file.bin").read_bytes() == BODY
+    (asked,) = [r for r in server.requests_for("/file.bin") if r.method == "GET"]
+    assert asked.range_header == "bytes=100000-"
+    assert asked.headers.get("If-Range") == '"v7"'
+    assert asked.headers.get("Accept-Encoding") == "identity"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "hint"),
+    [
+        (
+            206,
+            {"Content-Range": "bytes 0-9/300000"},
+            " (asked for the whole file, got a partial answer)",
+        ),
+        (204, None, ""),
+    ],
+)
+def test_an_unexpected_status_is_refused_naming_it(
+    server: TestServer, out_dir: Path, status: int, headers: dict[str, str] | None, hint: str
+) -> None:
+    fault = Fault.status(status, headers=headers, body=b"0123456789", method="GET")
+    server.add("/file.bin", BODY, faults=[fault])
+    result = run(server, out_dir, max_retries=0)
+    error = result.error
+    assert isinstance(error, ResponseMismatchError), error
+    url = server.url("/file.bin")
+    assert str(error) == f"unexpected HTTP {status} for {url}{hint}"
+    assert (error.url, error.source, error.status_code) == (url, "http", status)
+    assert not (out_dir / "file.bin").exists()
+
+
+def test_segments_refused_by_a_whole_file_answer_count_from_zero(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add("/file.bin", BODY, faults=[Fault.ignore_range()])
+    tracker, seen = tracked()
+    with HttpDownloader(make_config(out_dir, segments=4), progress_tracker=tracker) as http:
+        result = http.download(http.get_download_info(server.url("/file.bin")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "file.bin").read_bytes() == BODY
+    assert len(gets(server)) == 1  # the whole-file answer was used, not asked for again
+    assert min(p.downloaded_bytes for p in seen) >= 0
+    assert (seen[-1].downloaded_bytes, seen[-1].total_bytes) == (300_000, 300_000)
