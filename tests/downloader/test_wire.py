@@ -444,3 +444,16 @@ def test_a_resume_answered_with_an_unknown_total_completes(
     ranges = [request.headers.get("Range") for request in server.requests_for("/u.bin")]
     assert ranges[-1] is not None
     assert ranges[-1] != "bytes=0-"
+
+
+def test_a_body_delimited_by_the_close_stays_ended(server: TestServer) -> None:
+    # no Content-Length: the end is the closed connection; asking again after it gives nothing
+    body = make_body(30_000, 7)
+    server.add("/close.bin", body, faults=[Fault.no_content_length()])
+    with requests.get(server.url("/close.bin"), stream=True, timeout=5) as response:
+        reader = BodyReader(response, 64 * 1024)
+        received = bytearray()
+        while chunk := reader.read(8192):
+            received += chunk
+        assert bytes(received) == body
+        assert bytes(reader.read(8192)) == b""
