@@ -413,10 +413,12 @@ def test_a_chunked_body_is_handed_over_as_it_arrives(server: TestServer, out_dir
     # a read that waited for a full buffer would wait for the pause, and time out
     body = make_body(200_000, 5)
     release = threading.Event()
-    server.add("/c.bin", body, faults=[Fault.chunked(), Fault.pause_after(40_000, release)])
+    server.add(
+        "/c.bin", body, faults=[Fault.chunked(), Fault.pause_after(40_000, release, timeout=30.0)]
+    )
     tracker = ProgressTracker(min_interval=0)
     tracker.add_callback(lambda _id, progress: release.set() if progress.downloaded_bytes else None)
-    config = make_config(out_dir, max_retries=0, timeout_seconds=2.0, stall_timeout=2.0)
+    config = make_config(out_dir, max_retries=0)  # a read that waits times out after 5 s
     with HttpDownloader(config, progress_tracker=tracker) as http:
         result = http.download(http.get_download_info(server.url("/c.bin")))
     assert result.status is ResultStatus.COMPLETED, result.error
