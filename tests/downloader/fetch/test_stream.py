@@ -348,3 +348,16 @@ def test_segments_refused_by_a_whole_file_answer_count_from_zero(
     assert len(gets(server)) == 1  # the whole-file answer was used, not asked for again
     assert min(p.downloaded_bytes for p in seen) >= 0
     assert (seen[-1].downloaded_bytes, seen[-1].total_bytes) == (300_000, 300_000)
+
+
+def test_a_retry_from_zero_counts_the_file_once(server: TestServer, out_dir: Path) -> None:
+    # resuming is off: the second attempt starts over, and the progress with it
+    server.add("/file.bin", BODY, faults=[Fault.drop_after(200_000, times=1)])
+    tracker, seen = tracked()
+    with HttpDownloader(make_config(out_dir, resume=False), progress_tracker=tracker) as http:
+        result = http.download(http.get_download_info(server.url("/file.bin")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "file.bin").read_bytes() == BODY
+    assert gets(server) == [None, None]
+    assert max(p.downloaded_bytes for p in seen) <= len(BODY)
+    assert (seen[-1].downloaded_bytes, seen[-1].total_bytes) == (300_000, 300_000)
