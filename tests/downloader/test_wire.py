@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import random
+import threading
 import zlib
 from pathlib import Path
 
@@ -18,10 +19,13 @@ from hypothesis import strategies as st
 
 from ripstream.downloader import ResultStatus
 from ripstream.downloader.exceptions import IncompleteBodyError, ResponseMismatchError
+from ripstream.downloader.progress import ProgressTracker
 from ripstream.downloader.wire import (
+    BodyReader,
     ContentRange,
     Inflater,
     check_range,
+    check_wire_length,
     content_length,
     is_encoded,
     parse_content_range,
@@ -341,3 +345,117 @@ def test_a_body_read_to_its_end_gives_the_connection_back(
     for path, body in bodies.items():
         assert (out_dir / path.lstrip("/")).read_bytes() == body
     assert len({request.connection_id for request in server.requests}) == 1
+
+
+# -- run 3 of the mutation tests: bounds, framings and the backstop no other test reached -------
+
+
+def test_the_ratio_bound_keeps_a_body_exactly_at_it_and_refuses_one_byte_more() -> None:
+    # zeros decode to about a thousand times their gzip size, far past the MiB of slack, so
+    # the bound is max_ratio times the wire size; with max_ratio = decoded / wire it is exact
+    size = 2 * 1024 * 1024
+    at_bound = gzip.compress(b"\0" * size, mtime=0)
+    over = gzip.compress(b"\0" * (size + 1), mtime=0)
+    assert len(over) == len(at_bound)  # the same wire size: one more byte decoded
+    ratio = size / len(at_bound)
+    assert len(at_bound) * ratio == size
+    assert inflate_all(Inflater(compressed(at_bound), ratio), 64 * 1024) == b"\0" * size
+    with pytest.raises(ResponseMismatchError, match="decompression bomb"):
+        inflate_all(Inflater(compressed(over), ratio), 64 * 1024)
+
+
+def test_an_inflater_for_a_body_without_an_encoding_is_refused_naming_none() -> None:
+    response = compressed(b"plain")
+    del response.headers["Content-Encoding"]
+    with pytest.raises(ResponseMismatchError) as caught:
+        Inflater(response, 100.0)
+    assert str(caught.value) == f"{SHOWN_URL} sent its body in an unsupported encoding ''"
+
+
+def test_the_wire_length_check_names_what_arrived_of_what_was_declared() -> None:
+    # urllib3 raises first on a short body it reads itself; this is the backstop for a
+    # response read without that check, as a custom transport may hand over
+    response = requests.Response()
+    response.status_code = 200
+    response.url = SECRET_URL
+    response.headers["Content-Length"] = "20"
+    response.raw = urllib3.HTTPResponse(
+        body=io.BytesIO(b"x" * 12), preload_content=False, enforce_content_length=False
+    )
+    assert response.raw.read() == b"x" * 12
+    with pytest.raises(IncompleteBodyError) as caught:
+        check_wire_length(SECRET_URL, response, "http")
+    error = caught.value
+    assert str(error) == f"{SHOWN_URL} ended after 12 of 20 encoded bytes"
+    assert (error.url, error.source, error.expected, error.received) == (SHOWN_URL, "http", 20, 12)
+    response.headers["Content-Length"] = "12"
+    check_wire_length(SECRET_URL, response, "http")  # all of it: no error
+    del response.headers["Content-Length"]
+    check_wire_length(SECRET_URL, response, "http")  # no declared length: nothing to check
+
+
+def test_a_body_without_an_http_client_response_beneath_is_read_in_the_sizes_asked() -> None:
+    # a transport other than urllib3's sockets (a mock, a file adapter) hands over a body
+    # whose reads go through urllib3; each read still returns at most what was asked
+    body = make_body(10_000, 4)
+    response = requests.Response()
+    response.status_code = 200
+    response.url = SECRET_URL
+    response.raw = urllib3.HTTPResponse(body=io.BytesIO(body), preload_content=False)
+    reader = BodyReader(response, 4096)
+    pieces = [bytes(reader.read(3000)) for _ in range(5)]
+    assert [len(piece) for piece in pieces] == [3000, 3000, 3000, 1000, 0]
+    assert b"".join(pieces) == body
+
+
+def test_a_chunked_body_is_handed_over_as_it_arrives(server: TestServer, out_dir: Path) -> None:
+    # the server holds the rest of the body until the client has reported the first bytes:
+    # a read that waited for a full buffer would wait for the pause, and time out
+    body = make_body(200_000, 5)
+    release = threading.Event()
+    server.add(
+        "/c.bin", body, faults=[Fault.chunked(), Fault.pause_after(40_000, release, timeout=30.0)]
+    )
+    tracker = ProgressTracker(min_interval=0)
+    tracker.add_callback(lambda _id, progress: release.set() if progress.downloaded_bytes else None)
+    config = make_config(out_dir, max_retries=0)  # a read that waits times out after 5 s
+    with HttpDownloader(config, progress_tracker=tracker) as http:
+        result = http.download(http.get_download_info(server.url("/c.bin")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "c.bin").read_bytes() == body
+
+
+def test_a_resume_answered_with_an_unknown_total_completes(
+    server: TestServer, out_dir: Path
+) -> None:
+    # the first answer (chunked: no length) breaks; the resume's 206 says 'bytes N-M/*' with
+    # a Content-Length: the body is read to that length and ends there
+    body = make_body(120_000, 6)
+    server.add(
+        "/u.bin",
+        body,
+        faults=[
+            Fault.broken_chunked("truncated", after_bytes=50_000, times=1),
+            Fault.wrong_range_total(total="*", on="range"),
+        ],
+    )
+    with HttpDownloader(make_config(out_dir, max_retries=1)) as http:
+        result = http.download(http.get_download_info(server.url("/u.bin")))
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "u.bin").read_bytes() == body
+    ranges = [request.headers.get("Range") for request in server.requests_for("/u.bin")]
+    assert ranges[-1] is not None
+    assert ranges[-1] != "bytes=0-"
+
+
+def test_a_body_delimited_by_the_close_stays_ended(server: TestServer) -> None:
+    # no Content-Length: the end is the closed connection; asking again after it gives nothing
+    body = make_body(30_000, 7)
+    server.add("/close.bin", body, faults=[Fault.no_content_length()])
+    with requests.get(server.url("/close.bin"), stream=True, timeout=5) as response:
+        reader = BodyReader(response, 64 * 1024)
+        received = bytearray()
+        while chunk := reader.read(8192):
+            received += chunk
+        assert bytes(received) == body
+        assert bytes(reader.read(8192)) == b""

@@ -68,6 +68,9 @@ class StreamFetcher:
                 assert part.state is not None
                 headers["Range"] = f"bytes={have}-"
                 headers["If-Range"] = part.state.validator or ""
+                # counted before the answer, so that a refused resume takes them back to
+                # zero (in a new run nothing counted them yet: the progress went negative)
+                job.reporter.set_total(part.state.total, have)
             response = job.session.get(job.url, headers=headers, stream=True, check_status=False)
         with contextlib.closing(response):
             if have and response.status_code == 416:
@@ -96,7 +99,9 @@ def _accept(part: PartFile, response: requests.Response, have: int) -> tuple[int
         return have, _resumed_total(part, response, have)
     if status == 200:
         if have:
+            # pragma: no mutate start (log text only)
             logger.info("%s: the server sent the whole file; restarting from 0", job.shown_url)
+            # pragma: no mutate end
             job.reporter(-have)
         return 0, None if encoded else content_length(response)
     hint = " (asked for the whole file, got a partial answer)" if status == 206 else ""
