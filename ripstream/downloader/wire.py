@@ -77,8 +77,6 @@ class BodyReader:
     ) -> None:
         self.raw: urllib3.HTTPResponse = response.raw
         self.url = redact_url(response.url)
-        self.capacity = capacity
-        self.view = memoryview(bytearray(capacity))
         fp = getattr(self.raw, "_fp", None)
         self.fp = fp if isinstance(fp, http.client.HTTPResponse) else None
         self.mode = "decoded"
@@ -87,6 +85,12 @@ class BodyReader:
             self.mode = "chunked" if self.fp.chunked else "direct"
         elif is_encoded(response):
             self.inflater = Inflater(response, max_ratio)
+        if self.mode == "direct" and self.fp is not None and self.fp.length is not None:
+            # read into our buffer, and no more than the body: a 64 KiB file does not set
+            # aside (and fault in) the whole chunk size
+            capacity = max(1, min(capacity, self.fp.length))
+        self.capacity = capacity
+        self.view = memoryview(bytearray(capacity))
 
     def read(self, want: int) -> memoryview | bytes:
         """Up to ``want`` bytes (empty at the end of the body)."""

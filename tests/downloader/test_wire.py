@@ -459,3 +459,20 @@ def test_a_body_delimited_by_the_close_stays_ended(server: TestServer) -> None:
             received += chunk
         assert bytes(received) == body
         assert bytes(reader.read(8192)) == b""
+
+
+def test_a_body_of_known_length_takes_a_buffer_of_its_size(server: TestServer) -> None:
+    body = make_body(65_536, 8)
+    server.add("/small.bin", body)
+    server.add("/empty.bin", b"")
+    server.add("/open.bin", body, faults=[Fault.no_content_length()])
+    server.add("/gz.bin", body, faults=[Fault.gzip_encoding()])  # decoded: read in chunks
+    sizes = {"/small.bin": len(body), "/empty.bin": 1, "/open.bin": 2**20, "/gz.bin": 2**20}
+    for path, capacity in sizes.items():
+        with requests.get(server.url(path), stream=True, timeout=5) as response:
+            reader = BodyReader(response, 2**20)
+            assert reader.capacity == capacity  # not the whole chunk size for every file
+            received = bytearray()
+            while chunk := reader.read(2**20):
+                received += chunk
+        assert bytes(received) == (b"" if path == "/empty.bin" else body)
