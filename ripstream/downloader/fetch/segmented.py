@@ -51,6 +51,10 @@ class RangesUnusable(Exception):
     """Ranges cannot be used with this server: restart as one plain stream."""
 
 
+class _Stolen(Exception):
+    """The rest of a response belongs to a part another worker has taken over (a steal)."""
+
+
 def plan_segments(settings: DownloadBehaviorSettings, total: int) -> list[tuple[int, int]]:
     """``(start, end)`` pairs (end exclusive) splitting ``total`` bytes for ``settings``."""
     wanted = min(settings.segments, settings.max_connections_per_host)
@@ -312,10 +316,13 @@ class _Segments:
 
     def _request(self, segment: _Segment) -> requests.Response:
         job = self.job
+        # read once: another worker may shrink the end (a steal) while this one waits for the
+        # answer, and the answer must be checked against the range that was asked for
+        last = segment.end - 1
         headers = {
             **job.headers,
             "Accept-Encoding": "identity",
-            "Range": f"bytes={segment.done}-{segment.end - 1}",
+            "Range": f"bytes={segment.done}-{last}",
         }
         validator = self.state.validator
         if validator:
@@ -331,7 +338,7 @@ class _Segments:
             response.close()
             raise error_for_status(response, job.source)
         try:
-            check_range(response, segment.done, segment.end - 1, self.total, source=job.source)
+            check_range(response, segment.done, last, self.total, source=job.source)
         except ResponseMismatchError as exc:
             response.close()
             raise RangesUnusable(str(exc)) from exc  # pragma: no mutate
@@ -358,7 +365,8 @@ class _Segments:
             before = segment.done
 
             write = functools.partial(self._write, segment, end)
-            with contextlib.closing(response):
+            # a steal ends this response early: the rest is another worker's to fetch
+            with contextlib.suppress(_Stolen), contextlib.closing(response):
                 pump(self.job, response, end - segment.done, write, segment.done, tick=self._tick)
             response = None
             stalls = stalls + 1 if segment.done == before else 0
@@ -376,7 +384,7 @@ class _Segments:
         """Write at ``position``, never past ``end`` nor the segment's (shrinking) end."""
         room = min(segment.end, end) - position
         if room <= 0:
-            return
+            raise _Stolen  # the bytes from here on belong to a part another worker took
         chunk = view if len(view) <= room else view[:room]
         os.pwrite(self.fd, chunk, position)
         segment.done = position + len(chunk)

@@ -11,14 +11,19 @@ import itertools
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ripstream.downloader import ResultStatus
+from ripstream.downloader import DownloadResult, ResultStatus
+from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.exceptions import HTTPStatusError, IncompleteBodyError
 from ripstream.downloader.fetch import plan_segments
+from ripstream.downloader.progress import DownloadProgress, ProgressState, ProgressTracker
 from ripstream.downloader.safefs import part_path
+from ripstream.downloader.services import EngineServices
 from ripstream.downloader.state import ResumeState, sidecar_path
+from ripstream.sources.http import HttpDownloader
 from tests.support.fault_scenarios import (
     SCENARIO_IDS,
     SCENARIOS,
@@ -28,7 +33,7 @@ from tests.support.fault_scenarios import (
     sha,
 )
 from tests.support.httpserver import Fault, Resource, TestServer, make_body
-from tests.support.settings import fast_settings
+from tests.support.settings import fast_settings, make_config
 
 SEGMENTS = 4
 
@@ -328,3 +333,81 @@ def test_a_part_that_comes_back_short_is_asked_again_for_the_rest(
     assert result.is_success, result.error
     assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
     assert len(ranged(server)) >= 5
+
+
+# -- what the progress shows ----------------------------------------------------------------------
+
+
+def run_watched(
+    server: TestServer, out_dir: Path, **settings: Any
+) -> tuple[DownloadResult, list[DownloadProgress]]:
+    """Download PATH with a tracker that keeps every progress snapshot."""
+    snapshots: list[DownloadProgress] = []
+    tracker = ProgressTracker(min_interval=0.0)
+    tracker.add_callback(lambda _id, progress: snapshots.append(progress))
+    engine = DownloadEngine(EngineServices(tracker=tracker))
+    with HttpDownloader(make_config(out_dir, **settings)) as http:
+        result = engine.run(http, http.get_download_info(server.url(PATH)))
+    return result, snapshots
+
+
+def test_the_progress_of_a_segmented_resume_counts_the_parts_on_disk(
+    server: TestServer, out_dir: Path
+) -> None:
+    body = make_body(600_000, seed=36)
+    interrupt(server, out_dir, body)
+    state = resume_state(server, out_dir)
+    have = sum(done - start for start, _end, done in state.segments)
+    result, snapshots = run_watched(server, out_dir, segments=SEGMENTS, max_retries=0)
+    assert result.is_success, result.error
+    moving = [p for p in snapshots if p.state is not ProgressState.STARTED]
+    assert moving
+    assert {(p.total_bytes, p.resumed_bytes) for p in moving} == {(len(body), have)}
+    assert snapshots[-1].downloaded_bytes == len(body)
+
+
+def test_the_progress_of_an_empty_file_is_complete_at_zero(
+    server: TestServer, out_dir: Path
+) -> None:
+    server.add(PATH, b"")
+    result, snapshots = run_watched(server, out_dir, segments=SEGMENTS, max_retries=0)
+    assert result.is_success, result.error
+    last = snapshots[-1]
+    assert (last.downloaded_bytes, last.total_bytes, last.resumed_bytes) == (0, 0, 0)
+    assert last.percentage == 100.0
+
+
+# -- a worker with nothing left takes over half of the largest part -------------------------------
+
+MIB = 1024 * 1024
+
+
+def test_a_part_taken_over_by_another_worker_is_fetched_once(
+    server: TestServer, out_dir: Path
+) -> None:
+    # resumed: the first part lacks 64 KiB, the second all of its 8 MiB (sent at 16 MiB/s);
+    # the worker done with the first takes over the second half of the second
+    body = make_body(16 * MIB, seed=37)
+    resource = server.add(PATH, body, faults=[Fault.trickle(16 * MIB)])
+    part = part_path(out_dir / "file.bin", ("http", server.url(PATH)))
+    on_disk = bytearray(len(body))
+    on_disk[: 8 * MIB - 64 * 1024] = body[: 8 * MIB - 64 * 1024]
+    part.write_bytes(on_disk)
+    state = ResumeState(
+        "http",
+        server.url(PATH),
+        etag=resource.etag,
+        total=len(body),
+        segments=[[0, 8 * MIB, 8 * MIB - 64 * 1024], [8 * MIB, 16 * MIB, 8 * MIB]],
+    )
+    sidecar_path(part).write_text(state.to_json())
+    result = run(server, out_dir, segments=2, max_retries=0)
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+    requests = ranged(server)
+    assert len(requests) == 3, requests  # the two parts, and the half taken over
+    assert None not in requests  # never restarted as one stream
+    # the part that was cut stops reading where the other worker took over (up to the
+    # read-ahead of the sockets), instead of fetching that half a second time
+    missing = 8 * MIB + 64 * 1024
+    assert server.bytes_sent(PATH) < missing + 3 * MIB
