@@ -18,7 +18,7 @@ import pytest
 from ripstream.downloader import DownloadResult, ResultStatus
 from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.exceptions import HTTPStatusError, IncompleteBodyError
-from ripstream.downloader.fetch import plan_segments
+from ripstream.downloader.fetch import PartFile, plan_segments
 from ripstream.downloader.progress import DownloadProgress, ProgressState, ProgressTracker
 from ripstream.downloader.safefs import part_path
 from ripstream.downloader.services import EngineServices
@@ -411,3 +411,33 @@ def test_a_part_taken_over_by_another_worker_is_fetched_once(
     # read-ahead of the sockets), instead of fetching that half a second time
     missing = 8 * MIB + 64 * 1024
     assert server.bytes_sent(PATH) < missing + 3 * MIB
+
+
+def test_a_segmented_download_records_its_progress_while_bytes_arrive(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a crash (kill -9) would leave: the states written before the end of the run
+    saved: list[list[list[int]]] = []
+    save = PartFile.save
+
+    def recording_save(part: PartFile, state: ResumeState) -> None:
+        saved.append([list(segment) for segment in state.segments])
+        save(part, state)
+
+    monkeypatch.setattr(PartFile, "save", recording_save)
+    body = make_body(600_000, seed=38)
+    server.add(PATH, body)
+    ticks = itertools.count(1000.0, 0.25)  # a clock that moves a quarter second a look
+    engine = DownloadEngine(EngineServices(clock=lambda: next(ticks)))
+    config = make_config(out_dir, segments=SEGMENTS, chunk_size=16 * 1024, min_speed=None)
+    with HttpDownloader(config) as http:
+        result = engine.run(http, http.get_download_info(server.url(PATH)))
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+    assert saved[0] == [[s, e, s] for s, e in plan_segments(config.default_settings, len(body))]
+    during = saved[1:-1]  # after the plan, before the last one at the end
+    assert any(done > start for state in during for start, _end, done in state), saved
+    # each state claims no less than the one before it (a late snapshot never overwrites)
+    for earlier, later in itertools.pairwise(saved):
+        if len(earlier) == len(later):
+            assert all(a[2] <= b[2] for a, b in zip(earlier, later, strict=True)), saved
