@@ -441,3 +441,13 @@ def test_a_segmented_download_records_its_progress_while_bytes_arrive(
     for earlier, later in itertools.pairwise(saved):
         if len(earlier) == len(later):
             assert all(a[2] <= b[2] for a, b in zip(earlier, later, strict=True)), saved
+
+
+def test_the_parts_are_fetched_side_by_side(server: TestServer, out_dir: Path) -> None:
+    # sent at 4 MB/s, each of the four parts takes 50 ms: the helpers overlap the first
+    body = make_body(800_000, seed=39)
+    server.add(PATH, body, faults=[Fault.trickle(4_000_000)])
+    result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+    assert server.max_concurrent_requests >= 2
