@@ -8,6 +8,7 @@ a clean typed failure.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -451,3 +452,23 @@ def test_the_parts_are_fetched_side_by_side(server: TestServer, out_dir: Path) -
     assert result.is_success, result.error
     assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
     assert server.max_concurrent_requests >= 2
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_the_finished_parts_reach_the_disk_before_the_end_when_asked(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    synced: list[str] = []
+    real = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    body = make_body(300_000, seed=40)
+    server.add(PATH, body)
+    result = run(server, out_dir, segments=SEGMENTS, max_retries=0, fsync=fsync)
+    assert result.is_success, result.error
+    part = part_path(out_dir / "file.bin", ("http", server.url(PATH)))
+    assert (str(part) in synced) is fsync
