@@ -7,6 +7,7 @@ a clean typed failure.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import re
@@ -18,7 +19,12 @@ import pytest
 
 from ripstream.downloader import DownloadResult, ResultStatus
 from ripstream.downloader.engine import DownloadEngine
-from ripstream.downloader.exceptions import HTTPStatusError, IncompleteBodyError
+from ripstream.downloader.exceptions import (
+    DownloadError,
+    HTTPStatusError,
+    IncompleteBodyError,
+    StorageError,
+)
 from ripstream.downloader.fetch import PartFile, plan_segments
 from ripstream.downloader.progress import DownloadProgress, ProgressState, ProgressTracker
 from ripstream.downloader.safefs import part_path
@@ -472,3 +478,59 @@ def test_the_finished_parts_reach_the_disk_before_the_end_when_asked(
     assert result.is_success, result.error
     part = part_path(out_dir / "file.bin", ("http", server.url(PATH)))
     assert (str(part) in synced) is fsync
+
+
+# -- a disk that fails, a worker that breaks -------------------------------------------------------
+
+
+def test_a_part_file_that_cannot_be_opened_is_a_storage_error_naming_it(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    part = part_path(out_dir / "file.bin", ("http", server.url(PATH)))
+    real = os.open
+
+    def refusing_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(path) == str(part) and flags == os.O_WRONLY:  # where the parts are written
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    server.add(PATH, make_body(300_000, seed=41))
+    result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
+    error = result.error
+    assert isinstance(error, StorageError), error
+    assert str(error) == f"cannot write {str(part)!r}: the file system is read-only"
+    assert (error.path, error.url) == (str(part), server.url(PATH))
+    assert not (out_dir / "file.bin").exists()
+
+
+def test_a_sync_that_fails_at_a_checkpoint_is_a_storage_error_naming_the_part(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdatasync", full)
+    server.add(PATH, make_body(300_000, seed=42))
+    result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
+    error = result.error
+    assert isinstance(error, StorageError), error
+    part = part_path(out_dir / "file.bin", ("http", server.url(PATH)))
+    assert str(error) == f"cannot write {str(part)!r}: the disk is full"
+    assert (error.path, error.url) == (str(part), server.url(PATH))
+
+
+def test_an_unexpected_error_in_a_part_worker_is_a_typed_failure_naming_url_and_source(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(fd: int, data: Any, position: int) -> int:
+        raise RuntimeError("a bug below the writer")
+
+    monkeypatch.setattr(os, "pwrite", broken)
+    server.add(PATH, make_body(300_000, seed=43))
+    result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
+    error = result.error
+    assert isinstance(error, DownloadError), error
+    assert (error.url, error.source) == (server.url(PATH), "http")
+    assert "a bug below the writer" in str(error)
+    assert not (out_dir / "file.bin").exists()
