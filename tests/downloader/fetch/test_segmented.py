@@ -443,7 +443,8 @@ def test_a_segmented_download_records_its_progress_while_bytes_arrive(
     assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
     assert saved[0] == [[s, e, s] for s, e in plan_segments(config.default_settings, len(body))]
     during = saved[1:-1]  # after the plan, before the last one at the end
-    assert any(done > start for state in during for start, _end, done in state), saved
+    # progress inside a part, not only parts done: checkpoints come while a part arrives
+    assert any(start < done < end for state in during for start, end, done in state), saved
     # each state claims no less than the one before it (a late snapshot never overwrites)
     for earlier, later in itertools.pairwise(saved):
         if len(earlier) == len(later):
@@ -534,3 +535,47 @@ def test_an_unexpected_error_in_a_part_worker_is_a_typed_failure_naming_url_and_
     assert (error.url, error.source) == (server.url(PATH), "http")
     assert "a bug below the writer" in str(error)
     assert not (out_dir / "file.bin").exists()
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        # bytes 1000-65535 of the file, named honestly, with no Content-Length to tell
+        [
+            Fault.wrong_range_start(1000, honest=True, keep_end=True, times=1),
+            Fault.no_content_length(times=1),
+        ],
+        # a total the server does not know
+        [Fault.wrong_range_total(total="*", times=1)],
+    ],
+    ids=["starts late", "unknown total"],
+)
+def test_a_probe_answered_with_another_range_falls_back_to_one_stream(
+    server: TestServer, out_dir: Path, faults: list[Fault]
+) -> None:
+    body = make_body(300_000, seed=44)
+    resource = server.add(PATH, body, faults=faults)
+    result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+    assert resource.fault_uses()[0] == 1  # the lie was told
+    assert ranged(server) == ["bytes=0-65535", None]
+
+
+def test_a_part_with_one_byte_left_is_fetched(server: TestServer, out_dir: Path) -> None:
+    body = make_body(300_000, seed=45)
+    resource = server.add(PATH, body)
+    part = part_path(out_dir / "file.bin", ("http", server.url(PATH)))
+    part.write_bytes(body[:-1] + b"\0")
+    state = ResumeState(
+        "http",
+        server.url(PATH),
+        etag=resource.etag,
+        total=len(body),
+        segments=[[0, 300_000, 299_999]],
+    )
+    sidecar_path(part).write_text(state.to_json())
+    result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+    assert ranged(server) == ["bytes=299999-299999"]
