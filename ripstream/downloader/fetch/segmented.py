@@ -51,11 +51,15 @@ class RangesUnusable(Exception):
     """Ranges cannot be used with this server: restart as one plain stream."""
 
 
+class _Stolen(Exception):
+    """The rest of a response belongs to a part another worker has taken over (a steal)."""
+
+
 def plan_segments(settings: DownloadBehaviorSettings, total: int) -> list[tuple[int, int]]:
     """``(start, end)`` pairs (end exclusive) splitting ``total`` bytes for ``settings``."""
     wanted = min(settings.segments, settings.max_connections_per_host)
     count = max(1, min(wanted, total // settings.min_segment_size))
-    size = -(-total // count)
+    size = max(1, -(-total // count))  # an empty file is one empty part, not a zero step
     return [(start, min(total, start + size)) for start in range(0, total, size)] or [(0, 0)]
 
 
@@ -80,7 +84,9 @@ class SegmentedFetcher:
             if state is not None and state.segments and state.total is not None:
                 if state.validator is None:
                     # nothing proves the parts on disk belong to the file served now
-                    raise RangesUnusable("the server gave no ETag or Last-Modified to resume by")
+                    raise RangesUnusable(
+                        "the server gave no ETag or Last-Modified to resume by"  # pragma: no mutate
+                    )
                 return _Segments(part, state, None).run()
             if state is None or part.size == 0:
                 return self._start(part)
@@ -104,7 +110,9 @@ class SegmentedFetcher:
                 part.preallocate(0)
                 job.reporter.set_total(0, 0)
                 return part.result(0, 0)
-            raise RangesUnusable(f"the server answered a range request with HTTP {status}")
+            raise RangesUnusable(
+                f"the server answered a range request with HTTP {status}"  # pragma: no mutate
+            )
         if status >= 400:
             response.close()
             raise error_for_status(response, job.source)
@@ -118,7 +126,7 @@ class SegmentedFetcher:
         except BaseException as exc:
             response.close()
             if isinstance(exc, ResponseMismatchError):  # e.g. a length that cannot be trusted
-                raise RangesUnusable(str(exc)) from exc
+                raise RangesUnusable(str(exc)) from exc  # pragma: no mutate
             raise
         parts = [[start, end, start] for start, end in plan_segments(job.settings, total)]
         state = ResumeState.from_response(job.key, response, total, parts)
@@ -145,8 +153,9 @@ def _probe_total(response: requests.Response, probe: int) -> int:
     ):
         response.close()
         raise RangesUnusable(
-            f"the server answered bytes=0-{probe - 1} with HTTP {response.status_code} and "
-            f"Content-Range {response.headers.get('Content-Range')!r}"
+            f"the server answered bytes=0-{probe - 1} "  # pragma: no mutate
+            f"with HTTP {response.status_code} and "  # pragma: no mutate
+            f"Content-Range {response.headers.get('Content-Range')!r}"  # pragma: no mutate
         )
     return content_range.total
 
@@ -194,7 +203,9 @@ class _Segments:
         if self.part.size != self.total:
             if self.first is not None:
                 self.first.close()
-            raise RangesUnusable("the partial file does not match its resume state")
+            raise RangesUnusable(
+                "the partial file does not match its resume state"  # pragma: no mutate
+            )
         have = sum(seg.done - seg.start for seg in self.segments)
         if self.first is None and not any(seg.remaining for seg in self.segments):
             self._confirm()  # a sidecar saying "all done" is proven by the server, not trusted
@@ -305,10 +316,13 @@ class _Segments:
 
     def _request(self, segment: _Segment) -> requests.Response:
         job = self.job
+        # read once: another worker may shrink the end (a steal) while this one waits for the
+        # answer, and the answer must be checked against the range that was asked for
+        last = segment.end - 1
         headers = {
             **job.headers,
             "Accept-Encoding": "identity",
-            "Range": f"bytes={segment.done}-{segment.end - 1}",
+            "Range": f"bytes={segment.done}-{last}",
         }
         validator = self.state.validator
         if validator:
@@ -317,19 +331,23 @@ class _Segments:
         status = response.status_code
         if status in (200, *_REFUSALS) or is_encoded(response):
             response.close()
-            raise RangesUnusable(f"a range request was answered with HTTP {status}")
+            raise RangesUnusable(
+                f"a range request was answered with HTTP {status}"  # pragma: no mutate
+            )
         if status >= 400:
             response.close()
             raise error_for_status(response, job.source)
         try:
-            check_range(response, segment.done, segment.end - 1, self.total, source=job.source)
+            check_range(response, segment.done, last, self.total, source=job.source)
         except ResponseMismatchError as exc:
             response.close()
-            raise RangesUnusable(str(exc)) from exc
+            raise RangesUnusable(str(exc)) from exc  # pragma: no mutate
         if self.state.validator and not self.state.same_representation(response.headers):
             response.close()
             # the file changed on the server: parts of two versions must never be joined
-            raise RangesUnusable("a part came from another version of the file")
+            raise RangesUnusable(
+                "a part came from another version of the file"  # pragma: no mutate
+            )
         return response
 
     def _fetch(
@@ -347,7 +365,8 @@ class _Segments:
             before = segment.done
 
             write = functools.partial(self._write, segment, end)
-            with contextlib.closing(response):
+            # a steal ends this response early: the rest is another worker's to fetch
+            with contextlib.suppress(_Stolen), contextlib.closing(response):
                 pump(self.job, response, end - segment.done, write, segment.done, tick=self._tick)
             response = None
             stalls = stalls + 1 if segment.done == before else 0
@@ -365,7 +384,7 @@ class _Segments:
         """Write at ``position``, never past ``end`` nor the segment's (shrinking) end."""
         room = min(segment.end, end) - position
         if room <= 0:
-            return
+            raise _Stolen  # the bytes from here on belong to a part another worker took
         chunk = view if len(view) <= room else view[:room]
         os.pwrite(self.fd, chunk, position)
         segment.done = position + len(chunk)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import resource
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from ripstream.downloader import ResultStatus
+from ripstream.downloader import ContentType, DownloadableContent, ResultStatus
 from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.exceptions import (
     DownloadCancelledError,
@@ -21,14 +23,19 @@ from ripstream.downloader.exceptions import (
     StorageError,
     TooLargeError,
 )
+from ripstream.downloader.fetch import FetchJob
+from ripstream.downloader.fetch import pump as pump_module
 from ripstream.downloader.fetch.pump import _SPACE_RESERVE as RESERVE
+from ripstream.downloader.fetch.pump import pump
 from ripstream.downloader.progress import ProgressTracker
+from ripstream.downloader.ratelimit import Throttle, TokenBucket
 from ripstream.downloader.safefs import part_path
+from ripstream.downloader.schedule import LiveBandwidth
 from ripstream.downloader.services import EngineServices
 from ripstream.sources.http import HttpDownloader
 from tests.support.fault_scenarios import run, sha
 from tests.support.httpserver import Fault, TestServer, make_body
-from tests.support.settings import make_config
+from tests.support.settings import fast_settings, make_config
 
 
 def test_a_body_that_slows_under_the_floor_is_a_stall_naming_the_rate(
@@ -65,24 +72,6 @@ def test_a_body_that_pauses_under_the_stall_timeout_completes(
     body = make_body(300_000, seed=48)
     server.add("/file.bin", body, faults=[Fault.stall_after(100_000, 0.7)])
     result = run(server, out_dir, stall_timeout=5.0, max_retries=0)
-    assert result.is_success, result.error
-    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
-
-
-def test_waiting_on_our_own_rate_limit_does_not_count_against_the_server(
-    server: TestServer, out_dir: Path
-) -> None:
-    # the user's limit (200 kB/s) is under the floor (400 kB/s); the server itself is fast
-    body = make_body(160_000, seed=32)
-    server.add("/file.bin", body)
-    result = run(
-        server,
-        out_dir,
-        rate_limit=200_000,
-        min_speed=400_000.0,
-        min_speed_window=0.2,
-        max_retries=0,
-    )
     assert result.is_success, result.error
     assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
 
@@ -222,3 +211,276 @@ def test_a_connection_cut_mid_body_is_an_incomplete_body_naming_url_and_source(
     assert str(error) == f"{url} ended after 100000 of 300000 bytes"
     assert (error.url, error.source) == (url, "http")
     assert not (out_dir / "file.bin").exists()
+
+
+def test_a_resumed_answer_that_runs_past_its_range_keeps_only_the_announced_bytes(
+    server: TestServer, out_dir: Path
+) -> None:
+    # the first answer is cut; the resume's 206 announces the rest of the file, then sends
+    # 4 KiB of garbage more, with no Content-Length to give it away: only the pump's count
+    # of the announced bytes stands between the garbage and the file (reads of 1 KiB at
+    # most, so the last one is where the count must cut)
+    body = make_body(300_000, seed=41)
+    server.add(
+        "/file.bin",
+        body,
+        faults=[
+            Fault.drop_after(200_000, times=1),
+            Fault.overrun_range(4096, on="range"),
+            Fault.no_content_length(on="range"),
+        ],
+    )
+    result = run(server, out_dir, max_retries=1, chunk_size=1024)
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+    ranges = [r.range_header for r in server.requests_for("/file.bin")]
+    assert ranges[0] is None
+    assert ranges[1] is not None
+    assert ranges[1].startswith("bytes=")
+    assert ranges[1] != "bytes=0-"  # resumed, not restarted
+    assert server.resource("/file.bin").fault_uses()[1:] == [1, 1]  # the lie was told
+
+
+def test_the_disk_is_checked_again_at_every_step_of_a_body_without_a_length(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a check every MiB (instead of 64): the first finds room, the second a nearly full disk
+    monkeypatch.setattr(pump_module, "_SPACE_STEP", MIB)
+    real = shutil.disk_usage
+    checks: list[int] = []
+
+    def disk_usage(path: str | Path) -> Any:
+        usage = real(path)
+        if Path(path) != out_dir:
+            return usage
+        checks.append(len(checks))
+        return usage._replace(free=RESERVE if len(checks) == 1 else RESERVE - 1)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    server.add("/file.bin", make_body(3 * MIB, seed=42), faults=[Fault.chunked(64 * 1024)])
+    result = run(server, out_dir, max_retries=0)
+    error = result.error
+    assert isinstance(error, StorageError), error
+    assert f"the disk is nearly full ({RESERVE - 1} bytes left)" in str(error)
+    assert checks == [0, 1]
+    assert not (out_dir / "file.bin").exists()
+
+
+def test_a_run_wide_bandwidth_with_no_limit_in_force_lets_the_bytes_through(
+    server: TestServer, out_dir: Path
+) -> None:
+    # the manager always shares a LiveBandwidth; without a limit its rate is None
+    body = make_body(200_000, seed=43)
+    server.add("/file.bin", body)
+    engine = DownloadEngine(EngineServices(bandwidth=LiveBandwidth(None)))
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        result = engine.run(http, http.get_download_info(server.url("/file.bin")))
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+
+
+# -- the pump alone, on a clock played by the bytes ------------------------------------------------
+
+
+class Reporter:
+    def __call__(self, delta: int) -> None:
+        pass
+
+    def set_total(self, total: int | None, already: int = 0) -> None:
+        pass
+
+    def accept(self, response: requests.Response) -> None:
+        pass
+
+
+class ByteClock:
+    """A server of known speed played by the clock: each byte written moves time on by the
+    seconds it takes at the rate in force at its offset (``profile``: ``(from, rate)``).
+    Rates that are powers of two keep every time exact, so a window's average is exact."""
+
+    def __init__(self, profile: list[tuple[int, float]]) -> None:
+        self.profile = profile
+        self.data = bytearray()
+        self.slept = 0.0  # waits on our own rate limit
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def write(self, view: memoryview | bytes, position: int) -> None:
+        assert position == len(self.data)
+        self.data += view
+        self.now = self.at(len(self.data)) + self.slept
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.now = self.at(len(self.data)) + self.slept
+
+    def at(self, offset: int) -> float:
+        ends = [start for start, _ in self.profile[1:]] + [offset]
+        return sum(
+            (min(offset, end) - start) / rate
+            for (start, rate), end in zip(self.profile, ends, strict=True)
+            if offset > start
+        )
+
+
+@pytest.fixture
+def http(tmp_path: Path) -> Iterator[HttpDownloader]:
+    with HttpDownloader(make_config(tmp_path)) as source:
+        yield source
+
+
+def pump_job(
+    http: HttpDownloader,
+    url: str,
+    part: Path,
+    *,
+    clock: ByteClock | None = None,
+    buckets: tuple[Throttle, ...] = (),
+    **settings: Any,
+) -> FetchJob:
+    content = DownloadableContent(
+        content_id="file", content_type=ContentType.TRACK, source="http", title="f", url=url
+    )
+    return FetchJob(
+        content=content,
+        url=url,
+        part=part,
+        session=http.session,
+        settings=fast_settings(chunk_size=1024, **settings),
+        reporter=Reporter(),
+        buckets=buckets,
+        clock=clock or ByteClock([(0, 1.0)]),
+    )
+
+
+def pump_body(
+    server: TestServer,
+    http: HttpDownloader,
+    tmp_path: Path,
+    body: bytes,
+    profile: list[tuple[int, float]],
+    *,
+    rate_limit: float | None = None,
+    **settings: Any,
+) -> tuple[ByteClock, StallError | None]:
+    server.add("/file.bin", body)
+    clock = ByteClock(profile)
+    job = pump_job(http, server.url("/file.bin"), tmp_path / "file.part", clock=clock, **settings)
+    if rate_limit is not None:
+        job.buckets = (TokenBucket(rate_limit, clock=clock, sleep=clock.sleep),)
+    with job.session.get(job.url, stream=True) as response:
+        try:
+            pump(job, response, len(body), clock.write, 0)
+        except StallError as exc:
+            return clock, exc
+    return clock, None
+
+
+K = 1024
+
+
+@pytest.mark.parametrize(
+    ("profile", "size", "floor", "window", "rate"),
+    [
+        # 32 KiB/s under a floor of 64 KiB/s: the first half-second window stops it
+        ([(0, 32 * K)], 32 * K, 64 * K, 0.5, 32 * K),
+        # a body that ends as its first window closes is still judged
+        ([(0, 32 * K)], 16 * K, 64 * K, 0.5, 32 * K),
+        # a fast first window, then 16 KiB/s for a second: the second window stops it
+        ([(0, 128 * K), (64 * K, 16 * K)], 80 * K, 32 * K, 0.5, 16 * K),
+    ],
+)
+def test_each_window_is_judged_by_its_own_average_named_in_the_stall(
+    server: TestServer,
+    http: HttpDownloader,
+    tmp_path: Path,
+    profile: list[tuple[int, float]],
+    size: int,
+    floor: int,
+    window: float,
+    rate: int,
+) -> None:
+    body = make_body(size, seed=44)
+    clock, error = pump_body(
+        server, http, tmp_path, body, profile, min_speed=float(floor), min_speed_window=window
+    )
+    assert error is not None, "the body under the floor completed"
+    assert str(error) == (
+        f"{server.url('/file.bin')} slowed to {rate} B/s, under the floor of {floor} B/s"
+    )
+    assert bytes(clock.data) == body[: len(clock.data)]
+
+
+def test_a_body_exactly_at_the_floor_completes(
+    server: TestServer, http: HttpDownloader, tmp_path: Path
+) -> None:
+    body = make_body(32 * K, seed=45)
+    clock, error = pump_body(
+        server, http, tmp_path, body, [(0, 32 * K)], min_speed=32.0 * K, min_speed_window=0.25
+    )
+    assert error is None, error
+    assert bytes(clock.data) == body
+
+
+def test_waiting_on_our_own_rate_limit_does_not_count_against_the_server(
+    server: TestServer, http: HttpDownloader, tmp_path: Path
+) -> None:
+    # the server sends 1 MiB/s, the user's limit lets 64 KiB/s through: over the whole time
+    # the body comes under the floor of 256 KiB/s, but only by our own waiting
+    body = make_body(128 * K, seed=32)
+    clock, error = pump_body(
+        server,
+        http,
+        tmp_path,
+        body,
+        [(0, 1024 * K)],
+        rate_limit=64 * K,
+        min_speed=256.0 * K,
+        min_speed_window=0.25,
+    )
+    assert error is None, error
+    assert bytes(clock.data) == body
+    assert clock.slept > 1.5  # the limit did hold the body back
+
+
+class CancelWhileWaiting:
+    """A rate limit during whose wait the user cancels the run."""
+
+    def __init__(self, bucket: TokenBucket, cancel: threading.Event) -> None:
+        self.bucket = bucket
+        self.cancel = cancel
+        self.rate = bucket.rate
+
+    def refund(self, amount: float) -> None:
+        self.bucket.refund(amount)
+
+    def acquire(
+        self, amount: float, sleep: Any = None, *, cancel: threading.Event | None = None
+    ) -> float:
+        self.cancel.set()
+        return self.bucket.acquire(amount, sleep, cancel=cancel)
+
+
+def test_a_cancel_while_waiting_on_the_rate_limit_ends_the_wait(
+    server: TestServer, http: HttpDownloader, tmp_path: Path
+) -> None:
+    # at 1 B/s the first slice (1 KiB) is a wait of about 17 minutes: only the cancel ends it
+    server.add("/file.bin", make_body(10_000, seed=46))
+    job = pump_job(http, server.url("/file.bin"), tmp_path / "file.part")
+    job.buckets = (CancelWhileWaiting(TokenBucket(1.0), job.cancel),)
+    outcome: list[DownloadCancelledError | int] = []
+
+    def transfer() -> None:
+        with job.session.get(job.url, stream=True) as response:
+            try:
+                outcome.append(pump(job, response, 10_000, lambda view, position: None, 0))
+            except DownloadCancelledError as exc:  # handed to the test thread
+                outcome.append(exc)
+
+    thread = threading.Thread(target=transfer, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert outcome, "the pump slept through the cancel"
+    assert isinstance(outcome[0], DownloadCancelledError), outcome
