@@ -19,7 +19,7 @@ d=tests/downloader
 # NAME: the source files it mutates | the tests that must kill the mutants
 declare -A table=(
   [files]="ripstream/downloader/files.py|$d/test_files.py $d/test_storage.py $d/test_final_name.py $d/test_no_clobber.py $d/test_hostile.py"
-  [safefs]="ripstream/downloader/safefs.py|$d/test_storage.py $d/test_files.py $d/test_crash.py $d/test_hostile.py $d/test_no_clobber.py"
+  [safefs]="ripstream/downloader/safefs.py|$d/test_storage.py $d/test_files.py $d/test_crash.py $d/test_hostile.py $d/test_no_clobber.py $d/fetch/test_stream.py"
   [placement]="ripstream/downloader/placement.py|$d/test_placement.py $d/test_no_clobber.py $d/test_final_name.py $d/test_engine.py $d/test_storage.py"
   [outcome]="ripstream/downloader/outcome.py|$d/test_outcome.py $d/test_engine.py $d/test_resume_integrity.py $d/test_no_clobber.py $d/test_base.py"
   [engine]="ripstream/downloader/engine.py|$d/test_final_name.py $d/test_outcome.py $d/test_engine.py $d/test_no_clobber.py $d/test_resume_integrity.py $d/test_base.py $d/test_state.py"

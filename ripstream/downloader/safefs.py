@@ -76,12 +76,13 @@ def _check_regular(fd: int, path: Path) -> os.stat_result:
     return info
 
 
-def open_regular(path: Path, flags: int, mode: int = 0o666) -> int:
-    """``os.open`` that never follows a symlink at ``path`` and refuses non-regular files.
+def open_regular(path: Path, flags: int) -> int:
+    """``os.open`` that never follows a symlink at ``path`` and refuses non-regular files (a
+    file it creates is readable and writable, less the umask, and never executable).
 
     :raises StorageError: for a symlink, FIFO, device or folder, or an OS error.
     """
-    return _open_checked(path, flags, mode)[0]
+    return _open_checked(path, flags)[0]
 
 
 def _open_checked(path: Path, flags: int, mode: int = 0o666) -> tuple[int, os.stat_result]:

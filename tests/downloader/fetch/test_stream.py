@@ -361,3 +361,22 @@ def test_a_retry_from_zero_counts_the_file_once(server: TestServer, out_dir: Pat
     assert gets(server) == [None, None]
     assert max(p.downloaded_bytes for p in seen) <= len(BODY)
     assert (seen[-1].downloaded_bytes, seen[-1].total_bytes) == (300_000, 300_000)
+
+
+def test_a_restart_from_zero_keeps_nothing_of_a_longer_old_part(
+    server: TestServer, out_dir: Path
+) -> None:
+    # an earlier run of a longer version of the file left its .part; the file changed, so
+    # the server answers the resume with the whole new one, which must not keep the old tail
+    new = BODY[:150_000]
+    server.add("/file.bin", new)
+    with HttpDownloader(make_config(out_dir, max_retries=0)) as http:
+        content = http.get_download_info(server.url("/file.bin"))
+        part = part_path(out_dir / "file.bin", ("http", content.content_id))
+        part.write_bytes(make_body(400_000, 99))
+        state = ResumeState("http", content.content_id, etag='"old"', total=400_000)
+        sidecar_path(part).write_text(state.to_json(), encoding="utf-8")
+        result = http.download(content)
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert (out_dir / "file.bin").read_bytes() == new
+    assert gets(server) == ["bytes=400000-"]  # asked for the rest, given the new file
