@@ -725,6 +725,8 @@ def _reference(piece: str, values: dict[str, object]) -> str | type[Exception]:
 
 
 @settings(max_examples=300, deadline=None)
+@example("{title:>{year}}", {"title": "ab", "year": 5})  # a nested spec: the whole formatter
+@example("{title!r:.3}-{album}", {"title": "abcdef", "album": None})
 @given(
     _template_piece,
     st.dictionaries(
