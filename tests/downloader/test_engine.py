@@ -130,6 +130,23 @@ def test_post_processors_see_the_part_before_the_move_and_their_notes_reach_the_
     assert leftovers(out_dir) == []
 
 
+def test_post_processors_get_the_naming_values_of_a_path_the_caller_chose(
+    server: TestServer, out_dir: Path
+) -> None:
+    # no naming template ran: the values are worked out for the post-processors alone
+    body = make_body(30_000, 5)
+    server.add("/chosen.flac", body)
+    tagger = Recorder("tags written")
+    engine = DownloadEngine(EngineServices(post_processors=(tagger,)))
+    with HttpDownloader(make_config(out_dir)) as http:
+        content = http.get_download_info(server.url("/chosen.flac"))
+        result = engine.run(http, content, out_dir / "mine" / "kept.flac")
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert result.message == "tags written"
+    assert tagger.seen == [(server.url("/chosen.flac"), True, sha(body), False, "chosen")]
+    assert (out_dir / "mine" / "kept.flac").read_bytes() == body
+
+
 def test_a_checksum_mismatch_refetches_once_even_without_retries(
     server: TestServer, out_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
