@@ -20,12 +20,15 @@ import pytest
 from ripstream.downloader import DownloadResult, ResultStatus
 from ripstream.downloader.engine import DownloadEngine
 from ripstream.downloader.exceptions import (
+    ConnectionFailedError,
     DownloadError,
     HTTPStatusError,
     IncompleteBodyError,
+    StallError,
     StorageError,
 )
 from ripstream.downloader.fetch import PartFile, plan_segments
+from ripstream.downloader.fetch import segmented as segmented_module
 from ripstream.downloader.progress import DownloadProgress, ProgressState, ProgressTracker
 from ripstream.downloader.safefs import part_path
 from ripstream.downloader.services import EngineServices
@@ -579,3 +582,62 @@ def test_a_part_with_one_byte_left_is_fetched(server: TestServer, out_dir: Path)
     assert result.is_success, result.error
     assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
     assert ranged(server) == ["bytes=299999-299999"]
+
+
+# -- what a failure in a helper thread becomes ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raised", "kind", "words"),
+    [
+        # an OSError of its own kind keeps its meaning: a stall, not a generic network error
+        (TimeoutError(), StallError, "no data from {url} within the read timeout"),
+        # not an Exception at all (a SystemExit in a thread): a typed failure with its words
+        (SystemExit("stopped in a helper"), ConnectionFailedError, "{url}: stopped in a helper"),
+    ],
+)
+def test_a_failure_in_a_helper_thread_is_the_typed_error_of_its_kind(
+    server: TestServer,
+    out_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    raised: BaseException,
+    kind: type[DownloadError],
+    words: str,
+) -> None:
+    real = segmented_module.pump
+
+    def failing_past_the_first_part(job: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if args[2] > 0:  # a later part: a helper's
+            response.close()
+            raise raised
+        return real(job, response, *args, **kwargs)
+
+    monkeypatch.setattr(segmented_module, "pump", failing_past_the_first_part)
+    server.add(PATH, make_body(400_000, seed=47))
+    result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
+    error = result.error
+    assert type(error) is kind, error
+    url = server.url(PATH)
+    assert words.format(url=url) in str(error)
+    assert (error.url, error.source) == (url, "http")
+    assert not (out_dir / "file.bin").exists()
+
+
+def test_a_later_part_that_keeps_coming_back_empty_names_its_own_range(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = segmented_module.pump
+
+    def nothing_past_the_middle(job: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if args[2] >= 100_000:  # the second part's answers bring no byte
+            response.close()
+            return None
+        return real(job, response, *args, **kwargs)
+
+    monkeypatch.setattr(segmented_module, "pump", nothing_past_the_middle)
+    server.add(PATH, make_body(200_000, seed=48))
+    result = run(server, out_dir, segments=2, max_retries=0)
+    error = result.error
+    assert isinstance(error, IncompleteBodyError), error
+    assert str(error) == f"{server.url(PATH)}: range 100000-199999 keeps coming back empty"
+    assert (error.expected, error.received) == (100_000, 0)
