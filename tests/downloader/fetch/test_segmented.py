@@ -28,7 +28,7 @@ from ripstream.downloader.exceptions import (
     StorageError,
 )
 from ripstream.downloader.fetch import PartFile, plan_segments
-from ripstream.downloader.fetch import segmented as segmented_module
+from ripstream.downloader.fetch.pump import pump
 from ripstream.downloader.progress import DownloadProgress, ProgressState, ProgressTracker
 from ripstream.downloader.safefs import part_path
 from ripstream.downloader.services import EngineServices
@@ -604,7 +604,7 @@ def test_a_failure_in_a_helper_thread_is_the_typed_error_of_its_kind(
     kind: type[DownloadError],
     words: str,
 ) -> None:
-    real = segmented_module.pump
+    real = pump
 
     def failing_past_the_first_part(job: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
         if args[2] > 0:  # a later part: a helper's
@@ -612,7 +612,7 @@ def test_a_failure_in_a_helper_thread_is_the_typed_error_of_its_kind(
             raise raised
         return real(job, response, *args, **kwargs)
 
-    monkeypatch.setattr(segmented_module, "pump", failing_past_the_first_part)
+    monkeypatch.setattr("ripstream.downloader.fetch.segmented.pump", failing_past_the_first_part)
     server.add(PATH, make_body(400_000, seed=47))
     result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
     error = result.error
@@ -626,7 +626,7 @@ def test_a_failure_in_a_helper_thread_is_the_typed_error_of_its_kind(
 def test_a_later_part_that_keeps_coming_back_empty_names_its_own_range(
     server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = segmented_module.pump
+    real = pump
 
     def nothing_past_the_middle(job: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
         if args[2] >= 100_000:  # the second part's answers bring no byte
@@ -634,7 +634,7 @@ def test_a_later_part_that_keeps_coming_back_empty_names_its_own_range(
             return None
         return real(job, response, *args, **kwargs)
 
-    monkeypatch.setattr(segmented_module, "pump", nothing_past_the_middle)
+    monkeypatch.setattr("ripstream.downloader.fetch.segmented.pump", nothing_past_the_middle)
     server.add(PATH, make_body(200_000, seed=48))
     result = run(server, out_dir, segments=2, max_retries=0)
     error = result.error
