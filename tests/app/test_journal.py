@@ -18,6 +18,7 @@ from ripstream.app.journal import SYNC_EVERY, SYNC_SECONDS, BatchJournal, url_ke
 from ripstream.downloader import ResultStatus
 from ripstream.downloader.exceptions import ContentNotFoundError, StorageError
 from ripstream.sources import load_registry
+from tests.support.clock import FakeClock
 from tests.support.httpserver import TestServer, make_body
 from tests.support.settings import make_config
 
@@ -125,14 +126,8 @@ def test_a_rerun_skips_done_urls_and_retries_failed_ones(
 
 
 # -- group commit -------------------------------------------------------------------------------
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 5000.0  # a monotonic clock is far from 0 (it counts from boot)
-
-    def __call__(self) -> float:
-        return self.now
+# FakeClock starts at 1000 s, as a monotonic clock is far from 0: a test clock at 0 once hid a
+# journal that synced every line (``now + since`` passes every bound from 0).
 
 
 def _fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -153,7 +148,7 @@ def test_many_lines_share_one_sync_to_the_disk(
     fsyncs = _fsyncs(monkeypatch)
     kept = tmp_path / "f.bin"
     kept.write_bytes(b"x")
-    with BatchJournal(tmp_path / "state.jsonl", sync=True, clock=_Clock()) as journal:
+    with BatchJournal(tmp_path / "state.jsonl", sync=True, clock=FakeClock()) as journal:
         for n in range(SYNC_EVERY * 2 + 5):
             journal.record(f"http://h/{n}", "done", [kept])
         assert len(fsyncs) == 2, "one sync per group of lines, not one per line"
@@ -166,7 +161,7 @@ def test_an_old_unsynced_line_is_synced_with_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fsyncs = _fsyncs(monkeypatch)
-    clock = _Clock()
+    clock = FakeClock()
     with BatchJournal(tmp_path / "state.jsonl", sync=True, clock=clock) as journal:
         journal.record("http://h/1", "failed", [])
         clock.now += SYNC_SECONDS / 2
@@ -182,7 +177,7 @@ def test_a_failed_sync_at_close_is_a_warning_naming_the_file_and_loses_no_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "state.jsonl"
-    journal = BatchJournal(path, sync=True, clock=_Clock())
+    journal = BatchJournal(path, sync=True, clock=FakeClock())
     journal.record("http://h/a", "failed", [])
     assert journal.unsynced == 1
 
@@ -201,7 +196,7 @@ def test_a_failed_sync_at_close_is_a_warning_naming_the_file_and_loses_no_line(
 def test_without_sync_nothing_is_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only --fsync pays for syncs (each one writes out every file downloaded since)."""
     fsyncs = _fsyncs(monkeypatch)
-    with BatchJournal(tmp_path / "state.jsonl", clock=_Clock()) as journal:
+    with BatchJournal(tmp_path / "state.jsonl", clock=FakeClock()) as journal:
         for n in range(SYNC_EVERY * 2):
             journal.record(f"http://h/{n}", "failed", [])
     assert fsyncs == []

@@ -25,6 +25,7 @@ from ripstream.downloader.placement import (
 )
 from ripstream.downloader.safefs import lock_path
 from ripstream.downloader.state import sidecar_path
+from tests.support.clock import FakeClock
 from tests.support.settings import fast_settings
 
 
@@ -235,16 +236,8 @@ def test_a_claim_that_cannot_follow_a_new_name_keeps_the_old_one(tmp_path: Path)
     assert claims.snapshot() == set()
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_folder_made_lately_is_made_again_when_it_went_away(tmp_path: Path) -> None:
-    claims, base = PathClaims(clock=_Clock()), tmp_path / "out"
+    claims, base = PathClaims(clock=FakeClock()), tmp_path / "out"
     album = base / "artist" / "album"
     with Claim(claims, album / "one.flac", "src", base):
         assert claims.folder_ready(album)
@@ -255,7 +248,7 @@ def test_a_folder_made_lately_is_made_again_when_it_went_away(tmp_path: Path) ->
 
 
 def test_a_folder_is_checked_again_once_its_check_is_old(tmp_path: Path) -> None:
-    clock = _Clock()
+    clock = FakeClock()
     claims, base, outside = PathClaims(clock=clock), tmp_path / "out", tmp_path / "outside"
     outside.mkdir()
     with Claim(claims, base / "album" / "one.flac", "src", base):
@@ -272,7 +265,7 @@ def test_a_folder_is_checked_again_once_its_check_is_old(tmp_path: Path) -> None
 
 
 def test_a_lock_failure_other_than_a_missing_folder_is_the_error(tmp_path: Path) -> None:
-    claims, base = PathClaims(clock=_Clock()), tmp_path / "out"
+    claims, base = PathClaims(clock=FakeClock()), tmp_path / "out"
     with Claim(claims, base / "one.flac", "src", base):
         pass
     lock_path(base / "two.flac").mkdir()  # where the lock file goes: not a regular file

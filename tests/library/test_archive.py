@@ -37,6 +37,7 @@ from ripstream.library.archive import (
     archive_key,
 )
 from ripstream.sources.http import HttpDownloader
+from tests.support.clock import FakeClock
 from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import make_config
 
@@ -403,14 +404,6 @@ def test_a_broken_or_foreign_database_is_a_storage_error_naming_it(tmp_path: Pat
     assert str(used.value).startswith(f"the download archive {str(foreign)!r} cannot be used: ")
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 5000.0  # where a real monotonic clock may be
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _stored(path: Path) -> set[str]:
     """The content ids another reader of ``path`` sees now."""
     db = sqlite3.connect(path)
@@ -421,7 +414,7 @@ def _stored(path: Path) -> set[str]:
 
 
 def test_records_are_written_in_groups_and_all_of_them_at_close(tmp_path: Path) -> None:
-    path, clock = tmp_path / "archive.sqlite3", _Clock()
+    path, clock = tmp_path / "archive.sqlite3", FakeClock()
     archive = DownloadArchive(path, clock=clock)
     archive.record("s", "id-0", tmp_path / "f0")
     assert _stored(path) == {"id-0"}  # the first at once: a bad archive says so at once
@@ -440,7 +433,7 @@ def test_records_are_written_in_groups_and_all_of_them_at_close(tmp_path: Path) 
 
 
 def test_a_record_waits_at_most_its_group_time(tmp_path: Path) -> None:
-    path, clock = tmp_path / "archive.sqlite3", _Clock()
+    path, clock = tmp_path / "archive.sqlite3", FakeClock()
     with DownloadArchive(path, clock=clock) as archive:
         archive.record("s", "first", tmp_path / "a")
         archive.record("s", "second", tmp_path / "b")
@@ -485,7 +478,7 @@ def test_a_group_that_cannot_be_written_at_close_is_a_storage_error_naming_the_a
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "archive.sqlite3"
-    archive = DownloadArchive(path, clock=_Clock())
+    archive = DownloadArchive(path, clock=FakeClock())
     archive.record("s", "first", tmp_path / "a")  # written at once
     archive.record("s", "waiting", tmp_path / "b")  # waits for its group
     other = sqlite3.connect(path)

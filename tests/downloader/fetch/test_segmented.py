@@ -12,6 +12,7 @@ import itertools
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,19 @@ PATH = "/file.bin"
 
 def ranged(server: TestServer) -> list[str | None]:
     return [r.range_header for r in server.requests_for(PATH)]
+
+
+def plant(
+    server: TestServer, out_dir: Path, on_disk: bytes, resource: Resource, segments: list[list[int]]
+) -> None:
+    """Leave PATH's ``.part`` holding ``on_disk``, with a resume state of ``segments``
+    ([start, end, done] each) for the server's version of the file."""
+    part = part_path(out_dir / "file.bin", ("http", server.url(PATH)))
+    part.write_bytes(on_disk)
+    state = ResumeState(
+        "http", server.url(PATH), etag=resource.etag, total=len(resource.body), segments=segments
+    )
+    sidecar_path(part).write_text(state.to_json())
 
 
 def test_every_range_asks_for_identity_bytes_and_each_part_names_the_probed_version(
@@ -201,16 +215,7 @@ def test_a_finished_resume_state_is_confirmed_by_its_last_byte(
 ) -> None:
     body = make_body(300_000, seed=26)
     resource = server.add(PATH, body)
-    part = part_path(out_dir / "file.bin", ("http", server.url(PATH)))
-    part.write_bytes(body)
-    done = ResumeState(
-        "http",
-        server.url(PATH),
-        etag=resource.etag,
-        total=len(body),
-        segments=[[0, 300_000, 300_000]],
-    )
-    sidecar_path(part).write_text(done.to_json())
+    plant(server, out_dir, body, resource, [[0, 300_000, 300_000]])
     result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
     assert result.is_success, result.error
     assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
@@ -399,18 +404,10 @@ def test_a_part_taken_over_by_another_worker_is_fetched_once(
     # the worker done with the first takes over the second half of the second
     body = make_body(16 * MIB, seed=37)
     resource = server.add(PATH, body, faults=[Fault.trickle(16 * MIB)])
-    part = part_path(out_dir / "file.bin", ("http", server.url(PATH)))
     on_disk = bytearray(len(body))
     on_disk[: 8 * MIB - 64 * 1024] = body[: 8 * MIB - 64 * 1024]
-    part.write_bytes(on_disk)
-    state = ResumeState(
-        "http",
-        server.url(PATH),
-        etag=resource.etag,
-        total=len(body),
-        segments=[[0, 8 * MIB, 8 * MIB - 64 * 1024], [8 * MIB, 16 * MIB, 8 * MIB]],
-    )
-    sidecar_path(part).write_text(state.to_json())
+    segments = [[0, 8 * MIB, 8 * MIB - 64 * 1024], [8 * MIB, 16 * MIB, 8 * MIB]]
+    plant(server, out_dir, bytes(on_disk), resource, segments)
     result = run(server, out_dir, segments=2, max_retries=0)
     assert result.is_success, result.error
     assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
@@ -568,16 +565,7 @@ def test_a_probe_answered_with_another_range_falls_back_to_one_stream(
 def test_a_part_with_one_byte_left_is_fetched(server: TestServer, out_dir: Path) -> None:
     body = make_body(300_000, seed=45)
     resource = server.add(PATH, body)
-    part = part_path(out_dir / "file.bin", ("http", server.url(PATH)))
-    part.write_bytes(body[:-1] + b"\0")
-    state = ResumeState(
-        "http",
-        server.url(PATH),
-        etag=resource.etag,
-        total=len(body),
-        segments=[[0, 300_000, 299_999]],
-    )
-    sidecar_path(part).write_text(state.to_json())
+    plant(server, out_dir, body[:-1] + b"\0", resource, [[0, 300_000, 299_999]])
     result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
     assert result.is_success, result.error
     assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
@@ -585,6 +573,21 @@ def test_a_part_with_one_byte_left_is_fetched(server: TestServer, out_dir: Path)
 
 
 # -- what a failure in a helper thread becomes ------------------------------------------------
+
+
+def answers_from(
+    monkeypatch: pytest.MonkeyPatch, offset: int, instead: Callable[[Any], None]
+) -> None:
+    """Every answer to a range from ``offset`` on is closed unread and handed to ``instead``
+    (which may raise); earlier ranges are read as usual."""
+
+    def pumping(job: Any, response: Any, limit: Any, write: Any, position: int, **kw: Any) -> Any:
+        if position < offset:
+            return pump(job, response, limit, write, position, **kw)
+        response.close()
+        return instead(response)
+
+    monkeypatch.setattr("ripstream.downloader.fetch.segmented.pump", pumping)
 
 
 @pytest.mark.parametrize(
@@ -604,15 +607,10 @@ def test_a_failure_in_a_helper_thread_is_the_typed_error_of_its_kind(
     kind: type[DownloadError],
     words: str,
 ) -> None:
-    real = pump
+    def fail(response: Any) -> None:
+        raise raised
 
-    def failing_past_the_first_part(job: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
-        if args[2] > 0:  # a later part: a helper's
-            response.close()
-            raise raised
-        return real(job, response, *args, **kwargs)
-
-    monkeypatch.setattr("ripstream.downloader.fetch.segmented.pump", failing_past_the_first_part)
+    answers_from(monkeypatch, 1, fail)  # a later part: a helper's
     server.add(PATH, make_body(400_000, seed=47))
     result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
     error = result.error
@@ -626,15 +624,7 @@ def test_a_failure_in_a_helper_thread_is_the_typed_error_of_its_kind(
 def test_a_later_part_that_keeps_coming_back_empty_names_its_own_range(
     server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = pump
-
-    def nothing_past_the_middle(job: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
-        if args[2] >= 100_000:  # the second part's answers bring no byte
-            response.close()
-            return None
-        return real(job, response, *args, **kwargs)
-
-    monkeypatch.setattr("ripstream.downloader.fetch.segmented.pump", nothing_past_the_middle)
+    answers_from(monkeypatch, 100_000, lambda response: None)  # the second part: no byte
     server.add(PATH, make_body(200_000, seed=48))
     result = run(server, out_dir, segments=2, max_retries=0)
     error = result.error
