@@ -121,6 +121,15 @@ def _json_default(value: Any) -> Any:
     raise _Unplain
 
 
+def _registered(kind: str) -> bool:
+    """Whether ``encoders`` or ``decoders`` (or marshmallow fields) were registered with
+    dataclasses-json itself (it cannot have been configured before it is imported)."""
+    config = sys.modules.get("dataclasses_json.cfg")
+    if config is None:
+        return False
+    return bool(getattr(config.global_config, kind) or config.global_config.mm_fields)
+
+
 def _fast_json(obj: JsonMixin, kwargs: dict[str, Any]) -> str | None:
     """What dataclasses-json's ``to_json`` writes for ``obj``, the same text, without its
     per-call look at every field's type hints (most of the cost of sending a task to a worker
@@ -128,8 +137,7 @@ def _fast_json(obj: JsonMixin, kwargs: dict[str, Any]) -> str | None:
     dataclasses, letter cases, encoders registered with the library."""
     if "cls" in kwargs or "default" in kwargs:
         return None
-    config = sys.modules.get("dataclasses_json.cfg")
-    if config is not None and (config.global_config.encoders or config.global_config.mm_fields):
+    if _registered("encoders"):
         return None
     try:
         return json.dumps(_fields(obj), default=_json_default, **kwargs)
@@ -274,8 +282,7 @@ def _fast_from_dict(cls: type[J], values: Any) -> J | None:
     """What dataclasses-json's ``from_dict`` builds for plain data, without its per-call
     evaluation of every type hint (most of a worker process's time per task); ``None`` for
     what only the library handles."""
-    config = sys.modules.get("dataclasses_json.cfg")
-    if config is not None and (config.global_config.decoders or config.global_config.mm_fields):
+    if _registered("decoders"):
         return None
     try:
         return _decoded(cls, values)  # type: ignore[no-any-return]

@@ -160,7 +160,12 @@ class DownloadArchive(Closing):
 
     def flush(self) -> None:
         """Write the records that wait for their group now."""
-        self._query("SELECT 1")
+        with self._using():
+            self._write_pending()
+
+    def _unopened(self) -> bool:
+        """Nothing to look up: no file, and nothing recorded by this object yet."""
+        return self._db is None and not self._pending and not self.path.exists()
 
     def _add(self, row: tuple[object, ...]) -> None:
         with self._using():
@@ -177,7 +182,7 @@ class DownloadArchive(Closing):
 
     def contains(self, source: str, content_id: str) -> bool:
         """Whether ``(source, content_id)`` was downloaded and verified before."""
-        if self._db is None and not self._pending and not self.path.exists():
+        if self._unopened():
             return False
         rows = self._query(
             "SELECT 1 FROM downloads WHERE source = ? AND content_id = ?",
@@ -187,7 +192,7 @@ class DownloadArchive(Closing):
 
     def recorded_at(self, source: str, content_id: str) -> float | None:
         """When ``(source, content_id)`` was recorded (a Unix time), or ``None``."""
-        if self._db is None and not self._pending and not self.path.exists():
+        if self._unopened():
             return None
         rows = self._query(
             "SELECT recorded_at FROM downloads WHERE source = ? AND content_id = ?",
