@@ -21,6 +21,7 @@ from ripstream.sources import load_registry
 from tests.support.clock import FakeClock
 from tests.support.httpserver import TestServer, make_body
 from tests.support.settings import make_config
+from tests.support.syncs import recorded_fsyncs
 
 
 def entries(path: Path) -> list[dict[str, object]]:
@@ -130,22 +131,10 @@ def test_a_rerun_skips_done_urls_and_retries_failed_ones(
 # journal that synced every line (``now + since`` passes every bound from 0).
 
 
-def _fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = os.fsync
-
-    def counting(fd: int) -> None:
-        calls.append(fd)
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", counting)
-    return calls
-
-
 def test_many_lines_share_one_sync_to_the_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fsyncs = _fsyncs(monkeypatch)
+    fsyncs = recorded_fsyncs(monkeypatch)
     kept = tmp_path / "f.bin"
     kept.write_bytes(b"x")
     with BatchJournal(tmp_path / "state.jsonl", sync=True, clock=FakeClock()) as journal:
@@ -160,7 +149,7 @@ def test_many_lines_share_one_sync_to_the_disk(
 def test_an_old_unsynced_line_is_synced_with_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fsyncs = _fsyncs(monkeypatch)
+    fsyncs = recorded_fsyncs(monkeypatch)
     clock = FakeClock()
     with BatchJournal(tmp_path / "state.jsonl", sync=True, clock=clock) as journal:
         journal.record("http://h/1", "failed", [])
@@ -195,7 +184,7 @@ def test_a_failed_sync_at_close_is_a_warning_naming_the_file_and_loses_no_line(
 
 def test_without_sync_nothing_is_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only --fsync pays for syncs (each one writes out every file downloaded since)."""
-    fsyncs = _fsyncs(monkeypatch)
+    fsyncs = recorded_fsyncs(monkeypatch)
     with BatchJournal(tmp_path / "state.jsonl", clock=FakeClock()) as journal:
         for n in range(SYNC_EVERY * 2):
             journal.record(f"http://h/{n}", "failed", [])

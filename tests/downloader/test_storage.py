@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -19,30 +19,34 @@ from ripstream.downloader.safefs import part_path, probe_writable
 from ripstream.sources.http import HttpDownloader
 from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import make_config
+from tests.support.syncs import recorded_fsyncs
 
 
-def _mount(target: Path, options: str) -> None:
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs: the real ENOSPC of a full disk (needs root, as in CI)."""
-    target = tmp_path / "disk"
+@contextlib.contextmanager
+def tmpfs(target: Path, options: str) -> Iterator[Path]:
+    """A 1 MiB tmpfs mounted at the new folder ``target`` for the block (needs root, as in
+    CI; the test is skipped where it cannot mount)."""
     target.mkdir()
     try:
-        _mount(target, "size=1m")
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size=1m,{options}".rstrip(","), "tmpfs", str(target)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
     except (subprocess.CalledProcessError, FileNotFoundError) as exc:
         pytest.skip(f"cannot mount a tmpfs here: {exc}")
     try:
         yield target
     finally:
         subprocess.run(["umount", str(target)], check=False, timeout=30)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: the real ENOSPC of a full disk."""
+    with tmpfs(tmp_path / "disk", "") as target:
+        yield target
 
 
 def test_a_file_larger_than_the_free_space_is_refused_before_a_byte_is_written(
@@ -98,13 +102,7 @@ def test_the_cli_says_the_disk_is_full(server: TestServer, small_disk: Path) -> 
 
 
 def test_a_read_only_folder_is_reported(server: TestServer, tmp_path: Path) -> None:
-    target = tmp_path / "ro"
-    target.mkdir()
-    try:
-        _mount(target, "size=1m,ro")
-    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
-    try:
+    with tmpfs(tmp_path / "ro", "ro") as target:
         server.add("/a.bin", b"data")
         with HttpDownloader(make_config(target)) as http:
             result = http.download(http.get_download_info(server.url("/a.bin")))
@@ -113,8 +111,6 @@ def test_a_read_only_folder_is_reported(server: TestServer, tmp_path: Path) -> N
         assert error.path is not None
         assert Path(error.path).parent == target  # the file it could not make, by name
         assert str(error) == f"cannot write {error.path!r}: the file system is read-only"
-    finally:
-        subprocess.run(["umount", str(target)], check=False, timeout=30)
 
 
 def test_fsync_before_the_rename(
@@ -122,19 +118,14 @@ def test_fsync_before_the_rename(
 ) -> None:
     body = make_body(100_000)
     server.add("/a.bin", body)
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def counting_fsync(fd: int) -> None:
-        synced.append(fd)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", counting_fsync)
+    synced = recorded_fsyncs(monkeypatch)
     with HttpDownloader(make_config(out_dir, fsync=True)) as http:
         result = http.download(http.get_download_info(server.url("/a.bin")))
     assert result.is_success
     assert (out_dir / "a.bin").read_bytes() == body
-    assert len(synced) >= 2  # the file before the rename, and the folder after it
+    # the file before the rename (still under its temporary name), and the folder after it
+    assert any(Path(p).parent == out_dir and Path(p).name != "a.bin" for p in synced), synced
+    assert synced[-1] == str(out_dir), synced
 
 
 @pytest.mark.parametrize("spare", [0, -1])
@@ -195,13 +186,7 @@ def test_the_probe_makes_the_folder_and_refuses_one_where_no_file_can_be_made(
 def test_a_folder_that_cannot_be_made_is_reported_naming_it(
     server: TestServer, tmp_path: Path
 ) -> None:
-    target = tmp_path / "ro"
-    target.mkdir()
-    try:
-        _mount(target, "size=1m,ro")
-    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
-    try:
+    with tmpfs(tmp_path / "ro", "ro") as target:
         server.add("/a.bin", b"data")
         with HttpDownloader(make_config(target, max_retries=0)) as http:
             result = http.download(http.get_download_info(server.url("/a.bin")), "sub/a.bin")
@@ -210,5 +195,3 @@ def test_a_folder_that_cannot_be_made_is_reported_naming_it(
         sub = target / "sub"
         assert str(error) == f"cannot write {str(sub)!r}: the file system is read-only"
         assert error.path == str(sub)
-    finally:
-        subprocess.run(["umount", str(target)], check=False, timeout=30)

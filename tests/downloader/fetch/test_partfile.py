@@ -29,6 +29,7 @@ from ripstream.downloader.state import ResumeState, TransferResult, sidecar_path
 from ripstream.sources.http import HttpDownloader
 from tests.support.httpserver import Fault, TestServer, make_body
 from tests.support.settings import fast_settings, make_config
+from tests.support.syncs import recorded_fsyncs
 
 
 class Reporter:
@@ -384,14 +385,7 @@ def test_the_sidecar_is_synced_exactly_when_the_settings_ask(
     part.write_bytes(b"x" * 10)
     job = job_for(http, part)
     job.settings = fast_settings(fsync=fsync)
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def counting_fsync(fd: int) -> None:
-        synced.append(fd)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", counting_fsync)
+    synced = recorded_fsyncs(monkeypatch)
     PartFile.open(job).save(fresh_state())
     assert recorded(part) is None  # a fresh state has no length yet, but the sidecar is there
     assert sidecar_path(part).exists()

@@ -45,6 +45,7 @@ from tests.support.fault_scenarios import (
 )
 from tests.support.httpserver import Fault, Resource, TestServer, make_body
 from tests.support.settings import fast_settings, make_config
+from tests.support.syncs import recorded_fsyncs
 
 SEGMENTS = 4
 
@@ -465,14 +466,7 @@ def test_the_parts_are_fetched_side_by_side(server: TestServer, out_dir: Path) -
 def test_the_finished_parts_reach_the_disk_before_the_end_when_asked(
     server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
 ) -> None:
-    synced: list[str] = []
-    real = os.fsync
-
-    def recording_fsync(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", recording_fsync)
+    synced = recorded_fsyncs(monkeypatch)
     body = make_body(300_000, seed=40)
     server.add(PATH, body)
     result = run(server, out_dir, segments=SEGMENTS, max_retries=0, fsync=fsync)
