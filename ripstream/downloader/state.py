@@ -87,4 +87,3 @@ class TransferResult:
     resumed_from: int
     fetched: int
     digest: str | None = None
-    segmented: bool = False

@@ -75,4 +75,3 @@ def test_the_sidecar_sits_beside_the_part_file(tmp_path: Path) -> None:
 def test_transfer_result_defaults() -> None:
     result = TransferResult(total=10, resumed_from=4, fetched=6)
     assert result.digest is None
-    assert result.segmented is False

@@ -149,13 +149,12 @@ class PartFile:
         except OSError as exc:
             raise storage_error(exc, self.job.part, url=self.job.shown_url) from exc
 
-    def result(self, total: int, resumed_from: int, *, segmented: bool = False) -> TransferResult:
+    def result(self, total: int, resumed_from: int) -> TransferResult:
         """What this attempt produced: the whole file of ``total`` bytes."""
         return TransferResult(
             total=total,
             resumed_from=resumed_from,
             fetched=total - resumed_from,
-            segmented=segmented,
         )
 
     def written(self) -> TransferResult:

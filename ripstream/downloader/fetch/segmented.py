@@ -91,7 +91,11 @@ class SegmentedFetcher:
             if state is None or part.size == 0:
                 return self._start(part)
         except RangesUnusable as reason:
-            logger.info("%s: %s; downloading as one stream", job.shown_url, reason)
+            logger.info(  # pragma: no mutate
+                "%s: %s; downloading as one stream",  # pragma: no mutate
+                job.shown_url,  # pragma: no mutate
+                reason,  # pragma: no mutate
+            )
             part.reset()
         return self.stream.fetch_into(PartFile.open(job))
 
@@ -100,8 +104,7 @@ class SegmentedFetcher:
         # its end, so the connection is kept and no byte is fetched twice
         job = part.job
         probe = min(job.settings.min_segment_size, _PROBE_BYTES)
-        headers = {**job.headers, "Accept-Encoding": "identity", "Range": f"bytes=0-{probe - 1}"}
-        response = job.session.get(job.url, headers=headers, stream=True, check_status=False)
+        response = _get_range(job, 0, probe - 1)
         status = response.status_code
         if status in _REFUSALS or is_encoded(response):
             content_range = parse_content_range(response.headers.get("Content-Range"))
@@ -118,7 +121,10 @@ class SegmentedFetcher:
             raise error_for_status(response, job.source)
         if status == 200:
             # ranges ignored: this response already is the whole file, so use it
-            logger.info("%s: the server ignores ranges; downloading as one stream", job.shown_url)
+            logger.info(  # pragma: no mutate
+                "%s: the server ignores ranges; downloading as one stream",  # pragma: no mutate
+                job.shown_url,  # pragma: no mutate
+            )
             return self.stream.fetch_into(part, response)
         try:
             total = _probe_total(response, probe)
@@ -138,6 +144,17 @@ class SegmentedFetcher:
         part.save(state)
         # the probe's response goes on into the first part, but only for the bytes it announced
         return _Segments(part, state, response, first_end=min(probe, total)).run()
+
+
+def _get_range(
+    job: FetchJob, first: int, last: int, validator: str | None = None
+) -> requests.Response:
+    """Ask for bytes ``first``-``last`` (inclusive) as they are on the server (identity,
+    whatever the content's own headers say), under ``If-Range`` when a validator is known."""
+    headers = {**job.headers, "Accept-Encoding": "identity", "Range": f"bytes={first}-{last}"}
+    if validator:
+        headers["If-Range"] = validator
+    return job.session.get(job.url, headers=headers, stream=True, check_status=False)
 
 
 def _probe_total(response: requests.Response, probe: int) -> int:
@@ -197,7 +214,7 @@ class _Segments:
         self.errors: list[BaseException] = []
         self.last_save = self.job.clock()
         self.saved_at = float("-inf")
-        self.fd = -1
+        self.fd: int  # the part file, open for writing while the workers run
 
     def run(self) -> TransferResult:
         if self.part.size != self.total:
@@ -232,13 +249,12 @@ class _Segments:
                 url=self.job.shown_url,
                 source=self.job.source,
             )
-        return self.part.result(self.total, have, segmented=True)
+        return self.part.result(self.total, have)
 
     def _confirm(self) -> None:
         """Ask for the last byte: the answer must be a 206 of the same file and total."""
-        last = _Segment(self.total - 1, self.total, self.total - 1) if self.total else None
-        if last is not None:
-            self._request(last).close()
+        if self.total:
+            self._request(self.total - 1, self.total).close()
 
     def _work(self) -> None:
         head: _Segment | None = None
@@ -314,20 +330,12 @@ class _Segments:
             if response is not None:
                 response.close()
 
-    def _request(self, segment: _Segment) -> requests.Response:
+    def _request(self, first: int, end: int) -> requests.Response:
+        """Ask for ``first`` up to ``end`` (exclusive): the answer must be exactly that range
+        of the same version of the file."""
         job = self.job
-        # read once: another worker may shrink the end (a steal) while this one waits for the
-        # answer, and the answer must be checked against the range that was asked for
-        last = segment.end - 1
-        headers = {
-            **job.headers,
-            "Accept-Encoding": "identity",
-            "Range": f"bytes={segment.done}-{last}",
-        }
-        validator = self.state.validator
-        if validator:
-            headers["If-Range"] = validator
-        response = job.session.get(job.url, headers=headers, stream=True, check_status=False)
+        last = end - 1
+        response = _get_range(job, first, last, self.state.validator)
         status = response.status_code
         if status in (200, *_REFUSALS) or is_encoded(response):
             response.close()
@@ -338,7 +346,7 @@ class _Segments:
             response.close()
             raise error_for_status(response, job.source)
         try:
-            check_range(response, segment.done, last, self.total, source=job.source)
+            check_range(response, first, last, self.total, source=job.source)
         except ResponseMismatchError as exc:
             response.close()
             raise RangesUnusable(str(exc)) from exc  # pragma: no mutate
@@ -359,7 +367,9 @@ class _Segments:
             self.job.check_cancel()
             end = segment.end
             if response is None:
-                response = self._request(segment)
+                # the end is read once: another worker may shrink it (a steal) while this one
+                # waits for the answer, which must be checked against the range asked for
+                response = self._request(segment.done, end)
             elif limit is not None:
                 end = min(end, limit)  # never past the range that response announced
             before = segment.done
@@ -389,9 +399,8 @@ class _Segments:
         os.pwrite(self.fd, chunk, position)
         segment.done = position + len(chunk)
 
-    def _tick(self, now: float, _received: int) -> None:
-        if now - self.last_save >= CHECKPOINT_SECONDS:
-            self._checkpoint()
+    def _tick(self, _now: float, _received: int) -> None:
+        self._checkpoint()
 
     def _checkpoint(self, force: bool = False) -> None:
         """Record each part's progress: read it, sync the file, then write the sidecar, so

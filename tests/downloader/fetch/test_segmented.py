@@ -11,6 +11,8 @@ import errno
 import itertools
 import os
 import re
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -625,3 +627,144 @@ def test_a_later_part_that_keeps_coming_back_empty_names_its_own_range(
     assert isinstance(error, IncompleteBodyError), error
     assert str(error) == f"{server.url(PATH)}: range 100000-199999 keeps coming back empty"
     assert (error.expected, error.received) == (100_000, 0)
+
+
+def test_a_content_that_asks_for_compressed_bytes_still_gets_identity_ranges(
+    server: TestServer, out_dir: Path
+) -> None:
+    # a source's own headers for its content must not turn ranges into ranges of a gzip body
+    body = make_body(400_000, seed=49)
+    server.add(PATH, body)
+    with HttpDownloader(make_config(out_dir, segments=SEGMENTS, max_retries=0)) as http:
+        content = http.get_download_info(server.url(PATH))
+        content.headers = {"Accept-Encoding": "gzip", "X-Token": "t"}
+        result = http.download(content)
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+    seen = server.requests_for(PATH)
+    assert len(seen) == SEGMENTS + 1
+    assert {(r.headers.get("Accept-Encoding"), r.headers.get("X-Token")) for r in seen} == {
+        ("identity", "t")
+    }
+
+
+def test_a_part_that_made_progress_gets_three_more_empty_answers_before_it_fails(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the second part's answers: empty, empty, 1,000 bytes, empty, empty, then the rest;
+    # the count of empty answers starts again after the progress, so the part completes
+    script = iter([0, 0, 1000, 0, 0])
+
+    def scripted(job: Any, response: Any, limit: Any, write: Any, position: int, **kw: Any) -> Any:
+        if position < 100_000:
+            return pump(job, response, limit, write, position, **kw)
+        allowed = next(script, None)
+        if allowed is None:
+            return pump(job, response, limit, write, position, **kw)
+        if allowed:
+            return pump(job, response, allowed, write, position, **kw)
+        response.close()
+        return None
+
+    monkeypatch.setattr("ripstream.downloader.fetch.segmented.pump", scripted)
+    body = make_body(200_000, seed=50)
+    server.add(PATH, body)
+    result = run(server, out_dir, segments=2, max_retries=0)
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+    asked = [r for r in ranged(server) if r and int(r[6:].split("-")[0]) >= 100_000]
+    assert asked == ["bytes=100000-199999"] * 3 + ["bytes=101000-199999"] * 3
+
+
+def test_a_checkpoint_comes_once_a_second_of_the_clock_and_the_last_one_is_written(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the clock stands still, and moves exactly one second when the first bytes arrive:
+    # one checkpoint then (a second has passed), none after it (no time passes), and the
+    # final state at the end, though it is taken at the same instant as that checkpoint
+    now = [1000.0]
+    saved: list[list[list[int]]] = []
+    save = PartFile.save
+
+    def recording_save(part: PartFile, state: ResumeState) -> None:
+        saved.append([list(segment) for segment in state.segments])
+        save(part, state)
+
+    def pumping(job: Any, response: Any, limit: Any, write: Any, position: int, **kw: Any) -> Any:
+        now[0] = 1001.0
+        return pump(job, response, limit, write, position, **kw)
+
+    monkeypatch.setattr(PartFile, "save", recording_save)
+    monkeypatch.setattr("ripstream.downloader.fetch.segmented.pump", pumping)
+    body = make_body(600_000, seed=51)
+    server.add(PATH, body)
+    engine = DownloadEngine(EngineServices(clock=lambda: now[0]))
+    config = make_config(out_dir, segments=SEGMENTS, chunk_size=16 * 1024, min_speed=None)
+    with HttpDownloader(config) as http:
+        result = engine.run(http, http.get_download_info(server.url(PATH)))
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+    plan = plan_segments(config.default_settings, len(body))
+    assert len(saved) == 3, saved  # the plan, one checkpoint, the end
+    assert saved[0] == [[s, e, s] for s, e in plan]
+    assert saved[-1] == [[s, e, e] for s, e in plan]
+
+
+# -- a steal, step by step --------------------------------------------------------------------
+
+
+def test_an_idle_worker_takes_over_the_second_half_of_a_waiting_part_and_no_one_else_does(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a resume of 16 MiB in four parts of 4 MiB: the first three lack 100 KB each, the last
+    # all of its 4 MiB (twice the smallest part worth splitting). The last part's answer is
+    # held back until an idle worker has taken over its second half; that worker waits until
+    # the two other idle workers have come back for work and found none.
+    saved: list[list[list[int]]] = []
+    save = PartFile.save
+
+    def recording_save(part: PartFile, state: ResumeState) -> None:
+        saved.append([list(segment) for segment in state.segments])
+        save(part, state)
+
+    stolen = threading.Event()
+    finished = threading.Semaphore(0)
+
+    def pumping(job: Any, response: Any, limit: Any, write: Any, position: int, **kw: Any) -> Any:
+        if position == 12 * MIB:  # the last part: wait for the steal
+            assert stolen.wait(10)
+        elif position == 14 * MIB:  # the half taken over
+            stolen.set()
+            for _ in range(2):  # the two other parts done (the first done is the thief's)
+                assert finished.acquire(timeout=10)
+            time.sleep(0.3)  # their workers look for work meanwhile
+            return pump(job, response, limit, write, position, **kw)
+        try:
+            return pump(job, response, limit, write, position, **kw)
+        finally:
+            if position != 12 * MIB:
+                finished.release()
+
+    monkeypatch.setattr(PartFile, "save", recording_save)
+    monkeypatch.setattr("ripstream.downloader.fetch.segmented.pump", pumping)
+    body = make_body(16 * MIB, seed=52)
+    resource = server.add(PATH, body)
+    on_disk = bytearray(len(body))
+    segments = []
+    for start in range(0, 12 * MIB, 4 * MIB):
+        done = start + 4 * MIB - 100_000
+        on_disk[start:done] = body[start:done]
+        segments.append([start, start + 4 * MIB, done])
+    plant(server, out_dir, bytes(on_disk), resource, [*segments, [12 * MIB, 16 * MIB, 12 * MIB]])
+    result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
+    assert result.is_success, result.error
+    assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
+    steals = [r for r in ranged(server) if r and r.startswith(f"bytes={14 * MIB}-")]
+    assert steals == [f"bytes={14 * MIB}-{16 * MIB - 1}"]  # asked for once, by one worker
+    assert saved[-1] == [
+        [0, 4 * MIB, 4 * MIB],
+        [4 * MIB, 8 * MIB, 8 * MIB],
+        [8 * MIB, 12 * MIB, 12 * MIB],
+        [12 * MIB, 14 * MIB, 14 * MIB],
+        [14 * MIB, 16 * MIB, 16 * MIB],
+    ]
