@@ -45,6 +45,7 @@ _MAX_NAME = 255
 _TEMP_OVERHEAD = 1 + 13 + len(PART_SUFFIX) + len(".json")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | os.O_CLOEXEC
 
 
 def _stem(final: Path, overhead: int) -> str:
@@ -127,6 +128,15 @@ def open_binary(path: Path, *, write: bool, truncate_at: int | None = None) -> B
     """A regular file opened unbuffered: for reading, or for writing at ``truncate_at``."""
     if not write:
         return os.fdopen(open_regular(path, os.O_RDONLY), "rb", buffering=0)
+    if not truncate_at:
+        # the common case, a new file: O_EXCL creates a regular, empty file or fails (even on
+        # a dangling symlink), so there is nothing to check and nothing to truncate
+        try:
+            fd = os.open(path, _NEW_FILE, 0o666)
+        except OSError:
+            pass  # it exists, or worse: the careful way below checks it and says what is wrong
+        else:
+            return os.fdopen(fd, "wb", buffering=0)
     fd, info = _open_checked(path, os.O_WRONLY | os.O_CREAT)
     handle = os.fdopen(fd, "wb", buffering=0)
     at = truncate_at or 0
