@@ -768,3 +768,21 @@ def test_an_idle_worker_takes_over_the_second_half_of_a_waiting_part_and_no_one_
         [12 * MIB, 14 * MIB, 14 * MIB],
         [14 * MIB, 16 * MIB, 16 * MIB],
     ]
+
+
+def test_parts_that_no_worker_fetched_fail_the_download_instead_of_leaving_holes(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a fault in the scheduling (simulated: no worker is ever given a part) must not move a
+    # file with unfetched, zero-filled parts into place: the last check names the download
+    monkeypatch.setattr("ripstream.downloader.fetch.segmented._Segments._claim", lambda self: None)
+    server.add(PATH, make_body(400_000, seed=53))
+    result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
+    error = result.error
+    assert isinstance(error, IncompleteBodyError), error
+    url = server.url(PATH)
+    assert str(error) == f"{url}: segments left unfinished"
+    assert (error.url, error.source) == (url, "http")
+    assert not (out_dir / "file.bin").exists()
+    # the head part (the probe's answer, then the rest of its part), no other part
+    assert ranged(server) == ["bytes=0-65535", "bytes=65536-99999"]
