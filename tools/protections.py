@@ -45,8 +45,8 @@ SIX = [
     (
         "If-Range on segment requests",
         "ripstream/downloader/fetch/segmented.py",
-        '            headers["If-Range"] = validator\n',
-        "            pass\n",
+        '        headers["If-Range"] = validator\n',
+        "        pass\n",
         [f"{d}/test_resume_integrity.py", f"{d}/fetch", f"{d}/test_hostile.py"],
     ),
     (
