@@ -46,6 +46,7 @@ _TEMP_OVERHEAD = 1 + 13 + len(PART_SUFFIX) + len(".json")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | os.O_CLOEXEC
+_FILE_MODE = 0o666  # of a file we create: readable and writable, less the umask; never executable
 
 
 def _stem(final: Path, overhead: int) -> str:
@@ -86,7 +87,7 @@ def open_regular(path: Path, flags: int) -> int:
     return _open_checked(path, flags)[0]
 
 
-def _open_checked(path: Path, flags: int, mode: int = 0o666) -> tuple[int, os.stat_result]:
+def _open_checked(path: Path, flags: int, mode: int = _FILE_MODE) -> tuple[int, os.stat_result]:
     """:func:`open_regular`, with what ``fstat`` said of the file."""
     try:
         fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK | os.O_CLOEXEC, mode)
@@ -132,7 +133,7 @@ def open_binary(path: Path, *, write: bool, truncate_at: int | None = None) -> B
         # the common case, a new file: O_EXCL creates a regular, empty file or fails (even on
         # a dangling symlink), so there is nothing to check and nothing to truncate
         try:
-            fd = os.open(path, _NEW_FILE, 0o666)
+            fd = os.open(path, _NEW_FILE, _FILE_MODE)
         except OSError:
             pass  # it exists, or worse: the careful way below checks it and says what is wrong
         else:
