@@ -91,11 +91,7 @@ class SegmentedFetcher:
             if state is None or part.size == 0:
                 return self._start(part)
         except RangesUnusable as reason:
-            logger.info(  # pragma: no mutate
-                "%s: %s; downloading as one stream",  # pragma: no mutate
-                job.shown_url,  # pragma: no mutate
-                reason,  # pragma: no mutate
-            )
+            logger.info("%s: %s; downloading as one stream", job.shown_url, reason)
             part.reset()
         return self.stream.fetch_into(PartFile.open(job))
 
@@ -121,10 +117,7 @@ class SegmentedFetcher:
             raise error_for_status(response, job.source)
         if status == 200:
             # ranges ignored: this response already is the whole file, so use it
-            logger.info(  # pragma: no mutate
-                "%s: the server ignores ranges; downloading as one stream",  # pragma: no mutate
-                job.shown_url,  # pragma: no mutate
-            )
+            logger.info("%s: the server ignores ranges; downloading as one stream", job.shown_url)
             return self.stream.fetch_into(part, response)
         try:
             total = _probe_total(response, probe)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import logging
 import os
 import re
 import threading
@@ -128,15 +129,28 @@ def test_every_range_asks_for_identity_bytes_and_each_part_names_the_probed_vers
     assert (result.total_bytes, result.resumed_from) == (len(body), 0)
 
 
+def fallbacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What ``-v`` shows of the fall-backs to one stream."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "ripstream.downloader.fetch.segmented" and r.levelno == logging.INFO
+    ]
+
+
 def test_a_server_that_ignores_ranges_is_read_from_its_first_answer(
-    server: TestServer, out_dir: Path
+    server: TestServer, out_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="ripstream")
     body = make_body(300_000, seed=22)
     server.add(PATH, body, faults=[Fault.ignore_range()])
     result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
     assert result.is_success, result.error
     assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
     assert ranged(server) == ["bytes=0-65535"]  # the 200 was the whole file: one request
+    assert fallbacks(caplog) == [
+        f"{server.url(PATH)}: the server ignores ranges; downloading as one stream"
+    ]
 
 
 def test_two_segments_are_segments(server: TestServer, out_dir: Path) -> None:
@@ -253,14 +267,21 @@ def test_a_changed_file_is_never_joined_to_the_parts_of_the_old_one(
     assert requests[-1] is None  # refused: the file came again as one stream, from zero
 
 
-def test_a_part_refused_on_resume_restarts_as_one_stream(server: TestServer, out_dir: Path) -> None:
+def test_a_part_refused_on_resume_restarts_as_one_stream(
+    server: TestServer, out_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     body = make_body(600_000, seed=30)
     resource = interrupt(server, out_dir, body)
     resource.set_faults([Fault.reject_range(403, times=None)])
+    caplog.set_level(logging.INFO, logger="ripstream")
     result = run(server, out_dir, segments=SEGMENTS, max_retries=0)
     assert result.is_success, result.error
     assert sha((out_dir / "file.bin").read_bytes()) == sha(body)
     assert ranged(server)[-1] is None
+    # -v says why: the URL, what the server did, and what happens instead
+    assert fallbacks(caplog) == [
+        f"{server.url(PATH)}: a range request was answered with HTTP 403; downloading as one stream"
+    ]
 
 
 @pytest.mark.parametrize("status", [400, 404])
