@@ -80,11 +80,26 @@ def _check_regular(fd: int, path: Path) -> os.stat_result:
 
 def open_regular(path: Path, flags: int) -> int:
     """``os.open`` that never follows a symlink at ``path`` and refuses non-regular files (a
-    file it creates is readable and writable, less the umask, and never executable).
+    file it creates is readable and writable, less the umask, and never executable), and,
+    for writing, a file with other names (a hard link).
 
-    :raises StorageError: for a symlink, FIFO, device or folder, or an OS error.
+    :raises StorageError: for a symlink, FIFO, device, folder or hard link, or an OS error.
     """
-    return _open_checked(path, flags)[0]
+    fd, info = _open_checked(path, flags)
+    if flags & (os.O_WRONLY | os.O_RDWR):
+        _refuse_hard_link(fd, info, path)
+    return fd
+
+
+def _refuse_hard_link(fd: int, info: os.stat_result, path: Path) -> None:
+    """A file we write must have no other name: writing it would change another file."""
+    if info.st_nlink > 1:
+        os.close(fd)
+        raise StorageError(
+            f"refusing {str(path)!r}: it is a hard link, another name of a file "
+            "that writing it would change",
+            path=str(path),
+        )
 
 
 def _open_checked(path: Path, flags: int, mode: int = _FILE_MODE) -> tuple[int, os.stat_result]:
@@ -139,6 +154,7 @@ def open_binary(path: Path, *, write: bool, truncate_at: int | None = None) -> B
         else:
             return os.fdopen(fd, "wb", buffering=0)
     fd, info = _open_checked(path, os.O_WRONLY | os.O_CREAT)
+    _refuse_hard_link(fd, info, path)
     handle = os.fdopen(fd, "wb", buffering=0)
     at = truncate_at or 0
     try:

@@ -609,3 +609,58 @@ def test_a_file_where_a_folder_level_should_be_is_refused_naming_it(
     assert str(error) == f"{str(album)!r} is not a folder"
     assert error.path == str(album)
     assert album.read_bytes() == b"not a folder"
+
+
+def test_a_symlink_planted_at_the_temporary_name_of_a_segmented_resume_is_never_followed(
+    server: TestServer, tmp_path: Path
+) -> None:
+    # a resume state that matches the server's file, and the part's name a symlink to a file
+    # of the same size: the parts must never be written through it
+    out_dir, outside = tmp_path / "out", tmp_path / "precious.bin"
+    out_dir.mkdir()
+    body = make_body(300_000)
+    resource = server.add(PATH, body)
+    outside.write_bytes(b"k" * len(body))
+    part = part_path(out_dir / NAME, key(server))
+    part.symlink_to(outside)
+    state = {
+        "source": "http",
+        "content_id": server.url(PATH),
+        "etag": resource.etag,
+        "total": len(body),
+        "segments": [[0, 150_000, 0], [150_000, 300_000, 150_000]],
+    }
+    sidecar_path(part).write_text(json.dumps(state))
+    result = download(server, out_dir, segments=2, min_segment_size=64 * 1024, max_retries=0)
+    assert outside.read_bytes() == b"k" * len(body)
+    assert result.status is ResultStatus.FAILED
+    error = result.error
+    assert isinstance(error, StorageError)
+    assert str(error) == f"refusing {str(part)!r}: it is a symlink"
+    assert not (out_dir / NAME).exists()
+
+
+@pytest.mark.parametrize("segments", [1, 2])
+def test_a_hard_link_planted_at_the_temporary_name_never_changes_the_other_file(
+    server: TestServer, tmp_path: Path, segments: int
+) -> None:
+    # the part's name is another name of a file the user keeps: writing the part would
+    # write that file, so the download is refused with the name, and the file is as it was
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    outside = out_dir / "precious.bin"
+    body = make_body(300_000)
+    server.add(PATH, body)
+    outside.write_bytes(b"k" * 100_000)
+    part = part_path(out_dir / NAME, key(server))
+    os.link(outside, part)
+    result = download(server, out_dir, segments=segments, min_segment_size=64 * 1024, max_retries=0)
+    assert outside.read_bytes() == b"k" * 100_000
+    assert result.status is ResultStatus.FAILED
+    error = result.error
+    assert isinstance(error, StorageError)
+    assert str(error) == (
+        f"refusing {str(part)!r}: it is a hard link, another name of a file "
+        "that writing it would change"
+    )
+    assert not (out_dir / NAME).exists()

@@ -27,6 +27,7 @@ from ripstream.downloader.exceptions import (
     DownloadError,
     IncompleteBodyError,
     ResponseMismatchError,
+    StorageError,
 )
 from ripstream.downloader.fetch.job import FetchJob
 from ripstream.downloader.fetch.partfile import CHECKPOINT_SECONDS, PartFile
@@ -34,6 +35,7 @@ from ripstream.downloader.fetch.pump import pump
 from ripstream.downloader.fetch.stream import StreamFetcher
 from ripstream.downloader.files import storage_error
 from ripstream.downloader.httperrors import error_for_status, map_request_error
+from ripstream.downloader.safefs import open_regular
 from ripstream.downloader.state import ResumeState, TransferResult
 from ripstream.downloader.wire import check_range, content_length, is_encoded, parse_content_range
 
@@ -220,12 +222,12 @@ class _Segments:
         if self.first is None and not any(seg.remaining for seg in self.segments):
             self._confirm()  # a sidecar saying "all done" is proven by the server, not trusted
         self.job.reporter.set_total(self.total, have)
-        try:
-            self.fd = os.open(self.job.part, os.O_WRONLY)
-        except OSError as exc:
+        try:  # never through a symlink or a hard link planted at the part's name
+            self.fd = open_regular(self.job.part, os.O_WRONLY)
+        except StorageError as exc:
             if self.first is not None:
                 self.first.close()
-            raise storage_error(exc, self.job.part, url=self.job.shown_url) from exc
+            raise StorageError(str(exc), path=exc.path, url=self.job.shown_url) from exc
         try:
             self._work()
             if self.job.settings.fsync and not self.errors:

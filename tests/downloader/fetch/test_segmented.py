@@ -508,7 +508,8 @@ def test_a_part_file_that_cannot_be_opened_is_a_storage_error_naming_it(
     real = os.open
 
     def refusing_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-        if str(path) == str(part) and flags == os.O_WRONLY:  # where the parts are written
+        # where the parts are written: the part file, opened to write without creating it
+        if str(path) == str(part) and flags & os.O_WRONLY and not flags & os.O_CREAT:
             raise OSError(errno.EROFS, "Read-only file system")
         return real(path, flags, *args, **kwargs)
 
