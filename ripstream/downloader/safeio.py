@@ -59,11 +59,18 @@ def _open(path: Path, what: str, flags: int) -> int:
             else f"cannot open {what} {str(path)!r}: {exc.strerror}"
         )
         raise StorageError(text, path=str(path)) from exc
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise StorageError(
-            _NOT_REGULAR.format(what=what, path=str(path), kind=describe_mode(mode)),
+            _NOT_REGULAR.format(what=what, path=str(path), kind=describe_mode(info.st_mode)),
+            path=str(path),
+        )
+    if flags & os.O_WRONLY and info.st_nlink > 1:
+        os.close(fd)  # writing it would change the file behind its other name
+        raise StorageError(
+            f"{what} {str(path)!r} is a hard link, another name of a file that writing it "
+            "would change",
             path=str(path),
         )
     os.set_blocking(fd, True)

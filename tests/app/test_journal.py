@@ -315,6 +315,23 @@ def test_a_state_file_that_is_a_symlink_is_refused_by_name(tmp_path: Path) -> No
     assert str(written.value).startswith(f"the state file {str(folder)!r} is a directory")
 
 
+def test_a_state_file_that_is_a_hard_link_is_never_appended_to(tmp_path: Path) -> None:
+    # the state file's name is another name of a file the user keeps: its lines are not
+    # added to that file, and the refusal names the state file
+    kept = tmp_path / "notes.txt"
+    kept.write_text("mine\n")
+    path = tmp_path / "state.jsonl"
+    os.link(kept, path)
+    journal = BatchJournal(path)
+    with pytest.raises(StorageError) as caught:
+        journal.record("http://h/a", "done", [])
+    assert str(caught.value) == (
+        f"the state file {str(path)!r} is a hard link, another name of a file that writing "
+        "it would change"
+    )
+    assert kept.read_text() == "mine\n"
+
+
 def test_a_journal_used_again_after_close_appends_whole_lines(tmp_path: Path) -> None:
     path = tmp_path / "state.jsonl"
     path.write_bytes(b'{"key": "torn')  # a run killed mid-write
