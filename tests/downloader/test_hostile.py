@@ -663,4 +663,23 @@ def test_a_hard_link_planted_at_the_temporary_name_never_changes_the_other_file(
         f"refusing {str(part)!r}: it is a hard link, another name of a file "
         "that writing it would change"
     )
+    assert error.path == str(part)
     assert not (out_dir / NAME).exists()
+
+
+def test_a_kept_file_with_other_names_is_still_read_to_compare(
+    server: TestServer, out_dir: Path, tmp_path: Path
+) -> None:
+    # hard links are refused for writing only: a file already in place that a backup tool
+    # also links elsewhere is read to compare with the checksum, and kept
+    body = make_body(10_000)
+    server.add(PATH, body)
+    (out_dir / NAME).write_bytes(body)
+    os.link(out_dir / NAME, tmp_path / "snapshot.flac")
+    with HttpDownloader(make_config(out_dir)) as http:
+        content = http.get_download_info(server.url(PATH))
+        content.checksum = f"sha256:{sha(body)}"  # skip reads the file to compare
+        result = http.download(content)
+    assert result.status is ResultStatus.SKIPPED, result.error
+    assert sha((out_dir / NAME).read_bytes()) == sha(body)
+    assert server.requests_for(PATH) == []
