@@ -15,9 +15,12 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 from ripstream.downloader.exceptions import StorageError
@@ -66,13 +69,6 @@ def _open(path: Path, what: str, flags: int) -> int:
             _NOT_REGULAR.format(what=what, path=str(path), kind=describe_mode(info.st_mode)),
             path=str(path),
         )
-    if flags & os.O_WRONLY and info.st_nlink > 1:
-        os.close(fd)  # writing it would change the file behind its other name
-        raise StorageError(
-            f"{what} {str(path)!r} is a hard link, another name of a file that writing it "
-            "would change",
-            path=str(path),
-        )
     os.set_blocking(fd, True)
     return fd
 
@@ -96,11 +92,39 @@ def open_append(path: Path, what: str) -> int:
 
     :raises StorageError: naming ``path`` and what it is, or why it cannot be opened.
     """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
     try:
-        return _open(path, what, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        fd = _open(path, what, flags)
+        if os.fstat(fd).st_nlink > 1:
+            # another name shares the file (a backup's hard link, or a planted one): what is
+            # appended must not change it, so this name gets a copy of its own first
+            os.close(fd)
+            _own_copy(path, what)
+            fd = _open(path, what, flags)
     except FileNotFoundError as exc:
         raise StorageError(
             f"cannot create {what} {str(path)!r}: its folder does not exist", path=str(path)
+        ) from exc
+    return fd
+
+
+def _own_copy(path: Path, what: str) -> None:
+    """Give ``path`` a file of its own: its bytes copied under a temporary name in the same
+    folder, then renamed over it (atomic); the other names keep the original, unchanged."""
+    source = _open(path, what, os.O_RDONLY)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".copy")
+    try:
+        with os.fdopen(source, "rb") as original, os.fdopen(fd, "wb") as copy:
+            shutil.copyfileobj(original, copy)
+            os.fchmod(copy.fileno(), stat.S_IMODE(os.fstat(original.fileno()).st_mode))
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise StorageError(
+            f"cannot give {what} {str(path)!r} a copy of its own (it is a hard link): "
+            f"{exc.strerror}",
+            path=str(path),
         ) from exc
 
 

@@ -315,21 +315,28 @@ def test_a_state_file_that_is_a_symlink_is_refused_by_name(tmp_path: Path) -> No
     assert str(written.value).startswith(f"the state file {str(folder)!r} is a directory")
 
 
-def test_a_state_file_that_is_a_hard_link_is_never_appended_to(tmp_path: Path) -> None:
-    # the state file's name is another name of a file the user keeps: its lines are not
-    # added to that file, and the refusal names the state file
-    kept = tmp_path / "notes.txt"
-    kept.write_text("mine\n")
+def test_a_state_file_with_another_name_gets_a_copy_of_its_own_before_a_line_is_added(
+    tmp_path: Path,
+) -> None:
+    # a backup tool's snapshot (or anyone) hard-linked the state file: what this run adds
+    # must not change the snapshot, and the run goes on with what the file held
     path = tmp_path / "state.jsonl"
-    os.link(kept, path)
+    first = BatchJournal(path)
+    first.record("http://h/a", "done", [])
+    first.close()
+    snapshot = tmp_path / "snapshot.jsonl"
+    os.link(path, snapshot)
+    before = snapshot.read_bytes()
+    path.chmod(0o640)
     journal = BatchJournal(path)
-    with pytest.raises(StorageError) as caught:
-        journal.record("http://h/a", "done", [])
-    assert str(caught.value) == (
-        f"the state file {str(path)!r} is a hard link, another name of a file that writing "
-        "it would change"
-    )
-    assert kept.read_text() == "mine\n"
+    journal.record("http://h/b", "done", [])
+    journal.close()
+    assert snapshot.read_bytes() == before  # the other name is as it was
+    assert path.read_bytes().startswith(before)  # this one kept its lines, and has one more
+    assert len(path.read_bytes().splitlines()) == len(before.splitlines()) + 1
+    assert (path.stat().st_nlink, snapshot.stat().st_nlink) == (1, 1)
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot.jsonl", "state.jsonl"]
 
 
 def test_a_journal_used_again_after_close_appends_whole_lines(tmp_path: Path) -> None:
