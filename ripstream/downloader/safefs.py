@@ -145,14 +145,9 @@ def open_binary(path: Path, *, write: bool, truncate_at: int | None = None) -> B
     if not write:
         return os.fdopen(open_regular(path, os.O_RDONLY), "rb", buffering=0)
     if not truncate_at:
-        # the common case, a new file: O_EXCL creates a regular, empty file or fails (even on
-        # a dangling symlink), so there is nothing to check and nothing to truncate
-        try:
-            fd = os.open(path, _NEW_FILE, _FILE_MODE)
-        except OSError:
-            pass  # it exists, or worse: the careful way below checks it and says what is wrong
-        else:
-            return os.fdopen(fd, "wb", buffering=0)
+        new = _create_new(path)
+        if new is not None:
+            return os.fdopen(new, "wb", buffering=0)
     fd, info = _open_checked(path, os.O_WRONLY | os.O_CREAT)
     _refuse_hard_link(fd, info, path)
     handle = os.fdopen(fd, "wb", buffering=0)
@@ -166,6 +161,21 @@ def open_binary(path: Path, *, write: bool, truncate_at: int | None = None) -> B
         handle.close()
         raise
     return handle
+
+
+def _create_new(path: Path) -> int | None:
+    """The common case, a new file: ``O_EXCL`` creates a regular, empty file or fails (even on
+    a dangling symlink), so there is nothing to check and nothing to truncate. ``None`` when
+    something is at ``path`` already (the careful way then checks what it is).
+
+    :raises StorageError: when the file cannot be created (no space, no permission...).
+    """
+    try:
+        return os.open(path, _NEW_FILE, _FILE_MODE)
+    except FileExistsError:
+        return None
+    except OSError as exc:
+        raise storage_error(exc, path) from exc
 
 
 def probe_writable(folder: Path) -> None:
