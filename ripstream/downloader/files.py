@@ -27,6 +27,7 @@ from ripstream.downloader.exceptions import ConfigError, StorageError
 
 __all__ = [
     "NAMING_FIELDS",
+    "atomic_write_bytes",
     "atomic_write_text",
     "check_template",
     "filename_from_content_disposition",
@@ -384,11 +385,25 @@ def rename_no_clobber(source: Path, target: Path) -> None:
 
 def atomic_write_text(path: Path, text: str, *, fsync: bool = True) -> None:
     """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
+
+
+def atomic_write_bytes(
+    path: Path, data: bytes, *, fsync: bool = True, mode: int | None = None
+) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename: a crash
+    leaves the old file or the new one, never a part of either.
+
+    :param fsync: sync the bytes before the rename (else a crash may leave an empty file).
+    :param mode: the new file's permission bits (default: the temporary file's, 0600).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
+            handle.write(data)
             if fsync:
                 handle.flush()
                 os.fsync(handle.fileno())

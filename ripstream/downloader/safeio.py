@@ -15,15 +15,13 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import shutil
 import stat
-import tempfile
 from pathlib import Path
 
 from ripstream.downloader.exceptions import StorageError
+from ripstream.downloader.files import atomic_write_bytes
 
 __all__ = ["check_regular", "describe_mode", "open_append", "open_regular", "read_regular"]
 
@@ -109,18 +107,16 @@ def open_append(path: Path, what: str) -> int:
 
 
 def _own_copy(path: Path, what: str) -> None:
-    """Give ``path`` a file of its own: its bytes copied under a temporary name in the same
-    folder, then renamed over it (atomic); the other names keep the original, unchanged."""
+    """Give ``path`` a file of its own: its bytes and mode written anew and renamed over it
+    (:func:`~ripstream.downloader.files.atomic_write_bytes`, synced first); the other names
+    keep the original, unchanged."""
     source = _open(path, what, os.O_RDONLY)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".copy")
     try:
-        with os.fdopen(source, "rb") as original, os.fdopen(fd, "wb") as copy:
-            shutil.copyfileobj(original, copy)
-            os.fchmod(copy.fileno(), stat.S_IMODE(os.fstat(original.fileno()).st_mode))
-        os.replace(temporary, path)
+        with os.fdopen(source, "rb") as original:
+            data = original.read()
+            mode = stat.S_IMODE(os.fstat(original.fileno()).st_mode)
+        atomic_write_bytes(path, data, mode=mode)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
         raise StorageError(
             f"cannot give {what} {str(path)!r} a copy of its own (it is a hard link): "
             f"{exc.strerror}",

@@ -316,7 +316,7 @@ def test_a_state_file_that_is_a_symlink_is_refused_by_name(tmp_path: Path) -> No
 
 
 def test_a_state_file_with_another_name_gets_a_copy_of_its_own_before_a_line_is_added(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a backup tool's snapshot (or anyone) hard-linked the state file: what this run adds
     # must not change the snapshot, and the run goes on with what the file held
@@ -328,10 +328,16 @@ def test_a_state_file_with_another_name_gets_a_copy_of_its_own_before_a_line_is_
     os.link(path, snapshot)
     before = snapshot.read_bytes()
     path.chmod(0o640)
+    synced = recorded_fsyncs(monkeypatch)
     journal = BatchJournal(path)
     journal.record("http://h/b", "done", [])
     journal.close()
     assert snapshot.read_bytes() == before  # the other name is as it was
+    # the copy reached the disk under its temporary name before it took the state file's
+    # name: a crash in between leaves the old lines, never an empty state file
+    copies = [Path(p).name for p in synced if Path(p).name.startswith(".state.jsonl.")]
+    assert len(copies) == 1, synced
+    assert copies[0].endswith(".tmp"), synced
     assert path.read_bytes().startswith(before)  # this one kept its lines, and has one more
     assert len(path.read_bytes().splitlines()) == len(before.splitlines()) + 1
     assert (path.stat().st_nlink, snapshot.stat().st_nlink) == (1, 1)
