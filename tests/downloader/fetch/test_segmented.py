@@ -444,10 +444,9 @@ def test_a_part_taken_over_by_another_worker_is_fetched_once(
     assert server.bytes_sent(PATH) < missing + 3 * MIB
 
 
-def test_a_segmented_download_records_its_progress_while_bytes_arrive(
-    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # what a crash (kill -9) would leave: the states written before the end of the run
+def saved_states(monkeypatch: pytest.MonkeyPatch) -> list[list[list[int]]]:
+    """From now on, the parts ([start, end, done] each) of every resume state written, in
+    order: what a crash (kill -9) would leave at each moment."""
     saved: list[list[list[int]]] = []
     save = PartFile.save
 
@@ -456,6 +455,14 @@ def test_a_segmented_download_records_its_progress_while_bytes_arrive(
         save(part, state)
 
     monkeypatch.setattr(PartFile, "save", recording_save)
+    return saved
+
+
+def test_a_segmented_download_records_its_progress_while_bytes_arrive(
+    server: TestServer, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a crash (kill -9) would leave: the states written before the end of the run
+    saved = saved_states(monkeypatch)
     body = make_body(600_000, seed=38)
     server.add(PATH, body)
     ticks = itertools.count(1000.0, 0.25)  # a clock that moves a quarter second a look
@@ -705,18 +712,12 @@ def test_a_checkpoint_comes_once_a_second_of_the_clock_and_the_last_one_is_writt
     # one checkpoint then (a second has passed), none after it (no time passes), and the
     # final state at the end, though it is taken at the same instant as that checkpoint
     now = [1000.0]
-    saved: list[list[list[int]]] = []
-    save = PartFile.save
-
-    def recording_save(part: PartFile, state: ResumeState) -> None:
-        saved.append([list(segment) for segment in state.segments])
-        save(part, state)
+    saved = saved_states(monkeypatch)
 
     def pumping(job: Any, response: Any, limit: Any, write: Any, position: int, **kw: Any) -> Any:
         now[0] = 1001.0
         return pump(job, response, limit, write, position, **kw)
 
-    monkeypatch.setattr(PartFile, "save", recording_save)
     monkeypatch.setattr("ripstream.downloader.fetch.segmented.pump", pumping)
     body = make_body(600_000, seed=51)
     server.add(PATH, body)
@@ -742,12 +743,7 @@ def test_an_idle_worker_takes_over_the_second_half_of_a_waiting_part_and_no_one_
     # all of its 4 MiB (twice the smallest part worth splitting). The last part's answer is
     # held back until an idle worker has taken over its second half; that worker waits until
     # the two other idle workers have come back for work and found none.
-    saved: list[list[list[int]]] = []
-    save = PartFile.save
-
-    def recording_save(part: PartFile, state: ResumeState) -> None:
-        saved.append([list(segment) for segment in state.segments])
-        save(part, state)
+    saved = saved_states(monkeypatch)
 
     stolen = threading.Event()
     finished = threading.Semaphore(0)
@@ -767,7 +763,6 @@ def test_an_idle_worker_takes_over_the_second_half_of_a_waiting_part_and_no_one_
             if position != 12 * MIB:
                 finished.release()
 
-    monkeypatch.setattr(PartFile, "save", recording_save)
     monkeypatch.setattr("ripstream.downloader.fetch.segmented.pump", pumping)
     body = make_body(16 * MIB, seed=52)
     resource = server.add(PATH, body)

@@ -133,6 +133,17 @@ def gets(server: TestServer) -> list[str | None]:
     return [r.range_header for r in server.requests_for("/file.bin") if r.method == "GET"]
 
 
+def next_run_starts_from_zero(server: TestServer, out_dir: Path, *, refused: str) -> None:
+    """After a refused resume (the one request so far, for ``refused``), the next run
+    downloads the whole file with one plain request and lands its exact bytes."""
+    url = server.url("/file.bin")
+    with HttpDownloader(make_config(out_dir)) as http:
+        again = http.download(http.get_download_info(url))
+    assert again.status is ResultStatus.COMPLETED, again.error
+    assert (out_dir / "file.bin").read_bytes() == BODY
+    assert gets(server) == [refused, None]
+
+
 def test_a_resume_reports_the_whole_file_and_the_bytes_kept(
     server: TestServer, out_dir: Path
 ) -> None:
@@ -196,11 +207,7 @@ def test_a_416_that_does_not_prove_the_file_whole_starts_over(
     assert not (out_dir / "file.bin").exists()
     assert min(p.downloaded_bytes for p in seen) >= 0
     assert seen[-1].downloaded_bytes == 0  # the bytes thrown away are no longer counted
-    with HttpDownloader(make_config(out_dir)) as http:  # the next run starts from zero
-        again = http.download(http.get_download_info(url))
-    assert again.status is ResultStatus.COMPLETED, again.error
-    assert (out_dir / "file.bin").read_bytes() == BODY
-    assert gets(server) == ["bytes=100000-", None]
+    next_run_starts_from_zero(server, out_dir, refused="bytes=100000-")
 
 
 def test_a_416_after_the_file_shrank_to_the_bytes_kept_is_the_new_file(
@@ -227,11 +234,7 @@ def test_an_encoded_answer_to_a_resume_starts_over(server: TestServer, out_dir: 
     assert str(error) == f"{url} sent an encoded partial body; starting over"
     assert (error.url, error.source, error.status_code) == (url, "http", 206)
     assert max(p.downloaded_bytes for p in seen) <= len(BODY)
-    with HttpDownloader(make_config(out_dir)) as http:
-        again = http.download(http.get_download_info(url))
-    assert again.status is ResultStatus.COMPLETED, again.error
-    assert (out_dir / "file.bin").read_bytes() == BODY
-    assert gets(server) == ["bytes=200000-", None]
+    next_run_starts_from_zero(server, out_dir, refused="bytes=200000-")
 
 
 def test_a_whole_file_answer_to_a_resume_is_written_from_zero(
