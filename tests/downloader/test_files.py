@@ -8,6 +8,7 @@ import tempfile
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from ripstream.downloader import files
 from ripstream.downloader.exceptions import ConfigError, StorageError
 from ripstream.downloader.files import (
+    atomic_write_bytes,
     atomic_write_text,
     check_template,
     filename_from_content_disposition,
@@ -28,7 +30,8 @@ from ripstream.downloader.files import (
     template_fields,
     unique_path,
 )
-from ripstream.downloader.safefs import lock_path, part_path
+from ripstream.downloader.safefs import lock_path, open_binary, part_path
+from tests.support.syncs import recorded_fsyncs
 
 WINDOWS_RESERVED = {
     "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
@@ -385,6 +388,45 @@ def test_an_atomic_write_is_synced_by_default_under_a_hidden_name_beside_its_tar
     assert temporary.endswith(".tmp")
     assert target.read_text(encoding="utf-8") == "new"
     assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_an_atomic_write_syncs_only_when_asked_and_takes_the_mode_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = recorded_fsyncs(monkeypatch)
+    target = tmp_path / "state.json"
+    atomic_write_text(target, "not synced", fsync=False)
+    atomic_write_bytes(target, b"\x00raw", fsync=False, mode=0o640)
+    assert synced == []
+    assert target.read_bytes() == b"\x00raw"
+    assert target.stat().st_mode & 0o777 == 0o640  # as asked (a copy keeps its file's mode)
+    atomic_write_bytes(target, b"synced")
+    (temporary,) = synced  # by default, once, under the temporary name
+    assert Path(temporary).name.startswith(".state.json.")
+    assert target.read_bytes() == b"synced"
+    assert target.stat().st_mode & 0o777 == 0o600  # no mode asked: private
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_a_new_part_that_cannot_be_created_is_the_storage_error_of_its_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # creating a new part fails for a reason other than "something is there": that reason
+    # is the error, naming the part, with no second (careful) open that could succeed
+    part = tmp_path / "song.flac.part"
+    real = os.open
+
+    def read_only(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(path) == str(part) and flags & os.O_EXCL:  # the creation of a new file
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(StorageError) as info:
+        open_binary(part, write=True)
+    assert str(info.value) == f"cannot write {str(part)!r}: the file system is read-only"
+    assert info.value.path == str(part)
+    assert not part.exists()
 
 
 def test_a_temporary_that_cannot_be_removed_does_not_hide_the_write_error(

@@ -3,7 +3,6 @@ it reports, and how it is told to stop."""
 
 from __future__ import annotations
 
-import errno
 import os
 import resource
 import shutil
@@ -324,28 +323,6 @@ def test_a_part_past_the_file_size_limit_is_a_storage_error_naming_it(
             )
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-
-
-def test_a_new_part_that_cannot_be_created_is_the_storage_error_of_its_cause(
-    http: HttpDownloader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # creating the new part fails for a reason other than "something is there": that reason
-    # is the error, naming the part (no second, careful open that would hide it)
-    part = tmp_path / "song.flac.part"
-    real = os.open
-
-    def read_only(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-        if str(path) == str(part) and flags & os.O_EXCL:  # the creation of a new file
-            raise OSError(errno.EROFS, "Read-only file system")
-        return real(path, flags, *args, **kwargs)
-
-    opened = PartFile.open(job_for(http, part))
-    monkeypatch.setattr(os, "open", read_only)
-    with pytest.raises(StorageError) as info:
-        opened.open_at(0)
-    assert str(info.value) == f"cannot write {str(part)!r}: the file system is read-only"
-    assert info.value.path == str(part)
-    assert not part.exists()
 
 
 def test_preallocation_checks_the_size_and_starts_from_zeros(
